@@ -1,0 +1,34 @@
+"""Sampling backends. Each engine lives in its own module and is imported only when asked for.
+
+``get_sampler("llamacpp", "gemma-3-270m")`` returns a :class:`~semcal.backends.base.Sampler`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from semcal.backends.base import Sampler, sample_seed, truncate_at_stop
+from semcal.errors import InputError
+
+#: backend name -> (module, class name, extra that provides the engine)
+BACKENDS: dict[str, tuple[str, str, str]] = {
+    "llamacpp": ("semcal.backends.llamacpp", "LlamaCppSampler", "llama"),
+    "hf": ("semcal.backends.hf", "HFSampler", "hf"),
+    "openai": ("semcal.backends.openai", "OpenAISampler", "server"),
+    "vllm": ("semcal.backends.vllm", "VLLMSampler", "vllm"),
+}
+
+
+def get_sampler(backend: str, model: str, **options: Any) -> Sampler:
+    """Open ``model`` on ``backend`` (one of :data:`BACKENDS`)."""
+    try:
+        module_name, class_name, _extra = BACKENDS[backend]
+    except KeyError:
+        known = ", ".join(sorted(BACKENDS))
+        raise InputError(f"unknown backend {backend!r} (known: {known})") from None
+    module = importlib.import_module(module_name)
+    return getattr(module, class_name)(model, **options)
+
+
+__all__ = ["BACKENDS", "Sampler", "get_sampler", "sample_seed", "truncate_at_stop"]

@@ -1,0 +1,1 @@
+"""Collapsing functions B: sampled texts -> semantic classes."""
