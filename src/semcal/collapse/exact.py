@@ -1,0 +1,122 @@
+"""Collapsing functions that label each text on its own: normalised exact match and math.
+
+Both are *per-text* B's: the label of a response is a function of (question, response) alone,
+so the classes are an equivalence relation whatever else was sampled. That makes them cheap,
+deterministic and safe to re-run on stored samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from semcal.collapse.extract import _NUMBER, extract_answer
+from semcal.collapse.mathequiv import DEFAULT_TIME_BUDGET, math_label
+from semcal.collapse.normalize import normalize_answer
+from semcal.errors import InputError
+from semcal.types import NO_ANSWER, Collapsed, Question
+
+
+def check_inputs(question: Question, texts: Sequence[str]) -> list[str]:
+    """Validate the arguments of a B; returns ``texts`` as a list."""
+    if not isinstance(question, Question):
+        raise InputError(f"a collapsing function needs a Question, got {type(question).__name__}")
+    if isinstance(texts, str):
+        raise InputError("texts must be a sequence of strings, not one string",
+                         where=f"question {question.id!r}")
+    out = list(texts)
+    for i, t in enumerate(out):
+        if not isinstance(t, str):
+            raise InputError(f"text {i} is {type(t).__name__}, not str", where=f"question {question.id!r}")
+    return out
+
+
+class ExactCollapse:
+    """Normalised exact match (SQuAD/TriviaQA style): extract the final answer, normalise it.
+
+    Two responses share a class iff their normalised extracted answers are equal; the label
+    *is* that normalised string ("paris"). Gold aliases are normalised the same way.
+
+    Options: ``extract`` (default True) runs :func:`~semcal.collapse.extract.extract_answer`
+    first (False: normalise the whole text, for already-short answers); ``accents`` (default
+    False) keeps accents when True; ``use_question`` (default True) lets extraction cut a
+    one-sentence reply at its copula using the question ("The capital of France is Paris.").
+    """
+
+    name = "exact"
+
+    def __init__(self, *, extract: bool = True, accents: bool = False, use_question: bool = True):
+        self.extract = extract
+        self.accents = accents
+        self.use_question = use_question
+
+    def label(self, question: Question, text: str) -> str:
+        """The class label of one response."""
+        span = text
+        if self.extract:
+            span = extract_answer(text, question.task, question=question.question if self.use_question else None)
+        if span is None:
+            return NO_ANSWER
+        return normalize_answer(span, accents=self.accents) or NO_ANSWER
+
+    def gold_label(self, question: Question, alias: str) -> str:
+        """The class label of one gold alias (aliases are short: normalised, not extracted)."""
+        return normalize_answer(alias, accents=self.accents) or NO_ANSWER
+
+    def __call__(self, question: Question, texts: Sequence[str]) -> Collapsed:
+        texts = check_inputs(question, texts)
+        labels = tuple(self.label(question, t) for t in texts)
+        gold = frozenset(g for g in (self.gold_label(question, a) for a in question.answers) if g != NO_ANSWER)
+        return Collapsed(labels=labels, gold=gold)
+
+    def __repr__(self) -> str:
+        return f"ExactCollapse(extract={self.extract}, accents={self.accents}, use_question={self.use_question})"
+
+
+class MathCollapse(ExactCollapse):
+    """Math equivalence: the extracted answer's canonical value (see :mod:`.mathequiv`).
+
+    "$1,200.00", "1200" and "1,200 dollars" share the label "1200"; "0.75", "3/4" and
+    "\\frac{3}{4}" share "3/4". An answer the safe parser cannot read falls back to its last
+    number, and then to its normalised text, so it still gets a stable class.
+    ``sig_digits`` (default None: exact) labels every number by that many significant digits.
+    """
+
+    name = "math"
+
+    def __init__(self, *, extract: bool = True, sig_digits: int | None = None,
+                 time_budget: float = DEFAULT_TIME_BUDGET):
+        super().__init__(extract=extract)
+        if sig_digits is not None and (not isinstance(sig_digits, int) or not 1 <= sig_digits <= 30):
+            raise InputError(f"sig_digits must be an integer from 1 to 30, got {sig_digits!r}")
+        self.sig_digits = sig_digits
+        self.time_budget = time_budget
+
+    def canonical(self, span: str) -> str:
+        """The label of an already extracted answer span."""
+        got = math_label(span, sig_digits=self.sig_digits, time_budget=self.time_budget)
+        if got is not None:
+            return got
+        last = None
+        for m in _NUMBER.finditer(span[:2000]):
+            last = m
+        if last is not None:
+            got = math_label(last.group(0), sig_digits=self.sig_digits, time_budget=self.time_budget)
+            if got is not None:
+                return got
+        return normalize_answer(span) or NO_ANSWER
+
+    def label(self, question: Question, text: str) -> str:
+        span = extract_answer(text, "math") if self.extract else text
+        if span is None:
+            return NO_ANSWER
+        return self.canonical(span)
+
+    def gold_label(self, question: Question, alias: str) -> str:
+        got = math_label(alias, sig_digits=self.sig_digits, time_budget=self.time_budget)
+        if got is not None:
+            return got
+        span = extract_answer(alias, "math")  # e.g. a GSM8K solution ending in "#### 42"
+        return self.canonical(span) if span is not None else NO_ANSWER
+
+    def __repr__(self) -> str:
+        return f"MathCollapse(extract={self.extract}, sig_digits={self.sig_digits})"

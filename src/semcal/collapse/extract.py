@@ -1,0 +1,271 @@
+"""Final-answer extraction: the short answer inside a one-word reply, a sentence, a paragraph or
+a chain of thought.
+
+``extract_answer(text, task)`` returns the answer span as written (not yet normalised), or
+``None`` when the text holds no answer. The rules, tried in order:
+
+1. cut "leftovers": a base model that answered a few-shot prompt often goes on with the next
+   example ("42\\nQ: ..."), and chat models may leak end-of-turn tokens; everything from such a
+   marker on is dropped;
+2. the last ``\\boxed{...}`` (or ``\\fbox{...}``), with balanced braces;
+3. the last GSM8K-style ``#### 42`` line;
+4. the last answer marker: "The answer is ...", "Final answer: ...", "Answer: ...", "A: ...";
+   the span after it runs to the end of its sentence;
+5. otherwise, for ``task="math"``: a short first line as a whole ("3/4", "\\frac{3}{4}",
+   "$1,200") or else the last number in the text; for other tasks: the first sentence of the
+   first non-empty line.
+
+Hedges at the start of a span ("I think it's", "It is", "Probably", "Well,") and decoration
+(quotes, markdown bold, a final period) are removed: "I think it's Paris, France." gives
+"Paris, France" — normalisation and alias matching deal with the rest. When ``question`` is
+given, a one-sentence QA reply such as "The capital of France is Paris." is cut at its copula
+and the side that does not repeat the question is kept ("Paris").
+
+Safety: the input is cut to :data:`MAX_EXTRACT_CHARS` characters, every regular expression is
+free of nested quantifiers over overlapping classes, and brace matching is a single linear
+scan, so a call costs linear time on any input. Model text is only ever read, never run.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from semcal.errors import InputError
+
+#: completions longer than this are cut before extraction (about 2,000 tokens)
+MAX_EXTRACT_CHARS = 8000
+#: a math reply whose first line is at most this long is taken whole (the parser decides)
+SHORT_MATH_CHARS = 48
+
+_LEFTOVER = re.compile(
+    r"\n[ \t]*(?:Q|Question|Problem|Human|User|Input|Exercise)(?:[ \t]*\d{1,3})?[ \t]*[:：]"
+    r"|<\|(?:im_end|endoftext|eot_id|end|user|assistant)\|>|<end_of_turn>|<start_of_turn>|</s>",
+    re.IGNORECASE,
+)
+_BOXED = re.compile(r"\\(?:boxed|fbox)\s*")
+_HASHES = re.compile(r"####[ \t]*([^\n]*)")
+_MARKER = re.compile(
+    r"(?:\b(?:the[ \t]+)?(?:(?:final|correct|short|best)[ \t]+)?answer(?:\*\*)?[ \t]*"
+    r"(?:is|would[ \t]+be|should[ \t]+be|will[ \t]+be|=|:)"
+    r"|^[ \t]*(?:\*\*)?A(?:\*\*)?[ \t]*:)",
+    re.IGNORECASE | re.MULTILINE,
+)
+_HEDGE = re.compile(
+    r"^(?:i[ \t]+(?:think|believe|guess|suppose|would[ \t]+say)|i['’]d[ \t]+say"
+    r"|i['’]m[ \t]+(?:pretty[ \t]+|fairly[ \t]+|quite[ \t]+)?(?:sure|certain|confident)"
+    r"|i[ \t]+am[ \t]+(?:pretty[ \t]+|fairly[ \t]+|quite[ \t]+)?(?:sure|certain|confident)"
+    r"|probably|maybe|perhaps|possibly|likely|most[ \t]+likely|definitely|certainly|surely"
+    r"|well|hmm+|so|ok|okay|yes|sure|of[ \t]+course|i[ \t]+believe[ \t]+that"
+    r"|it(?:'s|’s|[ \t]+is|[ \t]+was|[ \t]+would[ \t]+be|[ \t]+must[ \t]+be)"
+    r"|that(?:'s|’s|[ \t]+is|[ \t]+was)|this[ \t]+is|that|the[ \t]+answer[ \t]+is)"
+    r"(?![\w'’])[ \t]*[,:]?[ \t]*",
+    re.IGNORECASE,
+)
+_TRAILING_HEDGE = re.compile(
+    r"[ \t]*[,;(][ \t]*(?:i[ \t]+think|i[ \t]+believe|i[ \t]+guess|i[ \t]+suppose|i['’]m[ \t]+not[ \t]+sure"
+    r"|i['’]m[ \t]+(?:pretty[ \t]+|fairly[ \t]+|quite[ \t]+)?(?:sure|certain|confident)"
+    r"|probably|maybe|perhaps|if[ \t]+i[ \t]+recall|if[ \t]+i['’]m[ \t]+not[ \t]+mistaken)(?![\w'’]).*",
+    re.IGNORECASE,
+)
+_DANGLING = re.compile(r"(?:it|that|this|the[ \t]+answer)(?![\w])", re.IGNORECASE)
+_NUMBER = re.compile(r"[-−]?\d+(?:,\d{3})*(?:\.\d+)?(?:[ \t]*/[ \t]*\d+)?")
+_WORD = re.compile(r"[^\W_]+")
+_COPULA = re.compile(r"[ \t](?:is|was|are|were)[ \t]", re.IGNORECASE)
+_TRAILING_CLAUSE = re.compile(r",[ \t]*(?:which|who|whom|whose|where|when|and|but)\b", re.IGNORECASE)
+# abbreviations whose final period does not end a sentence
+_ABBREVIATIONS = frozenset(
+    {"mr", "mrs", "ms", "dr", "st", "mt", "jr", "sr", "vs", "no", "co", "inc", "ltd", "etc",
+     "prof", "gen", "col", "lt", "sgt", "capt", "fig", "approx", "ft", "e.g", "i.e"}
+)
+_STRIP_CHARS = " \t\r\n*_`\"'“”‘’«»„.,;:!?"
+_QA_STOPWORDS = frozenset(
+    {"the", "a", "an", "of", "in", "on", "at", "to", "for", "by", "with", "and", "or", "is",
+     "was", "are", "were", "be", "what", "which", "who", "whom", "whose", "when", "where",
+     "why", "how", "did", "does", "do", "that", "this", "it", "its", "as", "from", "name"}
+)
+
+
+def extract_answer(text: str | None, task: str = "qa", *, question: str | None = None) -> str | None:
+    """The final answer in ``text`` as a short span, or ``None`` when there is none.
+
+    ``task`` is "math" for numeric answers (last-number fallback) and anything else ("qa") for
+    short factual answers. ``question`` (optional) enables the copula rule for one-sentence
+    QA replies. Never raises on a ``str``; raises :class:`~semcal.errors.InputError` for a
+    non-string input.
+    """
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise InputError(f"extract_answer expects a string, got {type(text).__name__}")
+    t = text[:MAX_EXTRACT_CHARS].replace("\r\n", "\n").replace("\r", "\n")
+    t = cut_leftovers(t)
+    math = task == "math"
+
+    boxed = last_boxed(t)
+    if boxed is not None:
+        return _finish(boxed, math, question=None)
+
+    last_hash = None
+    for m in _HASHES.finditer(t):
+        last_hash = m
+    if last_hash is not None:
+        got = _finish(last_hash.group(1), math, question=None)
+        if got is not None:
+            return got
+
+    last_marker = None
+    for m in _MARKER.finditer(t):
+        last_marker = m
+    if last_marker is not None:
+        got = _finish(t[last_marker.end():], math, question=None)
+        if got is not None:
+            return got
+
+    first = _first_line(t)
+    if first is None:
+        return None
+    if math:
+        whole = t.strip()
+        if (
+            len(whole) <= SHORT_MATH_CHARS
+            and "\n" not in whole
+            and first_sentence(whole).rstrip(".!? ") == whole.rstrip(".!? ")
+        ):
+            return _finish(whole, True, question=None)  # a one-sentence reply: parse it whole
+        last_number = None
+        for m in _NUMBER.finditer(t):
+            last_number = m
+        if last_number is not None:
+            return last_number.group(0).replace(" ", "").replace("\t", "")
+        return None
+    return _finish(first, False, question=question)
+
+
+def cut_leftovers(text: str) -> str:
+    """Drop everything from the first few-shot leftover ("\\nQ: ...") or end-of-turn token on."""
+    m = _LEFTOVER.search(text)
+    return text[: m.start()] if m else text
+
+
+def last_boxed(text: str) -> str | None:
+    """The content of the last ``\\boxed{...}`` in ``text`` (balanced braces), or None.
+
+    ``\\boxed 5`` without braces gives "5". An unclosed brace gives the rest of the line.
+    """
+    last = None
+    for m in _BOXED.finditer(text):
+        last = m
+    if last is None:
+        return None
+    i = last.end()
+    if i >= len(text):
+        return None
+    if text[i] != "{":
+        token = re.match(r"[^\s$]+", text[i:])
+        return token.group(0) if token else None
+    depth = 0
+    for j in range(i, len(text)):
+        ch = text[j]
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return text[i + 1 : j]
+    rest = text[i + 1 :]
+    return rest.split("\n", 1)[0]
+
+
+def strip_hedges(span: str) -> str:
+    """Remove leading hedges: "I think it's Paris" -> "Paris" (at most 6 rounds)."""
+    for _ in range(6):
+        m = _HEDGE.match(span)
+        if not m or m.end() == 0:
+            break
+        if m.end() >= len(span):
+            # "It is." or "The answer is" says nothing; a lone "Yes" or "Maybe" is an answer
+            return "" if _DANGLING.match(span) else span
+        span = span[m.end():]
+    return span
+
+
+def first_sentence(span: str) -> str:
+    """``span`` up to its first sentence end (". ", "! ", "? " or a newline).
+
+    A period inside a number ("3.5"), after a single capital ("D.C.", "J. K. Rowling") or after
+    a common abbreviation ("Mt. Everest") does not end a sentence.
+    """
+    n = len(span)
+    for i, ch in enumerate(span):
+        if ch == "\n":
+            return span[:i]
+        if ch not in ".!?":
+            continue
+        nxt = span[i + 1] if i + 1 < n else ""
+        if nxt and not nxt.isspace():
+            continue  # "3.5", "D.C", "e.g."
+        if ch == ".":
+            j = i
+            while j > 0 and (span[j - 1].isalpha() or span[j - 1] == "."):
+                j -= 1
+            word = span[j:i].casefold()
+            if len(word) == 1 and word.isalpha() and span[j].isupper():
+                continue  # an initial
+            if word in _ABBREVIATIONS or ("." in word and len(word) <= 6):
+                continue
+        return span[:i]
+    return span
+
+
+def _first_line(text: str) -> str | None:
+    for line in text.split("\n"):
+        if line.strip():
+            return line
+    return None
+
+
+def _content_words(text: str) -> set[str]:
+    words = (w.casefold() for w in _WORD.findall(unicodedata.normalize("NFKC", text)))
+    return {w for w in words if w not in _QA_STOPWORDS}
+
+
+def _copula_cut(span: str, question: str) -> str:
+    m = _COPULA.search(span)
+    if m is None:
+        return span
+    left, right = span[: m.start()], span[m.end():]
+    c = _TRAILING_CLAUSE.search(right)
+    if c is not None:
+        right = right[: c.start()]
+    if not left.strip() or not right.strip():
+        return span
+    q = _content_words(question)
+    left_overlap = len(_content_words(left) & q)
+    right_overlap = len(_content_words(right) & q)
+    if left_overlap > right_overlap:
+        return right
+    if right_overlap > left_overlap:
+        return left
+    return span
+
+
+def _finish(span: str, math: bool, *, question: str | None) -> str | None:
+    """Clean one candidate span; None when nothing useful is left."""
+    no_dot = _STRIP_CHARS.replace(".", "")
+    lead = no_dot if math else _STRIP_CHARS  # keep the point of ".5"
+    span = span.strip(no_dot)
+    span = strip_hedges(span)
+    span = span.lstrip(lead)
+    span = first_sentence(span)
+    if not math:
+        span = _TRAILING_HEDGE.sub("", span)  # "Paris, I think" -> "Paris"
+    if question and not math:
+        span = _copula_cut(span, question)
+    span = span.lstrip(lead).rstrip(_STRIP_CHARS)
+    if math:
+        span = span.strip("$ ")
+        while span.startswith("\\(") and span.endswith("\\)") and len(span) >= 4:
+            span = span[2:-2].strip()
+    span = span.strip()
+    return span or None

@@ -1,0 +1,223 @@
+"""LLM-judge B (the paper's method): a language model reduces each response to a short answer.
+
+For every response, a judge model (any semcal :class:`~semcal.backends.base.Sampler`) is asked,
+greedily and with a short ``max_tokens``, for the final answer the response gives to the
+question, in as few words as possible, or NONE. The short answers are then compared after
+normalisation: normalised exact match for QA, the math canonical label for ``task == "math"``.
+Gold aliases are normalised the same way (no judge call).
+
+Judge replies are cached in memory, keyed by (judge model + prompt version, question,
+response), and optionally on disk in a small SQLite file (``cache_path=``), so re-analysing a
+run never asks the judge twice. The prompt is written for both chat models (instructions in
+a system message, three worked examples) and base models (the same examples as a few-shot
+completion prompt).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from semcal.collapse.exact import MathCollapse, check_inputs
+from semcal.collapse.extract import cut_leftovers, strip_hedges
+from semcal.collapse.normalize import normalize_answer
+from semcal.errors import InputError, StoreError
+from semcal.types import NO_ANSWER, Collapsed, Message, Prompt, Question, SamplingParams
+
+#: bump when the prompt changes, so cached replies of the old prompt are not reused
+PROMPT_VERSION = "extract-v1"
+#: responses longer than this are shortened to their head and tail before judging
+MAX_RESPONSE_CHARS = 3000
+
+JUDGE_EXTRACT_INSTRUCTIONS = (
+    "You will see a question and a response that someone else wrote. Write the final answer "
+    "that the response gives, as briefly as possible: usually one to five words, or a single "
+    "number. Keep the response's answer even if you believe it is wrong, and do not explain. "
+    "If the response gives no answer, write NONE."
+)
+
+_EXAMPLES = (
+    ("What is the capital of France?",
+     "I'm fairly sure it's Paris, the city of light.", "Paris"),
+    ("A farmer has 3 pens with 4 sheep each. How many sheep are there?",
+     "Each pen has 4 sheep and there are 3 pens, so 3 x 4 = 12. The answer is 12.", "12"),
+    ("Who painted the Mona Lisa?", "Sorry, I can't say for sure.", "NONE"),
+)
+
+_NONE_WORDS = frozenset({"none", "no answer", "n", "n a", "na", "unknown", "i don t know",
+                         "not given", "not stated", "not provided", "no final answer"})
+
+
+def shorten(response: str, limit: int = MAX_RESPONSE_CHARS) -> str:
+    """Keep the head and the tail (where a chain of thought ends) of a long response."""
+    response = response.strip()
+    if len(response) <= limit:
+        return response
+    head = limit // 3
+    return response[:head] + " [...] " + response[-(limit - head):]
+
+
+def _block(question: str, response: str) -> str:
+    return f"Question: {question.strip()}\nResponse: {response}\nShort answer:"
+
+
+def build_judge_prompt(question: str, response: str, *, chat: bool) -> Prompt:
+    """The extraction prompt for one response (chat messages or a few-shot text prompt)."""
+    query = _block(question, shorten(response))
+    if chat:
+        # worked examples as earlier turns: small chat models follow turns better than prose
+        turns = [Message("system", JUDGE_EXTRACT_INSTRUCTIONS)]
+        for q, r, a in _EXAMPLES:
+            turns += [Message("user", _block(q, r)), Message("assistant", a)]
+        turns.append(Message("user", query))
+        return Prompt(messages=tuple(turns))
+    shots = "\n\n".join(f"{_block(q, r)} {a}" for q, r, a in _EXAMPLES)
+    return Prompt(text=f"{JUDGE_EXTRACT_INSTRUCTIONS}\n\n{shots}\n\n{query}")
+
+
+def parse_judge_answer(reply: str) -> str | None:
+    """The short answer in a judge's reply, or None for NONE / an empty reply.
+
+    Takes the first non-empty line, drops a leading "Short answer:" / "Answer:" label, hedges and
+    wrapping quotes or markdown, and a final period.
+    """
+    if not isinstance(reply, str):
+        return None
+    text = cut_leftovers(reply[:2000])
+    line = next((ln for ln in text.split("\n") if ln.strip()), "")
+    line = line.strip().strip("*_`\"' ")
+    low = line.casefold()
+    for label in ("short answer:", "final answer:", "answer:"):
+        if low.startswith(label):
+            line = line[len(label):]
+            break
+    line = strip_hedges(line.strip(" *_`\"'")).strip(" *_`\"'")
+    if line.endswith(".") and not line[-2:-1].isupper():
+        line = line[:-1]
+    line = line.strip()
+    if not line or normalize_answer(line) in _NONE_WORDS:
+        return None
+    return line
+
+
+class _DiskCache:
+    """A tiny SQLite key-value store for judge replies (safe to share between processes)."""
+
+    def __init__(self, path: str):
+        self.path = os.fspath(path)
+        self._lock = threading.Lock()
+        try:
+            parent = os.path.dirname(os.path.abspath(self.path))
+            os.makedirs(parent, exist_ok=True)
+            self.db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS judge_cache (model TEXT NOT NULL, question TEXT NOT NULL,"
+                " response TEXT NOT NULL, reply TEXT NOT NULL, PRIMARY KEY (model, question, response))"
+            )
+            self.db.commit()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open judge cache {self.path}: {exc}") from None
+
+    def get_many(self, keys: Sequence[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
+        out = {}
+        with self._lock:
+            for k in keys:
+                row = self.db.execute(
+                    "SELECT reply FROM judge_cache WHERE model=? AND question=? AND response=?", k
+                ).fetchone()
+                if row is not None:
+                    out[k] = row[0]
+        return out
+
+    def put_many(self, items: dict[tuple[str, str, str], str]) -> None:
+        if not items:
+            return
+        with self._lock:
+            try:
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO judge_cache VALUES (?, ?, ?, ?)",
+                    [(*k, v) for k, v in items.items()],
+                )
+                self.db.commit()
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot write judge cache {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+
+class JudgeCollapse:
+    """The paper's B: a judge model extracts a short answer from each response.
+
+    ``sampler``: any semcal Sampler (chat or base); ``max_tokens``: reply budget (default 24);
+    ``cache_path``: optional SQLite file that keeps judge replies across runs.
+    """
+
+    name = "judge"
+
+    def __init__(self, sampler: Any, *, max_tokens: int = 24, cache_path: str | os.PathLike | None = None):
+        if sampler is None or not hasattr(sampler, "sample"):
+            raise InputError("the judge collapsing function needs sampler=<a semcal Sampler>")
+        if not isinstance(max_tokens, int) or max_tokens < 1:
+            raise InputError(f"max_tokens must be an integer >= 1, got {max_tokens!r}")
+        self.sampler = sampler
+        self.max_tokens = max_tokens
+        self.model_key = f"{getattr(sampler, 'model_name', type(sampler).__name__)}|{PROMPT_VERSION}"
+        self._memory: dict[tuple[str, str, str], str] = {}
+        self._disk = _DiskCache(os.fspath(cache_path)) if cache_path is not None else None
+        self._math = MathCollapse(extract=False)
+        #: number of judge calls actually made (cache misses), for reporting
+        self.calls = 0
+
+    def replies(self, question: Question, texts: Sequence[str]) -> list[str]:
+        """The judge's raw reply for each text (cached)."""
+        keys = [(self.model_key, question.question, t) for t in texts]
+        missing = [k for k in dict.fromkeys(keys) if k not in self._memory]
+        if missing and self._disk is not None:
+            self._memory.update(self._disk.get_many(missing))
+            missing = [k for k in missing if k not in self._memory]
+        if missing:
+            chat = bool(getattr(self.sampler, "is_chat", False))
+            prompts = [build_judge_prompt(question.question, k[2], chat=chat) for k in missing]
+            params = SamplingParams(temperature=0.0, max_tokens=self.max_tokens, stop=("\n",),
+                                    logprobs=False)
+            outs = self.sampler.sample(prompts, 1, params)
+            if len(outs) != len(prompts):
+                raise InputError(f"judge sampler returned {len(outs)} results for {len(prompts)} prompts")
+            self.calls += len(prompts)
+            fresh = {k: (out[0].text if out else "") for k, out in zip(missing, outs)}
+            self._memory.update(fresh)
+            if self._disk is not None:
+                self._disk.put_many(fresh)
+        return [self._memory[k] for k in keys]
+
+    def _normalise(self, question: Question, answer: str | None) -> str:
+        if answer is None:
+            return NO_ANSWER
+        if question.task == "math":
+            return self._math.canonical(answer)
+        return normalize_answer(answer) or NO_ANSWER
+
+    def __call__(self, question: Question, texts: Sequence[str]) -> Collapsed:
+        texts = check_inputs(question, texts)
+        asked = [t for t in dict.fromkeys(texts) if t.strip()]  # empty responses need no judge
+        reply_of = dict(zip(asked, self.replies(question, asked)))
+        labels = [
+            self._normalise(question, parse_judge_answer(reply_of[t])) if t in reply_of else NO_ANSWER
+            for t in texts
+        ]
+        gold = frozenset(g for g in (self._normalise(question, a) for a in question.answers) if g != NO_ANSWER)
+        return Collapsed(labels=tuple(labels), gold=gold)
+
+    def close(self) -> None:
+        """Close the disk cache (the sampler belongs to the caller)."""
+        if self._disk is not None:
+            self._disk.close()
+            self._disk = None
+
+    def __repr__(self) -> str:
+        return f"JudgeCollapse(judge={self.model_key!r})"

