@@ -1,1 +1,45 @@
-"""semcal.data"""
+"""Question sets: loaders for JSONL / JSON / CSV / Parquet / Hugging Face datasets, named
+adapters for the standard benchmarks, and small real sets shipped with the package.
+
+>>> from semcal.data import load_questions, bundled
+>>> qs = load_questions("gsm8k_test.jsonl")          # format guessed from the columns
+>>> qs = load_questions("simple_qa_test_set.csv", format="simpleqa", limit=200)
+>>> qs = load_questions("hf:openai/gsm8k", limit=100)  # needs `datasets` and network
+>>> demo = bundled("demo")
+"""
+
+from __future__ import annotations
+
+from semcal.data.adapters import (
+    ADAPTERS,
+    CUSTOM_FIELDS,
+    TASKS,
+    Adapter,
+    detect_adapter,
+    extract_boxed,
+    get_adapter,
+    gsm8k_final_answer,
+)
+from semcal.data.bundled import bundled, list_bundled
+from semcal.data.loader import load_questions, stable_id
+from semcal.data.readers import FILE_TYPES
+
+#: names accepted by ``load_questions(format=...)``
+FORMATS = tuple(ADAPTERS)
+
+__all__ = [
+    "ADAPTERS",
+    "CUSTOM_FIELDS",
+    "FILE_TYPES",
+    "FORMATS",
+    "TASKS",
+    "Adapter",
+    "bundled",
+    "detect_adapter",
+    "extract_boxed",
+    "get_adapter",
+    "gsm8k_final_answer",
+    "list_bundled",
+    "load_questions",
+    "stable_id",
+]
