@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any
 
 from semcal.backends.base import Sampler, sample_seed, truncate_at_stop
@@ -28,7 +29,12 @@ def get_sampler(backend: str, model: str, **options: Any) -> Sampler:
         known = ", ".join(sorted(BACKENDS))
         raise InputError(f"unknown backend {backend!r} (known: {known})") from None
     module = importlib.import_module(module_name)
-    return getattr(module, class_name)(model, **options)
+    cls = getattr(module, class_name)
+    try:
+        inspect.signature(cls).bind(model, **options)
+    except TypeError as exc:
+        raise InputError(f"backend {backend!r}: {exc}") from None
+    return cls(model, **options)
 
 
 __all__ = ["BACKENDS", "Sampler", "get_sampler", "sample_seed", "truncate_at_stop"]

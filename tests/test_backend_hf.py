@@ -1,0 +1,120 @@
+"""The transformers backend on a REAL small model, offline.
+
+transformers loads the embedded SmolLM2-135M-Instruct Q4_1 GGUF (llama architecture) and
+de-quantizes it to float32 (needs the ``gguf`` and ``accelerate`` packages). The model is
+loaded once per module; every generation is a few tokens.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from semcal.backends.base import Sampler  # noqa: E402
+from semcal.errors import InputError, MissingExtraError  # noqa: E402
+from semcal.types import Message, Prompt, SamplingParams  # noqa: E402
+from servers.procs import smollm2_gguf  # noqa: E402
+
+HAS_HF = all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers", "gguf", "accelerate"))
+
+QA = Prompt(text="Q: What is the capital of France?\nA: Paris\nQ: What is the capital of Italy?\nA:")
+STORY = Prompt(text="Once upon a time, in a small village,")
+CHAT = Prompt(messages=(Message("user", "What is the capital of France? Answer in one word."),))
+
+
+@pytest.fixture(scope="module")
+def hf():
+    if not HAS_HF:
+        pytest.skip("torch/transformers/gguf/accelerate not installed")
+    from semcal.backends.hf import HFSampler
+
+    # by file path: works whether or not the embedded-model registry is importable
+    s = HFSampler(str(smollm2_gguf()), device="cpu")
+    yield s
+    s.close()
+
+
+@pytest.mark.slow
+def test_shapes_seeds_and_independence_of_n(hf):
+    assert isinstance(hf, Sampler)
+    assert hf.is_chat  # "Instruct" in the file name, and the GGUF has a chat template
+    params = SamplingParams(temperature=1.0, max_tokens=6, seed=7)
+    out = hf.sample([STORY, QA], 3, params)
+    assert [len(r) for r in out] == [3, 3]
+    for row in out:
+        for c in row:
+            assert c.finish_reason in ("stop", "length")
+            assert len(c.token_logprobs) == len(c.tokens) == c.n_tokens <= 6
+            assert all(lp <= 0 for lp in c.token_logprobs)
+            if c.finish_reason == "length":
+                assert c.n_tokens == 6
+    assert len({c.text for c in out[0]}) >= 2
+    # sample i is drawn by its own generator: it does not depend on n or chunking
+    fewer = hf.sample([STORY], 2, params)[0]
+    assert [c.text for c in fewer] == [c.text for c in out[0][:2]]
+    other = hf.sample([STORY], 3, SamplingParams(temperature=1.0, max_tokens=6, seed=8))[0]
+    assert [c.text for c in other] != [c.text for c in out[0]]
+
+
+@pytest.mark.slow
+def test_logprobs_are_the_unmodified_distribution(hf):
+    """Sampling at temperature 0.7 / top-p 0.9 still records raw temperature-1 log-probs."""
+    ids = hf._encode(STORY)
+    params = SamplingParams(temperature=0.7, top_p=0.9, max_tokens=5, seed=3)
+    gen, lps = hf._generate(ids, params, [11, 12])
+    for r in range(2):
+        row = gen[r].tolist()
+        teacher = hf.sequence_logprobs(STORY, row)
+        assert lps[r].tolist() == pytest.approx(teacher, abs=2e-3)
+
+
+@pytest.mark.slow
+def test_greedy_and_stop_strings(hf):
+    greedy = hf.sample([STORY], 2, SamplingParams(temperature=0.0, max_tokens=10))[0]
+    assert greedy[0] == greedy[1]
+    text = greedy[0].text
+    words = text.split()
+    assert len(words) >= 2, text
+    stop = words[1]
+    cut = text[: text.index(stop)]
+    stopped = hf.sample([STORY], 1, SamplingParams(temperature=0.0, max_tokens=10, stop=(stop,)))[0][0]
+    assert stopped.text == cut
+    assert stopped.finish_reason == "stop"
+    assert stopped.n_tokens < greedy[0].n_tokens
+    assert stopped.token_logprobs == greedy[0].token_logprobs[: stopped.n_tokens]
+
+
+@pytest.mark.slow
+def test_chat_template_and_next_token_logprobs(hf):
+    out = hf.sample([CHAT], 1, SamplingParams(temperature=0.0, max_tokens=8))[0][0]
+    assert "Paris" in out.text  # the instruct model answers the chat-formatted question
+    tops = hf.next_token_logprobs([CHAT, QA], k=3)
+    assert [len(t) for t in tops] == [3, 3]
+    for top in tops:
+        assert all(v <= 0 for v in top.values())
+        assert list(top.values()) == sorted(top.values(), reverse=True)
+    assert out.tokens[0] == next(iter(tops[0]))
+    assert out.token_logprobs[0] == pytest.approx(tops[0][out.tokens[0]], abs=1e-3)
+
+
+def test_missing_transformers_gives_one_line_error(monkeypatch):
+    import semcal.backends.hf as hf_mod
+
+    monkeypatch.setitem(sys.modules, "transformers", None)  # makes the import fail
+    with pytest.raises(MissingExtraError) as info:
+        hf_mod.HFSampler("anything")
+    assert "semcal[hf]" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_missing_gguf_file_is_input_error():
+    if not HAS_HF:
+        pytest.skip("transformers not installed")
+    from semcal.backends.hf import HFSampler
+
+    with pytest.raises(InputError):
+        HFSampler("/nonexistent/model.gguf")
