@@ -126,7 +126,7 @@ def question_text(value: Any, name: str, where: str) -> str:
         raise InputError(
             f"field {name!r} must be a string, got {type(value).__name__}", where=where
         )
-    text = (value or "").strip()
+    text = "" if _is_missing(value) else value.strip()
     if not text:
         raise InputError(f"question field {name!r} is empty", where=where)
     return text

@@ -102,6 +102,12 @@ def _decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
             raise InputError(f"cannot read the file: {exc}", where=f"{path}:{lineno + 1}") from None
 
 
+def _json_problem(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc).split(";")[0]
+
+
 def iter_jsonl(path: Path) -> Iterator[Record]:
     """One JSON object per line; blank lines are skipped."""
     seen_any = False
@@ -114,6 +120,8 @@ def iter_jsonl(path: Path) -> Iterator[Record]:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InputError(f"invalid JSON ({exc.msg} at column {exc.colno})", where=where) from None
+        except (ValueError, RecursionError) as exc:  # huge integers, absurd nesting
+            raise InputError(f"unreadable JSON ({_json_problem(exc)})", where=where) from None
         if not isinstance(obj, dict):
             raise InputError(
                 f"expected a JSON object per line, got {type(obj).__name__}", where=where
@@ -137,6 +145,8 @@ def iter_json(path: Path) -> Iterator[Record]:
         raise InputError(
             f"invalid JSON ({exc.msg} at column {exc.colno})", where=f"{path}:{exc.lineno}"
         ) from None
+    except (ValueError, RecursionError) as exc:  # huge integers, absurd nesting
+        raise InputError(f"unreadable JSON ({_json_problem(exc)})", where=str(path)) from None
     items = obj
     if isinstance(obj, dict):
         for key in ("data", "Data", "questions", "rows"):

@@ -1,0 +1,185 @@
+"""Sampling throughput benchmark: semcal backends vs the naive llama-cpp-python loop.
+
+Workload (defaults): 20 questions x 20 samples, "sentence" style, temperature 1, max_tokens 32,
+on both embedded models. For every model it prints, side by side from the same run:
+
+* semcal's llama.cpp backend (parallel sequences sharing the prompt's KV cache), with per-token
+  log-probabilities on and off;
+* any other requested backend that can open the model (``--backends llamacpp,hf``);
+* the naive loop: one ``Llama.create_completion`` per sample on the same rendered prompts;
+
+as samples/s, generated tokens/s and the ratio to the naive loop.
+
+    python bench/sampling.py                       # full workload (several minutes on 2 cores)
+    python bench/sampling.py -q 4 -n 8 --max-tokens 16   # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from semcal.backends import get_sampler, sample_seed
+from semcal.types import Prompt, Question, SamplingParams
+
+FALLBACK_QUESTIONS = [
+    ("What is the capital of Italy?", "Rome"),
+    ("Who painted the Mona Lisa?", "Leonardo da Vinci"),
+    ("What is the chemical symbol for gold?", "Au"),
+    ("How many legs does a spider have?", "8"),
+    ("Which planet is known as the Red Planet?", "Mars"),
+    ("Who wrote Pride and Prejudice?", "Jane Austen"),
+    ("What is the largest ocean on Earth?", "Pacific"),
+    ("In which country are the pyramids of Giza?", "Egypt"),
+]
+FALLBACK_SHOTS = [
+    ("What is the capital of France?", "The capital of France is Paris."),
+    ("Who wrote Hamlet?", "Hamlet was written by William Shakespeare."),
+    ("What is the largest planet in the solar system?", "The largest planet is Jupiter."),
+    ("What is the boiling point of water at sea level in Celsius?", "Water boils at 100 degrees Celsius."),
+    ("Which element has the atomic number 1?", "The element with atomic number 1 is hydrogen."),
+]
+
+
+def build_prompts(n_questions: int, chat: bool, style: str) -> tuple[list[Prompt], tuple[str, ...]]:
+    """Prompts for the workload: semcal.prompts over the bundled 'world' set when available,
+    else a simple 5-shot Q/A prompt over questions written here."""
+    try:
+        from semcal.data import bundled
+        from semcal.prompts import build_prompt, stop_strings
+
+        questions: list[Question] = list(bundled("world"))[:n_questions]
+        while len(questions) < n_questions:
+            questions += questions[: n_questions - len(questions)]
+        return [build_prompt(q, style, chat=chat) for q in questions], tuple(stop_strings(style, chat))
+    except Exception as exc:  # noqa: BLE001 - the benchmark must run on a partial tree too
+        print(f"(semcal.prompts/semcal.data unavailable: {exc}; using built-in prompts)", file=sys.stderr)
+    from semcal.types import Message
+
+    qs = [FALLBACK_QUESTIONS[i % len(FALLBACK_QUESTIONS)][0] for i in range(n_questions)]
+    if chat:
+        return [Prompt(messages=(Message("user", q + " Answer in one sentence."),)) for q in qs], ()
+    shots = "".join(f"Q: {q}\nA: {a}\n\n" for q, a in FALLBACK_SHOTS)
+    return [Prompt(text=shots + f"Q: {q}\nA:") for q in qs], ("\n",)
+
+
+def run_sampler(sampler: Any, prompts: Sequence[Prompt], n: int, params: SamplingParams) -> dict[str, float]:
+    t0 = time.perf_counter()
+    out = sampler.sample(prompts, n, params)
+    dt = time.perf_counter() - t0
+    samples = sum(len(r) for r in out)
+    tokens = sum(c.n_tokens for r in out for c in r)
+    return {"seconds": dt, "samples": samples, "tokens": tokens}
+
+
+def run_naive(path: str, texts: Sequence[str], n: int, params: SamplingParams, threads: int, n_ctx: int) -> dict[str, float]:
+    """One ``create_completion`` per sample (llama-cpp-python's high-level API)."""
+    import llama_cpp
+
+    llm = llama_cpp.Llama(path, n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False)
+    try:
+        t0 = time.perf_counter()
+        samples = tokens = 0
+        for text in texts:
+            for i in range(n):
+                r = llm.create_completion(
+                    text,
+                    max_tokens=params.max_tokens,
+                    temperature=params.temperature,
+                    top_p=params.top_p,
+                    top_k=0,
+                    min_p=0.0,
+                    repeat_penalty=1.0,
+                    stop=list(params.stop) or None,
+                    seed=sample_seed(params.seed, i),
+                )
+                samples += 1
+                tokens += int(r["usage"]["completion_tokens"])
+        dt = time.perf_counter() - t0
+    finally:
+        llm.close()
+    return {"seconds": dt, "samples": samples, "tokens": tokens}
+
+
+def fmt(name: str, r: dict[str, float], base: dict[str, float] | None) -> str:
+    sps = r["samples"] / r["seconds"]
+    tps = r["tokens"] / r["seconds"]
+    ratio = f"{tps / (base['tokens'] / base['seconds']):6.2f}x" if base else "     -"
+    return f"  {name:<34} {r['samples']:>6.0f} {r['tokens']:>7.0f} {r['seconds']:>8.1f} {sps:>9.2f} {tps:>9.1f}  {ratio}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default="gemma-3-270m,smollm2-135m-instruct")
+    ap.add_argument("--backends", default="llamacpp,hf", help="semcal backends to try (unavailable ones are reported)")
+    ap.add_argument("-q", "--questions", type=int, default=20)
+    ap.add_argument("-n", "--samples", type=int, default=20)
+    ap.add_argument("--max-tokens", type=int, default=32)
+    ap.add_argument("--style", default="sentence")
+    ap.add_argument("--temperature", type=float, default=1.0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--n-parallel", type=int, default=32)
+    ap.add_argument("--naive-questions", type=int, default=None, help="questions for the naive loop (default: all)")
+    ap.add_argument("--no-naive", action="store_true")
+    args = ap.parse_args(argv)
+
+    print(
+        f"workload: {args.questions} questions x {args.samples} samples, style={args.style}, "
+        f"T={args.temperature}, max_tokens={args.max_tokens}, threads={args.threads}"
+    )
+    try:
+        import os
+
+        print(f"load average at start: {os.getloadavg()[0]:.2f} (2 cores shared: figures are noisy when > ~1)")
+    except OSError:
+        pass
+    header = f"  {'backend':<34} {'samp':>6} {'tokens':>7} {'sec':>8} {'samp/s':>9} {'tok/s':>9}  vs naive"
+    for model in [m.strip() for m in args.models.split(",") if m.strip()]:
+        from semcal.backends.llamacpp import LlamaCppSampler
+
+        main_sampler = LlamaCppSampler(model, n_threads=args.threads, n_parallel=args.n_parallel)
+        prompts, stops = build_prompts(args.questions, main_sampler.is_chat, args.style)
+        params = SamplingParams(temperature=args.temperature, max_tokens=args.max_tokens, stop=stops, seed=0)
+        rows: list[tuple[str, dict[str, float]]] = []
+        # warm-up (page cache, first-call allocations) on one prompt
+        main_sampler.sample(prompts[:1], 2, SamplingParams(max_tokens=4, stop=stops))
+        rows.append(("semcal llamacpp, logprobs on", run_sampler(main_sampler, prompts, args.samples, params)))
+        off = SamplingParams(temperature=args.temperature, max_tokens=args.max_tokens, stop=stops, seed=0, logprobs=False)
+        rows.append(("semcal llamacpp, logprobs off", run_sampler(main_sampler, prompts, args.samples, off)))
+        texts = [main_sampler.render(p) for p in prompts]
+        path = str(main_sampler.spec.path)
+        longest = max(len(main_sampler.prompt_tokens(p)) for p in prompts)
+        main_sampler.close()
+        for backend in [b.strip() for b in args.backends.split(",") if b.strip() and b.strip() != "llamacpp"]:
+            try:
+                s = get_sampler(backend, model)
+            except Exception as exc:  # noqa: BLE001 - report and go on
+                print(f"  ({backend}: unavailable for {model}: {str(exc).splitlines()[0][:120]})")
+                continue
+            try:
+                rows.append((f"semcal {backend}", run_sampler(s, prompts, args.samples, params)))
+            except Exception as exc:  # noqa: BLE001
+                print(f"  ({backend}: failed on {model}: {str(exc).splitlines()[0][:120]})")
+            finally:
+                s.close()
+        base = None
+        if not args.no_naive:
+            nq = args.naive_questions or len(texts)
+            base = run_naive(path, texts[:nq], args.samples, params, args.threads, n_ctx=longest + args.max_tokens + 64)
+        print(f"\nmodel {model}")
+        print(header)
+        for name, r in rows:
+            print(fmt(name, r, base))
+        if base:
+            print(fmt("naive create_completion loop", base, base))
+        on, off_r = rows[0][1], rows[1][1]
+        cost = (on["seconds"] / on["tokens"]) / (off_r["seconds"] / off_r["tokens"]) - 1
+        print(f"  per-token cost of log-probabilities: {100 * cost:+.1f}% (time per token, on vs off)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
