@@ -9,7 +9,7 @@ import importlib
 import inspect
 from typing import Any
 
-from semcal.backends.base import Sampler, sample_seed, truncate_at_stop
+from semcal.backends.base import Sampler, prompt_seed, sample_seed, truncate_at_stop
 from semcal.errors import InputError
 
 #: backend name -> (module, class name, extra that provides the engine)
@@ -37,4 +37,4 @@ def get_sampler(backend: str, model: str, **options: Any) -> Sampler:
     return cls(model, **options)
 
 
-__all__ = ["BACKENDS", "Sampler", "get_sampler", "sample_seed", "truncate_at_stop"]
+__all__ = ["BACKENDS", "Sampler", "get_sampler", "prompt_seed", "sample_seed", "truncate_at_stop"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
@@ -14,7 +15,8 @@ class Sampler(Protocol):
 
     ``sample(prompts, n, params)`` returns, for every prompt, a list of ``n`` completions.
     The engine is responsible for batching and prefix sharing; the i-th completion of a
-    prompt must depend only on (model, prompt, params, i) so that results are reproducible
+    prompt must depend only on (model, prompt, params, i) (seed it with
+    ``sample_seed(prompt_seed(params.seed, prompt), i)``) so that results are reproducible
     and resumable whatever the batch composition (exact bit-equality is promised only by
     engines that are deterministic, e.g. llama.cpp on CPU).
     """
@@ -31,8 +33,24 @@ class Sampler(Protocol):
     def close(self) -> None: ...
 
 
+def prompt_seed(seed: int, prompt: Prompt) -> int:
+    """The base seed of one prompt: a mix of the run's ``seed`` and the prompt's content.
+
+    Backends seed sample ``i`` of ``prompt`` with ``sample_seed(prompt_seed(seed, prompt), i)``,
+    so two prompts sampled with the same ``seed`` (in one call or not) get independent random
+    draws, while the draws of one prompt still depend only on (seed, prompt, i).
+    """
+    h = hashlib.blake2b(digest_size=8)
+    h.update(str(int(seed)).encode())
+    for part in (prompt.text, prompt.assistant_prefix):
+        h.update(b"\x00" + part.encode("utf-8", "surrogatepass"))
+    for m in prompt.messages:
+        h.update(b"\x01" + m.role.encode() + b"\x02" + m.content.encode("utf-8", "surrogatepass"))
+    return int.from_bytes(h.digest(), "little") & 0x7FFFFFFF
+
+
 def sample_seed(seed: int, index: int) -> int:
-    """The seed of sample ``index`` of a prompt drawn with base ``seed`` (a 31-bit integer)."""
+    """The seed of sample ``index`` drawn with base ``seed`` (a 31-bit integer)."""
     # splitmix-style mixing keeps neighbouring seeds far apart
     z = (seed * 0x9E3779B97F4A7C15 + index * 0xBF58476D1CE4E5B9 + 0x94D049BB133111EB) & (2**64 - 1)
     z ^= z >> 31

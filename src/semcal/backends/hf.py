@@ -5,7 +5,7 @@ prompt is tokenized once and its copies are prefilled in one batched forward pas
 ``num_return_sequences`` would do).
 
 Reproducibility: sample ``i`` of a prompt is drawn by its own ``torch.Generator`` seeded
-with ``sample_seed(params.seed, i)``. The token choice happens in a logits processor that
+with ``sample_seed(prompt_seed(params.seed, prompt), i)``. The token choice happens in a logits processor that
 samples each row with that row's generator and hands greedy decoding a one-hot score, so
 row ``i`` never consumes random numbers drawn for another row: its text depends on
 (model, prompt, params, i) and not on ``n`` or on how rows are chunked. (Batch shape can
@@ -32,7 +32,7 @@ from semcal.backends._chat import (
     render_chat,
     trim_ids_by_decode,
 )
-from semcal.backends.base import sample_seed, truncate_at_stop
+from semcal.backends.base import prompt_seed, sample_seed, truncate_at_stop
 from semcal.errors import BackendError, InputError, require
 from semcal.types import Completion, Prompt, SamplingParams, check_n
 
@@ -342,7 +342,8 @@ class HFSampler:
                     continue
                 comps: list[Completion] = []
                 for start in range(0, n, self.max_rows):
-                    seeds = [sample_seed(params.seed, i) for i in range(start, min(n, start + self.max_rows))]
+                    base = prompt_seed(params.seed, prompt)
+                    seeds = [sample_seed(base, i) for i in range(start, min(n, start + self.max_rows))]
                     gen, lps = self._generate(ids, params, seeds)
                     for r in range(len(seeds)):
                         comps.append(self._to_completion(gen[r].tolist(), lps[r].tolist(), params))

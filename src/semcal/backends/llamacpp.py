@@ -18,7 +18,7 @@ How one ``sample(prompts, n, params)`` call runs:
   whole context). One softmax pass gives both the draw (inverse CDF on blocked cumulative sums)
   and the exact log-probability of the drawn token under the model's unmodified distribution.
 * Sample ``i`` of a prompt draws its uniforms from its own ``numpy`` generator seeded with
-  :func:`~semcal.backends.base.sample_seed` ``(params.seed, i)``. With llama.cpp's plain CPU
+  ``sample_seed(prompt_seed(params.seed, prompt), i)``. With llama.cpp's plain CPU
   kernels (``repack=False``, the default) a sequence's logits are bit-identical whatever else
   shares its batch, and every call starts from an empty KV cache, so a call's samples are
   reproducible and sample ``i`` does not depend on ``n`` or ``n_parallel``. What can move the
@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from semcal.backends.base import sample_seed
+from semcal.backends.base import prompt_seed, sample_seed
 from semcal.backends.models import ModelSpec, resolve_model
 from semcal.errors import BackendError, InputError, require
 from semcal.types import Completion, Prompt, SamplingParams, check_n
@@ -234,6 +234,7 @@ class _Group:
     index: int
     tokens: list[int]
     n_samples: int
+    seed: int = 0
     next_sample: int = 0
     done: int = 0
     first_logits: np.ndarray | None = None
@@ -619,7 +620,7 @@ class LlamaCppSampler:
         """Draw ``n`` completions for every prompt.
 
         Returns one list of ``n`` :class:`~semcal.types.Completion` per prompt, in order; the
-        ``i``-th completion of a prompt is sample ``i`` (seeded with ``sample_seed(seed, i)``).
+        ``i``-th completion of a prompt is sample ``i`` (seeded with ``sample_seed(prompt_seed(seed, prompt), i)``).
         """
         results = self._generate(prompts, n, params)
         out: list[list[Completion]] = []
@@ -661,7 +662,12 @@ class LlamaCppSampler:
         # greedy decoding is deterministic: draw once per prompt and repeat it
         per_prompt = 1 if params.greedy else n
         groups = [
-            _Group(index=i, tokens=self.prompt_tokens(p), n_samples=per_prompt)
+            _Group(
+                index=i,
+                tokens=self.prompt_tokens(p),
+                n_samples=per_prompt,
+                seed=prompt_seed(params.seed, p),
+            )
             for i, p in enumerate(prompts)
         ]
         for g in groups:
@@ -704,7 +710,7 @@ class LlamaCppSampler:
                 idx = group.next_sample
                 group.next_sample += 1
                 group.live_slots.add(slot)
-                seqs.append(_Seq(slot, group, idx, sample_seed(params.seed, idx), len(group.tokens)))
+                seqs.append(_Seq(slot, group, idx, sample_seed(group.seed, idx), len(group.tokens)))
             uniforms = None if params.greedy else np.array([s.rng.random() for s in seqs])
             toks, lps = choose_tokens(
                 group.first_logits[None, :],

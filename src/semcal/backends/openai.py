@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 import requests
 
 from semcal.backends._chat import finish_completion, guess_is_chat, messages_as_dicts
-from semcal.backends.base import sample_seed
+from semcal.backends.base import prompt_seed, sample_seed
 from semcal.errors import BackendError, InputError
 from semcal.types import Completion, Prompt, SamplingParams, check_n
 
@@ -142,8 +142,8 @@ class OpenAISampler:
         ``"auto"`` asks for ``n`` choices in one request and, if the server returns fewer
         (llama.cpp and Ollama ignore ``n``), draws the missing ones one request each from then
         on; ``"native"`` always asks for ``n``; ``"separate"`` always sends one request per
-        sample. Sample ``i`` of a one-per-request draw uses seed ``sample_seed(seed, i)``; a
-        request for samples ``[s, s+k)`` uses seed ``sample_seed(seed, s)``.
+        sample. Sample ``i`` of a one-per-request draw uses seed ``sample_seed(prompt_seed(seed, prompt), i)``; a
+        request for samples ``[s, s+k)`` uses the seed of sample ``s``.
     max_n:
         Most choices asked for in one request (larger ``n`` is split into chunks).
     headers, extra_body:
@@ -411,7 +411,7 @@ class OpenAISampler:
         """Samples ``[start, start+count)`` of one prompt, as many as the server gives (>= 1)."""
         if count > 1 and self._native_n is False:
             count = 1
-        seed = sample_seed(params.seed, start)
+        seed = sample_seed(prompt_seed(params.seed, prompt), start)
         body = self._body(prompt, params, count, seed)
         path = "/chat/completions" if prompt.is_chat else "/completions"
         got = self._request(

@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from semcal.backends._chat import finish_completion, guess_is_chat, render_chat, trim_tokens
-from semcal.backends.base import sample_seed
+from semcal.backends.base import prompt_seed, sample_seed
 from semcal.errors import BackendError, InputError, require
 from semcal.types import Completion, Prompt, SamplingParams, check_n
 
@@ -181,8 +181,8 @@ class VLLMSampler:
         Whether the model expects chat messages; ``None`` guesses from the name. Chat
         prompts are rendered with the tokenizer's chat template.
     split_samples:
-        ``False`` (default): one request with ``n`` samples and seed ``sample_seed(seed, 0)``.
-        ``True``: ``n`` requests with ``n=1`` and seed ``sample_seed(seed, i)``, so sample
+        ``False`` (default): one request with ``n`` samples and the seed of sample 0.
+        ``True``: ``n`` requests with ``n=1`` and the seed of sample ``i``, so sample
         ``i`` does not depend on ``n`` (prefix caching still shares the prompt's prefill).
     engine_kwargs:
         Anything else ``vllm.LLM`` accepts (``dtype``, ``quantization``, ``seed``,
@@ -255,12 +255,13 @@ class VLLMSampler:
         sp: list[Any] = []
         owner: list[int] = []
         for j, inp in enumerate(inputs):
+            base = prompt_seed(params.seed, prompts[j])
             if params.greedy:
                 plan = [(1, 0)]
             elif self.split_samples:
-                plan = [(1, sample_seed(params.seed, i)) for i in range(n)]
+                plan = [(1, sample_seed(base, i)) for i in range(n)]
             else:
-                plan = [(n, sample_seed(params.seed, 0))]
+                plan = [(n, sample_seed(base, 0))]
             for count, seed in plan:
                 requests.append(inp)
                 sp.append(vllm.SamplingParams(**vllm_sampling_kwargs(params, count, seed)))
