@@ -19,7 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from semcal.backends.base import sample_seed  # noqa: E402
+from semcal.backends.base import prompt_seed, sample_seed  # noqa: E402
 from semcal.backends.vllm import (  # noqa: E402
     build_engine_kwargs,
     completion_from_vllm,
@@ -237,15 +237,18 @@ def test_sampler_wiring_with_fake_engine(fake_vllm):
     assert prompts[0] == "Q: 2+2?\nA:"
     # chat prompts are rendered with the template (+ assistant prefix) and sent as token ids
     assert prompts[1] == {"prompt_token_ids": [ord(c) for c in "<bos><user>Hi<assistant>The answer"]}
-    assert [sp["n"] for sp in sps] == [3, 3] and sps[0]["seed"] == sample_seed(3, 0)
+    base = prompt_seed(3, text)
+    assert [sp["n"] for sp in sps] == [3, 3] and sps[0]["seed"] == sample_seed(base, 0)
+    # each prompt has its own seed, so prompts sampled together get independent draws
+    assert sps[1]["seed"] == sample_seed(prompt_seed(3, chat), 0) != sps[0]["seed"]
     # outputs are put back in index order
-    assert [c.text for c in out[0]] == [f" s{sample_seed(3, 0)}-{i}" for i in range(3)]
-    # split_samples: one request per sample, seeded sample_seed(seed, i)
+    assert [c.text for c in out[0]] == [f" s{sample_seed(base, 0)}-{i}" for i in range(3)]
+    # split_samples: one request per sample, seeded with sample i's seed
     s.split_samples = True
     out = s.sample([text], 3, params)
     _, sps = s.llm.calls[-1]
-    assert [sp["seed"] for sp in sps] == [sample_seed(3, i) for i in range(3)]
-    assert [c.text for c in out[0]] == [f" s{sample_seed(3, i)}-0" for i in range(3)]
+    assert [sp["seed"] for sp in sps] == [sample_seed(base, i) for i in range(3)]
+    assert [c.text for c in out[0]] == [f" s{sample_seed(base, i)}-0" for i in range(3)]
     # greedy: one request, repeated
     out = s.sample([text], 4, SamplingParams(temperature=0))
     _, sps = s.llm.calls[-1]

@@ -1,0 +1,126 @@
+"""Helpers shared by the theory diagnostics (prompt prefixes, sampling parameters, bootstrap)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from semcal.errors import InputError
+from semcal.types import Completion, Prompt, SamplingParams
+
+
+def with_prefix(prompt: Prompt, prefix: str) -> Prompt:
+    """The prompt that makes the model continue an answer that already begins with ``prefix``.
+
+    Base models get ``prompt.text + prefix``; chat models get the prefix appended to
+    ``assistant_prefix`` (the backend renders the chat template, then appends it).
+    """
+    if not prefix:
+        return prompt
+    if prompt.is_chat:
+        return replace(prompt, assistant_prefix=prompt.assistant_prefix + prefix)
+    return replace(prompt, text=prompt.text + prefix)
+
+
+def token_prefix(completion: Completion, n_tokens: int) -> str:
+    """The text of the first ``n_tokens`` generated tokens of ``completion``.
+
+    Uses the engine's token strings; if they do not line up with the returned text (an engine
+    that cleans up text after a stop string), the prefix is clipped to the text.
+    """
+    if n_tokens <= 0:
+        return ""
+    if completion.tokens is None:
+        raise InputError(
+            "this backend returns no token strings; intermediate trajectories need them "
+            "(use a backend that reports tokens, e.g. llamacpp)"
+        )
+    prefix = "".join(completion.tokens[:n_tokens])
+    text = completion.text
+    if not text.startswith(prefix):
+        # keep the longest common start of both strings
+        k = 0
+        while k < min(len(prefix), len(text)) and prefix[k] == text[k]:
+            k += 1
+        prefix = text[:k]
+    return prefix
+
+
+def derived_seed(seed: int, *parts: object) -> int:
+    """A 31-bit seed that depends on ``seed`` and ``parts`` (question id, position...).
+
+    Backends derive sample i's seed from (params.seed, i) only, so prompts sampled in one call
+    with one seed share their random draws: sample 2 of every question would use the same
+    uniform numbers, making the questions' confidences correlated. Each prompt therefore gets
+    its own seed.
+    """
+    blob = "\x1f".join([str(int(seed)), *map(str, parts)]).encode()
+    return int.from_bytes(hashlib.sha256(blob).digest()[:4], "little") & 0x7FFFFFFF
+
+
+def sample_each(
+    sampler: Any, prompts: Sequence[Prompt], n: int, params: SamplingParams, seeds: Sequence[int]
+) -> list[list[Completion]]:
+    """Sample ``n`` completions of every prompt, prompt j with seed ``seeds[j]`` (one call each)."""
+    out: list[list[Completion]] = []
+    for p, sd in zip(prompts, seeds):
+        out.extend(sampler.sample([p], n, replace(params, seed=int(sd))))
+    return out
+
+
+def answer_params(
+    style: str, chat: bool, temperature: float, seed: int, max_tokens: int | None
+) -> SamplingParams:
+    """Sampling parameters for ``style`` (stop strings and default length from semcal.prompts)."""
+    from semcal.prompts import default_max_tokens, stop_strings
+
+    return SamplingParams(
+        temperature=temperature,
+        max_tokens=int(max_tokens) if max_tokens else int(default_max_tokens(style)),
+        stop=tuple(stop_strings(style, chat)),
+        seed=seed,
+        logprobs=True,
+    )
+
+
+def cluster_bootstrap(
+    stat: Callable[[np.ndarray], float],
+    n_units: int,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap CI of ``stat(idx)`` resampling ``n_units`` units (questions) with replacement.
+
+    ``stat`` receives an int array of resampled unit indices and returns a float (NaN allowed,
+    ignored). Returns (nan, nan) when no replicate is finite.
+    """
+    if n_units < 1 or n_boot < 1:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(n_boot):
+        v = stat(rng.integers(0, n_units, size=n_units))
+        if np.isfinite(v):
+            vals.append(v)
+    if not vals:
+        return (float("nan"), float("nan"))
+    lo, hi = np.quantile(np.asarray(vals), [alpha / 2, 1 - alpha / 2])
+    return (float(lo), float(hi))
+
+
+def auroc_or_nan(scores: Sequence[float], labels: Sequence[bool]) -> float:
+    """AUROC of ``scores`` for ``labels`` (ties count one half), NaN when one class is absent."""
+    s = np.asarray(scores, dtype=float)
+    y = np.asarray(labels, dtype=bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    from scipy.stats import rankdata
+
+    r = rankdata(s)
+    return float((r[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

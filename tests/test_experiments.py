@@ -1,0 +1,187 @@
+"""Tests of semcal.experiments: experiment specs, planning, metrics, figures, the reproduce driver."""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semcal.errors import InputError
+from semcal.experiments import (
+    ExperimentSpec,
+    ModelEntry,
+    PlannedRun,
+    ReproduceResult,
+    RunOutcome,
+    experiment_from_dict,
+    load_experiment,
+    make_figures,
+    parse_model_arg,
+    plan,
+    reproduce,
+    run_metrics,
+    signed_error,
+    summary_markdown,
+)
+from semcal.spec import RunSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def need(module: str, attr: str) -> None:
+    mod = pytest.importorskip(module)
+    if not hasattr(mod, attr):
+        pytest.skip(f"{module}.{attr} not available yet")
+
+
+# ----------------------------------------------------------------------------- specs
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(str(ROOT / "experiments" / "*.toml"))))
+def test_shipped_experiment_files_parse_and_plan(path: str) -> None:
+    exp = load_experiment(path)
+    runs = plan(exp)
+    assert runs, path
+    keys = [(r.spec.model, r.spec.dataset, r.spec.style, r.spec.temperature) for r in runs]
+    assert len(keys) == len(set(keys))  # deduplicated
+    for r in runs:
+        assert isinstance(r.spec, RunSpec)
+        assert r.spec.samples == exp.samples and r.spec.greedy is False
+
+
+def test_plan_of_default_experiment() -> None:
+    exp = ExperimentSpec(
+        datasets=("world", "arithmetic"),
+        comparisons=("styles", "tuning", "cot", "temperature"),
+    )
+    runs = plan(exp)
+    by = {(r.model.model, r.dataset, r.style, r.temperature): r for r in runs}
+    # base: concise+sentence+cot per dataset; instruct: concise+sentence per dataset;
+    # temperature: 5 values on both datasets (concise), T=1 shared with the styles runs
+    assert len(runs) == 6 + 4 + 2 * 4
+    shared = by[("gemma-3-270m", "world", "concise", 1.0)]
+    assert set(shared.comparisons) == {"styles", "tuning", "temperature"}
+    assert shared.group == "base"
+    assert by[("gemma-3-270m", "world", "cot", 1.0)].group == "cot"
+    assert by[("smollm2-135m-instruct", "arithmetic", "sentence", 1.0)].group == "instruct"
+    assert ("smollm2-135m-instruct", "world", "cot", 1.0) not in by  # cot compares base models
+    assert by[("gemma-3-270m", "world", "concise", 0.3)].spec.temperature == 0.3
+
+
+def test_spec_validation_errors_name_the_place(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="unknown comparison"):
+        ExperimentSpec(comparisons=("styles", "nope"))
+    with pytest.raises(InputError, match="role"):
+        ModelEntry("m", role="teacher")
+    with pytest.raises(InputError, match="instruct"):
+        ExperimentSpec(models=(ModelEntry("m", "base"),), comparisons=("tuning",))
+    with pytest.raises(InputError, match="temperature"):
+        ExperimentSpec(temperature=experiment_from_dict({"temperature": {"values": [0]}}).temperature)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\nsamplez = 3\n')
+    with pytest.raises(InputError, match="samplez") as ei:
+        load_experiment(bad)
+    assert str(bad) in str(ei.value)
+    bad.write_text("name = [\n")
+    with pytest.raises(InputError, match="malformed TOML"):
+        load_experiment(bad)
+    bad.write_text('[trajectories]\ncontinuations = 0\n')
+    with pytest.raises(InputError, match="continuations"):
+        load_experiment(bad)
+    bad.write_text('[selfpredict]\ntopk = 3\n')
+    with pytest.raises(InputError, match="topk"):
+        load_experiment(bad)
+    with pytest.raises(InputError, match="not found"):
+        load_experiment(tmp_path / "missing.toml")
+
+
+def test_parse_model_arg() -> None:
+    assert parse_model_arg("gemma-3-270m:base") == ModelEntry("gemma-3-270m", "base")
+    assert parse_model_arg("Qwen/Qwen2.5-7B-Instruct").role == "instruct"
+    assert parse_model_arg("x.gguf:sft").role == "sft"
+    assert parse_model_arg("Qwen/Qwen2.5-7B").role == "base"
+
+
+# ----------------------------------------------------------------------------- metrics + figures
+
+
+def test_signed_error_and_run_metrics() -> None:
+    need("semcal.metrics", "bootstrap_ci")
+    rng = np.random.default_rng(0)
+    conf = rng.uniform(0.2, 1.0, 400)
+    over = rng.uniform(size=400) < conf - 0.2  # accuracy 0.2 below confidence
+    assert signed_error(conf, over) == pytest.approx(conf.mean() - over.mean())
+    m = run_metrics(conf, over, n_boot=200)
+    assert m["n"] == 400
+    assert m["signed_error"] > 0.1
+    lo, hi = m["signed_error_ci"]
+    assert lo <= m["signed_error"] <= hi and lo > 0
+    assert m["smece"] > 0.1
+    cal = rng.uniform(size=400) < conf
+    assert run_metrics(conf, cal, n_boot=100)["smece"] < m["smece"]
+
+
+def _fake_outcome(model: ModelEntry, ds: str, style: str, t: float, comps, rng) -> RunOutcome:
+    spec = RunSpec(model=model.model, dataset=ds, style=style, temperature=t, greedy=False)
+    pr = PlannedRun(spec, model, ds, style, t, tuple(comps))
+    conf = rng.uniform(0.1, 1, 60)
+    corr = rng.uniform(size=60) < conf
+    oc = RunOutcome(pr, [str(i) for i in range(60)], conf, corr)
+    oc.metrics = run_metrics(conf, corr, n_boot=50)
+    return oc
+
+
+def test_figures_and_summary_from_outcomes(tmp_path: Path) -> None:
+    need("semcal.metrics", "bootstrap_ci")
+    rng = np.random.default_rng(1)
+    base, inst = ModelEntry("b", "base"), ModelEntry("i", "instruct")
+    exp = ExperimentSpec(models=(base, inst), comparisons=("styles", "tuning", "cot", "temperature"))
+    res = ReproduceResult(out_dir=tmp_path, spec=exp)
+    for ds in ("world", "arithmetic"):
+        res.runs.append(_fake_outcome(base, ds, "concise", 1.0, ["styles", "tuning", "temperature"], rng))
+        res.runs.append(_fake_outcome(base, ds, "cot", 1.0, ["cot"], rng))
+        res.runs.append(_fake_outcome(inst, ds, "concise", 1.0, ["tuning"], rng))
+        res.runs.append(_fake_outcome(base, ds, "concise", 0.5, ["temperature"], rng))
+    figs = make_figures(res, tmp_path / "figures")
+    assert {"reliability_styles", "reliability_tuning", "reliability_cot", "scatter",
+            "temperature"} <= set(figs)
+    for p in figs.values():
+        assert p.exists() and 2_000 < p.stat().st_size < 400_000
+    md = summary_markdown(res)
+    assert md.count("\n| b |") == 6 and "| i | instruct |" in md
+    assert f"{res.runs[0].metrics['smece']:.3f}" in md
+    json.dumps(res.to_dict(), default=str)
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+@pytest.mark.slow
+def test_reproduce_smoke_end_to_end(tmp_path: Path) -> None:
+    pytest.importorskip("llama_cpp")
+    out = tmp_path / "rep"
+    exp = load_experiment(ROOT / "experiments" / "smoke.toml")
+    exp = dataclasses.replace(
+        exp, comparisons=("tuning", "temperature"), questions=2, samples=2, n_boot=50,
+        max_tokens={"concise": 8},
+    )
+    res = reproduce(exp, out, quiet=True)
+    assert len(res.runs) == 3  # gemma T=1 (shared), gemma T=0.5, smollm2 T=1
+    assert {o.run.model.role for o in res.runs} == {"base", "instruct"}
+    for o in res.runs:
+        assert o.metrics["n"] == 2
+        assert 0 <= o.metrics["smece"] <= 1
+        assert ((o.confidence >= 0.5 - 1e-9) & (o.confidence <= 1)).all()
+    data = json.loads((out / "results.json").read_text())
+    assert len(data["runs"]) == 3
+    assert (out / "figures" / "smece_vs_accuracy.png").exists()
+    assert (out / "figures" / "temperature.png").exists()
+    assert "Calibration per run" in (out / "summary.md").read_text()
+    # resume: a second call samples nothing new (no model is opened) and gives the same numbers
+    again = reproduce(exp, out, quiet=True)
+    assert not (out / "theory").exists()
+    assert [o.metrics["smece"] for o in again.runs] == [o.metrics["smece"] for o in res.runs]

@@ -1,0 +1,391 @@
+"""Tests of semcal.theory: intermediate B-confidence trajectories and the self-prediction test.
+
+Pure logic is tested with a fake sampler whose class distribution is known exactly; one slow
+test runs both diagnostics on the embedded base model.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from semcal.errors import InputError
+from semcal.theory import (
+    TrajectoryResult,
+    estimate_trajectories,
+    implied_class_distribution,
+    kl_divergence,
+    plot_self_prediction,
+    plot_trajectories,
+    prefix_positions,
+    self_prediction,
+    summarize_self_prediction,
+    summarize_trajectories,
+    tv_distance,
+)
+from semcal.theory._common import auroc_or_nan, token_prefix, with_prefix
+from semcal.theory.trajectories import QuestionTrajectory
+from semcal.types import Collapsed, Completion, Message, Prompt, Question, SamplingParams
+
+# ----------------------------------------------------------------------------- a toy "model"
+
+CLASSES = {"q1": {"paris": 0.7, "lyon": 0.3}, "q2": {"rome": 0.5, "milan": 0.3, "turin": 0.2}}
+
+
+class ToySampler:
+    """Answers "The answer is X ." (direct) or "Let me think . so X ." style token sequences.
+
+    The class X is drawn from a fixed per-question distribution the first time the answer needs
+    it; a prefix that already contains X keeps it. With ``think`` tokens before the answer, the
+    class is decided late (like chain-of-thought); without, it is the 4th token.
+    """
+
+    model_name = "toy"
+    is_chat = False
+
+    def __init__(self, think: int = 0, seed: int = 0):
+        self.think = think
+        self.roots: dict[str, str] = {}  # prompt text -> question id
+        self.rng = random.Random(seed)
+
+    def _qid(self, prompt: Prompt) -> tuple[str, str]:
+        text = prompt.text
+        best = max((r for r in self.roots if text.startswith(r)), key=len, default=None)
+        if best is None:  # a new question prompt: its id is the last line's last word
+            qid = "q1" if "Zorbland" in text else "q2"
+            self.roots[text] = qid
+            return qid, ""
+        return self.roots[best], text[len(best):]
+
+    def _tokens(self, qid: str) -> list[str]:
+        dist = CLASSES[qid]
+        z = self.rng.choices(list(dist), weights=list(dist.values()))[0]
+        pre = [" hmm"] * self.think
+        return [*pre, " The", " answer", " is", f" {z}", "."]
+
+    def sample(self, prompts: Sequence[Prompt], n: int, params: SamplingParams):
+        out = []
+        for p in prompts:
+            qid, prefix = self._qid(p)
+            row = []
+            for _ in range(n):
+                full = self._tokens(qid)
+                # keep a class already present in the prefix
+                for z in CLASSES[qid]:
+                    if f" {z}" in prefix:
+                        full = [*[" hmm"] * self.think, " The", " answer", " is", f" {z}", "."]
+                # drop the tokens the prefix already holds
+                consumed, k = "", 0
+                while k < len(full) and len(consumed) < len(prefix):
+                    consumed += full[k]
+                    k += 1
+                rest = full[k:]
+                row.append(
+                    Completion(
+                        text="".join(rest),
+                        finish_reason="stop",
+                        n_tokens=len(rest),
+                        token_logprobs=tuple([-0.1] * len(rest)),
+                        tokens=tuple(rest),
+                    )
+                )
+            out.append(row)
+        return out
+
+    def next_token_logprobs(self, prompts: Sequence[Prompt], k: int):
+        out = []
+        for p in prompts:
+            qid, _ = self._qid(p)
+            if self.think:
+                out.append({" hmm": 0.0})
+            else:
+                out.append({" The": 0.0})
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+class DirectToy(ToySampler):
+    """The first token is the answer itself: " paris" (no template)."""
+
+    def _tokens(self, qid: str) -> list[str]:
+        dist = CLASSES[qid]
+        z = self.rng.choices(list(dist), weights=list(dist.values()))[0]
+        return [f" {z}", "."]
+
+    def next_token_logprobs(self, prompts: Sequence[Prompt], k: int):
+        out = []
+        for p in prompts:
+            qid, _ = self._qid(p)
+            out.append({f" {z}": math.log(pz) for z, pz in CLASSES[qid].items()})
+        return out
+
+
+def last_word(question: Question, texts: Sequence[str]) -> Collapsed:
+    labels = tuple((t.strip(" .").split() or ["<no answer>"])[-1].lower() for t in texts)
+    return Collapsed(labels=labels, gold=frozenset(a.lower() for a in question.answers))
+
+
+QUESTIONS = [
+    Question(id="q1", question="What is the capital of Zorbland?", answers=("Paris",), task="qa"),
+    Question(id="q2", question="What is the capital of Quxia?", answers=("Rome",), task="qa"),
+]
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def need(module: str, attr: str) -> None:
+    """Skip while a sibling module is not built yet (the package is assembled in parallel)."""
+    mod = pytest.importorskip(module)
+    if not hasattr(mod, attr):
+        pytest.skip(f"{module}.{attr} not available yet")
+
+
+def test_prefix_positions_include_ends_and_round() -> None:
+    assert prefix_positions(10, (0.0, 0.25, 0.5, 1.0), (1, 2, 50)) == (0, 1, 2, 5, 10)
+    assert prefix_positions(0, (0.5,), (1,)) == (0,)
+    assert prefix_positions(3, (), ()) == (0, 3)
+    with pytest.raises(InputError):
+        prefix_positions(5, (1.5,), ())
+    with pytest.raises(InputError):
+        prefix_positions(-1)
+
+
+def test_with_prefix_base_and_chat() -> None:
+    base = Prompt(text="Q: x\nA:")
+    assert with_prefix(base, " The").text == "Q: x\nA: The"
+    assert with_prefix(base, "") is base
+    chat = Prompt(messages=(Message("user", "x"),), assistant_prefix="Answer:")
+    p = with_prefix(chat, " The")
+    assert p.assistant_prefix == "Answer: The" and p.messages == chat.messages and not p.text
+
+
+def test_token_prefix_uses_tokens_and_clips() -> None:
+    c = Completion(text=" The answer", finish_reason="stop", n_tokens=2, tokens=(" The", " answer"))
+    assert token_prefix(c, 0) == ""
+    assert token_prefix(c, 1) == " The"
+    assert token_prefix(c, 2) == " The answer"
+    odd = Completion(text=" The ans", finish_reason="stop", n_tokens=2, tokens=(" The", " answer\n"))
+    assert token_prefix(odd, 2) == " The ans"
+    with pytest.raises(InputError, match="token strings"):
+        token_prefix(Completion(text="x", finish_reason="stop", n_tokens=1), 1)
+
+
+def test_auroc_matches_pairwise_definition() -> None:
+    s = [0.1, 0.4, 0.35, 0.8, 0.4]
+    y = [False, False, True, True, True]
+    pairs = [(a, b) for a, ya in zip(s, y) if ya for b, yb in zip(s, y) if not yb]
+    expect = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in pairs) / len(pairs)
+    assert auroc_or_nan(s, y) == pytest.approx(expect)
+    assert math.isnan(auroc_or_nan([0.1, 0.2], [True, True]))
+
+
+# ----------------------------------------------------------------------------- distances
+
+
+dists = st.dictionaries(st.sampled_from("abcde"), st.floats(0.01, 1.0), min_size=1).map(
+    lambda d: {k: v / sum(d.values()) for k, v in d.items()}
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(dists, dists)
+def test_tv_and_kl_properties(p: dict, q: dict) -> None:
+    tv = tv_distance(p, q)
+    assert 0.0 <= tv <= 1.0 + 1e-12
+    assert tv == pytest.approx(tv_distance(q, p))
+    assert tv_distance(p, p) == pytest.approx(0.0, abs=1e-12)
+    assert kl_divergence(p, q) >= -1e-9
+    assert kl_divergence(p, p) < 0.01  # only the eps smoothing
+
+
+def test_tv_disjoint_is_one() -> None:
+    assert tv_distance({"a": 1.0}, {"b": 1.0}) == pytest.approx(1.0)
+    with pytest.raises(InputError):
+        kl_divergence({"a": 1.0}, {"a": 1.0}, eps=0)
+
+
+def test_implied_distribution_hard_and_soft() -> None:
+    lp = {" Paris": math.log(0.6), " Lyon": math.log(0.3), " Nice": math.log(0.05)}
+    firsts = [" Paris", " Paris", " Lyon", " The", " The"]
+    labels = ["paris", "paris", "lyon", "paris", "lyon"]
+    q, unmapped = implied_class_distribution(lp, firsts, labels)
+    assert q == pytest.approx({"paris": 0.6 / 0.9, "lyon": 0.3 / 0.9})
+    assert unmapped == pytest.approx(0.1)
+    # " The" is not in the top-k: its samples map nothing. Soft mode mixes classes per token.
+    lp2 = {" The": math.log(0.5), " Paris": math.log(0.5)}
+    q2, u2 = implied_class_distribution(lp2, firsts, labels, mode="soft")
+    assert q2 == pytest.approx({"paris": 0.75, "lyon": 0.25})
+    assert u2 == pytest.approx(0.0)
+    q3, u3 = implied_class_distribution({" X": 0.0}, firsts, labels)
+    assert q3 == {} and u3 == 1.0
+    with pytest.raises(InputError):
+        implied_class_distribution(lp, firsts, labels[:2])
+    with pytest.raises(InputError):
+        implied_class_distribution(lp, firsts, labels, mode="nope")
+
+
+# ----------------------------------------------------------------------------- trajectories
+
+
+def test_trajectories_on_toy_model_resolve_at_the_answer_token() -> None:
+    need("semcal.prompts", "build_prompt")
+    need("semcal.grade", "plurality")
+    sampler = ToySampler(think=0, seed=1)
+    res = estimate_trajectories(
+        sampler, QUESTIONS, "sentence", last_word, n_samples=40, n_continuations=40,
+        n_trajectories=3, fractions=(0.0, 0.5, 1.0), absolute=(1, 2, 3, 4), seed=0,
+    )
+    assert isinstance(res, TrajectoryResult)
+    assert len(res.trajectories) == 6
+    for t in res.trajectories:
+        assert t.positions[0] == 0 and t.positions[-1] == t.length == 5
+        assert t.g[-1] == float(t.final_class == t.top_class)
+        # after " The answer is X" (4 tokens) the class is fixed: g is exactly 0 or 1
+        j4 = t.positions.index(4)
+        assert t.g[j4] == t.g[-1]
+        # before the answer token g estimates the probability of z* (0.7 for q1, 0.5 for q2)
+        p_top = CLASSES[t.question_id][t.top_class]
+        assert abs(t.g[0] - p_top) < 0.25
+        assert all(0.0 <= g <= 1.0 for g in t.g)
+    summ = summarize_trajectories(res, grid=(0.0, 0.5, 0.8, 1.0), n_boot=50)
+    rows = {r["fraction"]: r for r in summ["rows"]}
+    assert rows[1.0]["brier"] == 0.0
+    assert rows[0.8]["brier"] == 0.0  # token 4 of 5 = fraction 0.8: resolved
+    assert rows[0.0]["brier"] > 0.0
+    assert summ["half_resolution_fraction"] is not None and summ["half_resolution_fraction"] <= 0.8
+
+
+def test_late_decision_keeps_g_unresolved_longer() -> None:
+    need("semcal.prompts", "build_prompt")
+    need("semcal.grade", "plurality")
+    kw = dict(n_samples=30, n_continuations=30, n_trajectories=4, fractions=(0.0, 0.5, 1.0),
+              absolute=(), seed=0)
+    direct = estimate_trajectories(DirectToy(seed=2), QUESTIONS, "sentence", last_word, **kw)
+    late = estimate_trajectories(ToySampler(think=10, seed=2), QUESTIONS, "cot", last_word, **kw)
+    d = {r["fraction"]: r for r in summarize_trajectories(direct, (0.0, 0.5), n_boot=20)["rows"]}
+    lt = {r["fraction"]: r for r in summarize_trajectories(late, (0.0, 0.5), n_boot=20)["rows"]}
+    assert d[0.5]["brier"] == 0.0  # the answer is the first token
+    assert lt[0.5]["brier"] > 0.05  # half-way through the "reasoning" nothing is decided
+
+
+def test_every_prompt_gets_its_own_seed() -> None:
+    """Backends derive sample i's seed from (params.seed, i): prompts must not share a seed."""
+    need("semcal.prompts", "build_prompt")
+    need("semcal.grade", "plurality")
+
+    class Recording(ToySampler):
+        def __init__(self) -> None:
+            super().__init__(think=2)
+            self.calls: list[tuple[int, int]] = []
+
+        def sample(self, prompts, n, params):
+            self.calls.append((len(prompts), params.seed))
+            return super().sample(prompts, n, params)
+
+    rec = Recording()
+    estimate_trajectories(rec, QUESTIONS, "cot", last_word, n_samples=4, n_continuations=2,
+                          n_trajectories=2, fractions=(0.0, 0.5, 1.0), absolute=(), seed=7)
+    seeds = [sd for _, sd in rec.calls]
+    assert len(seeds) == len(set(seeds))  # reference and continuation prompts all differ
+    rec2 = Recording()
+    estimate_trajectories(rec2, QUESTIONS, "cot", last_word, n_samples=4, n_continuations=2,
+                          n_trajectories=2, fractions=(0.0, 0.5, 1.0), absolute=(), seed=7)
+    assert [sd for _, sd in rec2.calls] == seeds  # reproducible
+
+
+def test_trajectory_input_errors() -> None:
+    with pytest.raises(InputError):
+        estimate_trajectories(ToySampler(), QUESTIONS, "sentence", last_word, n_samples=2,
+                              n_trajectories=3)
+    with pytest.raises(InputError):
+        estimate_trajectories(ToySampler(), [], "sentence", last_word)
+
+
+def test_trajectory_result_roundtrip_and_plot(tmp_path) -> None:
+    t = QuestionTrajectory(
+        question_id="a", style="cot", trajectory=0, length=4, positions=(0, 2, 4),
+        g=(0.5, 0.75, 1.0), p_correct=(0.5, 0.5, 1.0), top_class="x", confidence=0.6,
+        correct=True, final_class="x", final_correct=True,
+    )
+    assert t.g_at(0.0) == 0.5 and t.g_at(0.6) == 0.75 and t.g_at(1.0) == 1.0
+    res = TrajectoryResult("m", "cot", 5, 4, 1.0, [t])
+    back = TrajectoryResult.from_dict(res.to_dict())
+    assert back.trajectories == [t]
+    p = plot_trajectories([res], tmp_path / "t.png")
+    assert p.stat().st_size > 1000
+
+
+# ----------------------------------------------------------------------------- self-prediction
+
+
+def test_self_prediction_direct_vs_template_first_token(tmp_path) -> None:
+    need("semcal.prompts", "build_prompt")
+    need("semcal.grade", "plurality")
+    need("semcal.metrics", "smece")
+    direct = self_prediction(DirectToy(seed=3), QUESTIONS, "concise", last_word, n_samples=200)
+    templ = self_prediction(ToySampler(seed=3), QUESTIONS, "sentence", last_word, n_samples=200)
+    for r in direct:
+        assert r.unmapped_mass == pytest.approx(0.0, abs=1e-9)
+        assert r.implied == pytest.approx(CLASSES[r.question_id], abs=1e-9)
+        assert r.tv < 0.1  # only sampling noise
+    for r in templ:
+        # every sample starts with " The": all mass goes to one class
+        assert len(r.implied) == 1
+        assert r.tv == pytest.approx(1.0 - max(r.sampled.values()), abs=1e-9)
+    sd = summarize_self_prediction(direct, n_boot=50)
+    stt = summarize_self_prediction(templ, n_boot=50)
+    assert sd["mean_tv"] < stt["mean_tv"]
+    assert sd["mean_tv_ci"][0] <= sd["mean_tv"] <= sd["mean_tv_ci"][1]
+    p = plot_self_prediction({"concise": direct, "sentence": templ}, tmp_path / "s.png")
+    assert p.stat().st_size > 1000
+
+
+def test_self_prediction_needs_logprob_api() -> None:
+    class NoLp:
+        model_name = "x"
+        is_chat = False
+
+        def sample(self, prompts, n, params):  # pragma: no cover - never reached
+            raise AssertionError
+
+    with pytest.raises(InputError, match="next_token_logprobs"):
+        self_prediction(NoLp(), QUESTIONS, "concise", last_word)
+
+
+# ----------------------------------------------------------------------------- real model
+
+
+@pytest.mark.slow
+def test_theory_on_embedded_base_model() -> None:
+    pytest.importorskip("llama_cpp")
+    from semcal.backends import get_sampler
+    from semcal.collapse import get_collapse
+    from semcal.data import bundled
+
+    qs = bundled("world")[:2]
+    sampler = get_sampler("llamacpp", "gemma-3-270m")
+    try:
+        collapse = get_collapse("auto")
+        res = estimate_trajectories(sampler, qs, "sentence", collapse, n_samples=3,
+                                    n_continuations=2, fractions=(0.0, 0.5, 1.0), absolute=(),
+                                    seed=0)
+        assert len(res.trajectories) >= 1
+        for t in res.trajectories:
+            assert t.positions[0] == 0 and t.positions[-1] == t.length
+            assert all(0.0 <= g <= 1.0 for g in t.g)
+            assert t.g[-1] in (0.0, 1.0)
+        rows = self_prediction(sampler, qs, "concise", collapse, n_samples=4, top_k=10)
+        assert len(rows) == 2
+        for r in rows:
+            assert 0.0 <= r.tv <= 1.0 and 0.0 <= r.unmapped_mass <= 1.0
+            assert sum(r.sampled.values()) == pytest.approx(1.0)
+    finally:
+        sampler.close()
