@@ -218,7 +218,7 @@ def test_ignored_n_falls_back_to_per_sample_seeds(synth_servers):
     with OpenAISampler("synthetic", base_url=ignores.base_url, n_mode="separate") as s:
         sep = s.sample([QA], 4, SamplingParams(seed=9, max_tokens=5))
         assert [c.text for c in sep[0]] == [c.text for c in out[0]]
-    # sample i of a one-per-request draw is the server's answer for seed sample_seed(9, i)
+    # sample i of a one-per-request draw is the server's answer for sample i's seed
     with OpenAISampler("synthetic", base_url=ignores.base_url) as s:
         direct = s.sample([QA], 1, SamplingParams(seed=9, max_tokens=5))
         assert direct[0][0].text == out[0][0].text

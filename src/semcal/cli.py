@@ -1,35 +1,541 @@
-"""Command-line interface (thin: parses arguments and calls the library)."""
+"""Command-line interface (thin: parses arguments and calls the library).
+
+Commands: ``demo``, ``run``, ``resume``, ``analyze``, ``report``, ``compare``, ``models``.
+Every user mistake ends as one line on stderr and a non-zero exit status; ``--debug``
+shows tracebacks of unexpected errors.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import math
 import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
 
 from semcal import __version__
-from semcal.errors import SemcalError
+from semcal.errors import InputError, SemcalError
+
+log = logging.getLogger("semcal")
+
+#: exit statuses
+EXIT_ERROR = 2
+EXIT_UNEXPECTED = 1
+EXIT_INTERRUPTED = 130
+
+#: the demo: an embedded base model and an embedded instruct model on the bundled questions
+DEMO_MODELS = ("gemma-3-270m", "smollm2-135m-instruct")
+#: --limit presets of the demo: name -> (questions, samples per question)
+DEMO_SIZES = {"tiny": (4, 4), "small": (8, 6), "full": (60, 8)}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line (no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        raise SystemExit(EXIT_ERROR)
+
+
+def _common() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("output")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bars, fewer messages")
+    g.add_argument("-v", "--verbose", action="store_true", help="log what semcal does")
+    g.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
+    return p
+
+
+def _positive_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {s!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def _add_sampling_flags(p: argparse.ArgumentParser, with_model: bool = True) -> None:
+    if with_model:
+        p.add_argument("--model", help="embedded model name (see 'semcal models'), GGUF path or HF id")
+        p.add_argument("--backend", help="sampling engine: llamacpp (default), hf, openai, vllm")
+        p.add_argument("--dataset", help="bundled question set (demo, world, arithmetic) or a file")
+        p.add_argument("--format", help="file format/layout (e.g. jsonl, csv, triviaqa, gsm8k)")
+        p.add_argument("--task", help="task family of the questions: qa or math")
+        p.add_argument("--style", help="response style: concise, sentence (default) or cot")
+    p.add_argument("--samples", "-M", type=int, help="samples per question M (M_max if adaptive)")
+    p.add_argument("--temperature", type=float, help="sampling temperature (default 1.0)")
+    p.add_argument("--top-p", type=float, dest="top_p", help="nucleus sampling (default 1.0)")
+    p.add_argument("--max-tokens", type=int, dest="max_tokens", help="tokens per answer")
+    p.add_argument("--seed", type=int, help="run seed (default 0)")
+    p.add_argument("--k-shot", type=int, dest="k_shot", help="few-shot examples for base models")
+    p.add_argument(
+        "--batch-questions", type=int, dest="batch_questions",
+        help="questions per backend call (default 1; raise for engines that batch, e.g. vLLM)",
+    )
+    p.add_argument("--collapse", help="collapsing function B (auto, exact, math, embedding, nli)")
+    ad = p.add_argument_group("adaptive sampling")
+    ad.add_argument("--adaptive", action="store_true", default=None,
+                    help="stop a question early once its plurality share is pinned down")
+    ad.add_argument("--round", type=int, dest="adaptive_round", help="samples per round (5)")
+    ad.add_argument("--epsilon", type=float, help="half-width of the share's interval (0.1)")
+    ad.add_argument("--delta", type=float, help="error probability of the interval (0.05)")
+    ad.add_argument("--min-samples", type=int, dest="min_samples", help="least samples (10)")
+
+
+def _add_analysis_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--collapse", default="auto",
+                   help="collapsing function B: auto (default), exact, math, embedding, nli")
+    p.add_argument("--grader", default="auto", help="grader: auto (default: numeric for math, exact otherwise), exact, numeric, judge")
+    p.add_argument("--estimators", default=None,
+                   help="confidence estimators to compare: 'all' or a comma list")
+    p.add_argument("--run", action="append", dest="runs", help="only this run (repeatable)")
+    p.add_argument("--n-boot", type=int, default=1000, dest="n_boot",
+                   help="bootstrap resamples for confidence intervals (1000)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="semcal",
-        description="Measure semantic calibration of language models.",
-    )
+    common = _common()
+    p = _Parser(prog="semcal", description="Measure semantic calibration of language models.")
     p.add_argument("--version", action="version", version=f"semcal {__version__}")
-    p.add_subparsers(dest="command", metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    d = sub.add_parser(
+        "demo", parents=[common], help="the offline demo: a base and an instruct model",
+        description="Sample the embedded base model (gemma-3-270m) and instruct model "
+        "(smollm2-135m-instruct) on the bundled demo questions in sentence style, print their "
+        "calibration and write an HTML report. Takes a few minutes on a 2-core CPU.",
+    )
+    d.add_argument("--out", default="semcal-demo", help="experiment directory (semcal-demo)")
+    d.add_argument("--limit", default="full",
+                   help="questions: a number or a preset (tiny, small, full)")
+    d.add_argument("--samples", "-M", type=_positive_int, help="samples per question")
+    d.add_argument("--style", default="sentence", help="response style (sentence)")
+    d.add_argument("--models", help="comma list of models (default: the two embedded ones)")
+    d.add_argument("--adaptive", action="store_true", help="use adaptive sampling")
+    d.add_argument("--seed", type=int, default=0, help="run seed (0)")
+    d.add_argument("--threads", type=int, help="CPU threads for llama.cpp")
+
+    r = sub.add_parser(
+        "run", parents=[common], help="sample a run from a spec file and/or flags",
+        description="Sample M answers per question and store them in OUT/semcal.sqlite. "
+        "Running the same spec again into the same directory resumes it.",
+    )
+    r.add_argument("spec", nargs="?", help="run spec (TOML); flags override its values")
+    r.add_argument("--out", required=True, help="experiment directory")
+    r.add_argument("--name", help="run name in the store")
+    r.add_argument("--limit", type=_positive_int, help="first N questions only")
+    r.add_argument("--no-greedy", action="store_false", dest="greedy", default=None,
+                   help="skip the greedy completion per question (used by baselines)")
+    r.add_argument("--threads", type=int, help="CPU threads for llama.cpp")
+    _add_sampling_flags(r)
+
+    rs = sub.add_parser("resume", parents=[common], help="finish the unfinished runs of a directory",
+                        description="Continue every unfinished run stored in DIR.")
+    rs.add_argument("dir", help="experiment directory")
+    rs.add_argument("--run", action="append", dest="runs", help="only this run (repeatable)")
+
+    a = sub.add_parser("analyze", parents=[common], help="metrics from the store (no model)",
+                       description="Collapse, grade and score the stored samples; print metrics.")
+    a.add_argument("dir", help="experiment directory")
+    _add_analysis_flags(a)
+    a.add_argument("--csv", help="write the per-question table as CSV")
+    a.add_argument("--parquet", help="write the per-question table as Parquet")
+    a.add_argument("--json", action="store_true", help="print the summaries as JSON")
+    rg = a.add_argument_group("adaptive replay (what --adaptive would have saved on a fixed-M run)")
+    rg.add_argument("--replay-adaptive", action="store_true", dest="replay",
+                    help="apply the adaptive stopping rule to the stored samples")
+    rg.add_argument("--round", type=int, dest="adaptive_round", help="samples per round (5)")
+    rg.add_argument("--epsilon", type=float, help="half-width of the share's interval (0.1)")
+    rg.add_argument("--delta", type=float, help="error probability of the interval (0.05)")
+    rg.add_argument("--min-samples", type=int, dest="min_samples", help="least samples (10)")
+
+    rp = sub.add_parser("report", parents=[common], help="write the HTML report of a directory",
+                        description="Write a self-contained HTML report (and CSV/Parquet tables).")
+    rp.add_argument("dir", help="experiment directory")
+    rp.add_argument("--output", "-o", help="HTML file (default DIR/report.html)")
+    _add_analysis_flags(rp)
+
+    c = sub.add_parser("compare", parents=[common], help="several runs side by side",
+                       description="Reliability curves of every run on one axes, and a table.")
+    c.add_argument("dirs", nargs="+", help="experiment directories")
+    c.add_argument("--output", "-o", default="compare.html", help="HTML file (compare.html)")
+    c.add_argument("--collapse", default="auto", help="collapsing function B (auto)")
+    c.add_argument("--grader", default="auto", help="grader (auto)")
+    c.add_argument("--n-boot", type=int, default=1000, dest="n_boot", help="bootstrap resamples")
+
+    sub.add_parser("models", parents=[common], help="list the embedded models",
+                   description="List the models that ship with semcal (usable offline).")
     return p
+
+
+# ----------------------------------------------------------------------------- formatting
+
+
+def _f(v: Any, nd: int = 3) -> str:
+    if v is None:
+        return "-"
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    return "-" if math.isnan(x) else f"{x:.{nd}f}"
+
+
+def format_summary_table(analyses: Sequence[Any]) -> str:
+    """The printed table: model, accuracy, smECE ± CI, ECE, Brier, AUROC (one row per run)."""
+    header = ["run", "model", "style", "n", "M", "accuracy", "conf", "smECE [95% CI]", "ECE",
+              "Brier", "AUROC"]
+    rows = []
+    for a in analyses:
+        s = a.summary
+        ci = f"{_f(s['smece'])} [{_f(s['smece_lo'])}, {_f(s['smece_hi'])}]"
+        rows.append([
+            a.run.name, a.run.model, a.run.style, str(s["n"]), _f(s.get("mean_samples"), 1),
+            _f(s["accuracy"]), _f(s["mean_confidence"]), ci, _f(s["ece"]), _f(s["brier"]),
+            _f(s["auroc"]),
+        ])
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    return "\n".join(out)
+
+
+def format_estimator_table(a: Any) -> str:
+    header = ["estimator", "kind", "n", "smECE", "ECE", "Brier", "AUROC"]
+    rows = [[e["estimator"], e["kind"], str(e["n"]), _f(e.get("smece")), _f(e.get("ece")),
+             _f(e.get("brier")), _f(e.get("auroc"))] for e in a.estimators]
+    if not rows:
+        return ""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    return "\n".join(out)
+
+
+def _say(args: argparse.Namespace, msg: str) -> None:
+    if not getattr(args, "quiet", False):
+        print(msg, file=sys.stderr)
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def _spec_from_args(args: argparse.Namespace) -> Any:
+    from semcal.spec import AdaptiveSpec, RunSpec
+
+    flat = {
+        k: getattr(args, k, None)
+        for k in ("model", "backend", "dataset", "format", "task", "style", "samples",
+                  "temperature", "top_p", "max_tokens", "seed", "k_shot", "batch_questions",
+                  "collapse", "limit", "name", "greedy")
+    }
+    ad_flags = {
+        "round": getattr(args, "adaptive_round", None),
+        "epsilon": getattr(args, "epsilon", None),
+        "delta": getattr(args, "delta", None),
+        "min_samples": getattr(args, "min_samples", None),
+    }
+    ad_flags = {k: v for k, v in ad_flags.items() if v is not None}
+    if args.spec:
+        spec = RunSpec.from_toml(args.spec, **flat)
+    else:
+        if not flat.get("model"):
+            raise InputError("give a spec file or --model (see 'semcal run --help')")
+        spec = RunSpec.from_dict({k: v for k, v in flat.items() if v is not None})
+    if args.adaptive or ad_flags:
+        import dataclasses
+
+        base = spec.adaptive
+        enabled = True if args.adaptive else base.enabled
+        spec = dataclasses.replace(
+            spec, adaptive=AdaptiveSpec(**{**dataclasses.asdict(base), **ad_flags, "enabled": enabled})
+        )
+    if getattr(args, "threads", None):
+        opts = dict(spec.backend_options)
+        opts["n_threads"] = args.threads
+        spec = spec.replace(backend_options=opts)
+    return spec
+
+
+def _print_results(analyses: Sequence[Any], args: argparse.Namespace) -> None:
+    print(format_summary_table(analyses))
+
+
+def _interrupted(args: argparse.Namespace, res: Any, how: str) -> int:
+    print(
+        f"semcal: interrupted: {res.n_done}/{res.n_questions} questions of run {res.run_name!r} "
+        f"are stored in {res.directory}; nothing committed is lost.\n"
+        f"Resume with: {how}",
+        file=sys.stderr,
+    )
+    return EXIT_INTERRUPTED
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from semcal import analysis, runner
+
+    spec = _spec_from_args(args)
+    runner.preflight(spec)
+    res = runner.run(spec, args.out, quiet=args.quiet)
+    if res.interrupted:
+        return _interrupted(args, res, f"semcal resume {args.out}")
+    _say(args, _run_line(res))
+    a = analysis.analyze_dir(args.out, runs=[res.run_name], n_boot=1000)
+    _print_results(a, args)
+    _say(args, f"report: semcal report {args.out}")
+    return 0
+
+
+def _run_line(res: Any) -> str:
+    rate = res.samples_new / res.seconds if res.seconds > 0 else 0.0
+    extra = ""
+    if res.sample_fraction is not None:
+        extra = f", adaptive used {100 * res.sample_fraction:.0f}% of the fixed-M samples"
+    return (
+        f"run {res.run_name!r}: {res.n_done}/{res.n_questions} questions, {res.samples_total} "
+        f"samples ({res.samples_new} new, {rate:.1f}/s) in {res.seconds:.1f}s"
+        f"{' (resumed)' if res.resumed else ''}{extra}"
+    )
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from semcal import runner
+    from semcal.spec import RunSpec
+    from semcal.store import Store, has_store
+
+    if not has_store(args.dir):
+        raise InputError(f"no semcal store in {args.dir}")
+    with Store(args.dir, readonly=True) as st:
+        runs = [r for r in st.runs() if not args.runs or r.name in args.runs]
+        todo = []
+        for r in runs:
+            done, total, _ = st.progress(r.id)
+            if r.finished is None or done < total:
+                todo.append(r)
+    if not todo:
+        _say(args, f"nothing to resume in {args.dir}: every run is complete")
+        return 0
+    for r in todo:
+        spec = RunSpec.from_dict(r.spec, where=f"run {r.name}")
+        res = runner.run(spec, args.dir, quiet=args.quiet)
+        if res.interrupted:
+            return _interrupted(args, res, f"semcal resume {args.dir}")
+        _say(args, _run_line(res))
+    return 0
+
+
+def _analyze(args: argparse.Namespace, dirs: Sequence[str]) -> list[Any]:
+    from semcal import analysis
+
+    out = []
+    for d in dirs:
+        out += analysis.analyze_dir(
+            d, runs=getattr(args, "runs", None), collapse=args.collapse, grader=args.grader,
+            estimators=getattr(args, "estimators", None), n_boot=args.n_boot,
+        )
+    return out
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from semcal import analysis
+
+    analyses = _analyze(args, [args.dir])
+    if args.json:
+        print(json.dumps(
+            [{"run": a.run.name, "model": a.run.model, "collapse": a.collapse,
+              "grader": a.grader, **a.summary, "estimators": a.estimators} for a in analyses],
+            indent=2, default=str,
+        ))
+    else:
+        print(format_summary_table(analyses))
+        for a in analyses:
+            t = format_estimator_table(a)
+            if t and not args.quiet:
+                print(f"\nconfidence estimators, run {a.run.name}:\n{t}")
+    if args.replay:
+        import dataclasses
+
+        from semcal.spec import AdaptiveSpec
+
+        given = {"round": args.adaptive_round, "epsilon": args.epsilon, "delta": args.delta,
+                 "min_samples": args.min_samples}
+        ad = dataclasses.replace(AdaptiveSpec(enabled=True),
+                                 **{k: v for k, v in given.items() if v is not None})
+        from semcal.spec import validate_adaptive
+
+        validate_adaptive(ad)
+        print(f"\nadaptive replay (round {ad.round}, epsilon {ad.epsilon}, delta {ad.delta}, "
+              f"min {ad.min_samples}):")
+        for a in analyses:
+            r = analysis.adaptive_replay(a, ad)
+            print(f"  {r['run']}: {r['samples_adaptive']}/{r['samples_fixed']} samples "
+                  f"({100 * r['fraction']:.0f}%), {r['stopped_early']}/{r['n_questions']} questions "
+                  f"stopped early; smECE {_f(r['smece_fixed'])} -> {_f(r['smece_adaptive'])}, "
+                  f"accuracy {_f(r['accuracy_fixed'])} -> {_f(r['accuracy_adaptive'])}")
+    rows = [r for a in analyses for r in a.table()]
+    for path in (args.csv, args.parquet):
+        if path:
+            analysis.write_table(rows, path)
+            _say(args, f"wrote {path}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from semcal.report.html import write_report
+
+    analyses = _analyze(args, [args.dir])
+    out = Path(args.output) if args.output else Path(args.dir) / "report.html"
+    paths = write_report(analyses, out)
+    print(format_summary_table(analyses))
+    print(f"report: {paths['html']}")
+    for k in ("csv", "parquet"):
+        if paths.get(k):
+            _say(args, f"table: {paths[k]}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from semcal.report.html import write_compare
+
+    args.runs = None
+    args.estimators = None
+    analyses = _analyze(args, args.dirs)
+    path = write_compare(analyses, Path(args.output))
+    print(format_summary_table(analyses))
+    print(f"comparison: {path}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from semcal.backends import models
+
+    print(f"{'name':24s} {'kind':9s} description")
+    for m in models.EMBEDDED.values():
+        kind = "instruct" if m.is_chat else "base"
+        print(f"{m.name:24s} {kind:9s} {m.description}")
+    _say(args, "any GGUF file path works too: --model path/to/model.gguf")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from semcal import analysis, runner
+    from semcal.report.html import write_report
+    from semcal.spec import AdaptiveSpec, RunSpec
+
+    lim = str(args.limit)
+    if lim in DEMO_SIZES:
+        n_q, m = DEMO_SIZES[lim]
+    else:
+        try:
+            n_q = int(lim)
+        except ValueError:
+            raise InputError(
+                f"--limit must be a number or one of {', '.join(DEMO_SIZES)}, got {lim!r}"
+            ) from None
+        if n_q < 1:
+            raise InputError(f"--limit must be >= 1, got {n_q}")
+        m = DEMO_SIZES["full"][1]
+    if args.samples:
+        m = args.samples
+    models_ = [s.strip() for s in args.models.split(",")] if args.models else list(DEMO_MODELS)
+    opts = {"n_threads": args.threads} if args.threads else {}
+    specs = [
+        RunSpec(
+            model=mname, dataset="demo", style=args.style, samples=m, limit=n_q, seed=args.seed,
+            backend_options=opts, adaptive=AdaptiveSpec(enabled=bool(args.adaptive)),
+        )
+        for mname in models_
+    ]
+    for s in specs:
+        runner.preflight(s)
+    t_all = time.monotonic()
+    _say(args, f"semcal demo: {len(specs)} models × {n_q} questions × M={m}, style {args.style} "
+               f"-> {args.out}")
+    names = []
+    for s in specs:
+        res = runner.run(s, args.out, quiet=args.quiet)
+        if res.interrupted:
+            return _interrupted(args, res, _demo_cmd(args))
+        _say(args, _run_line(res))
+        names.append(res.run_name)
+    analyses = analysis.analyze_dir(args.out, runs=names, n_boot=1000)
+    paths = write_report(analyses, Path(args.out) / "report.html")
+    print(format_summary_table(analyses))
+    print(f"report: {paths['html']}")
+    _say(args, f"total time {time.monotonic() - t_all:.1f}s")
+    return 0
+
+
+def _demo_cmd(args: argparse.Namespace) -> str:
+    parts = ["semcal demo", f"--out {args.out}", f"--limit {args.limit}"]
+    if args.samples:
+        parts.append(f"--samples {args.samples}")
+    if args.style != "sentence":
+        parts.append(f"--style {args.style}")
+    if args.models:
+        parts.append(f"--models {args.models}")
+    if args.adaptive:
+        parts.append("--adaptive")
+    if args.seed:
+        parts.append(f"--seed {args.seed}")
+    return " ".join(parts)
+
+
+COMMANDS = {
+    "demo": cmd_demo,
+    "run": cmd_run,
+    "resume": cmd_resume,
+    "analyze": cmd_analyze,
+    "report": cmd_report,
+    "compare": cmd_compare,
+    "models": cmd_models,
+}
+
+
+def _setup_logging(args: argparse.Namespace) -> None:
+    level = logging.WARNING
+    if getattr(args, "verbose", False):
+        level = logging.INFO
+    if getattr(args, "debug", False):
+        level = logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("semcal").setLevel(level)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        if args.command is None:
-            parser.print_help()
-            return 0
+    if args.command is None:
+        parser.print_help()
         return 0
+    _setup_logging(args)
+    try:
+        return COMMANDS[args.command](args)
     except SemcalError as exc:
-        print(f"semcal: error: {exc}", file=sys.stderr)
-        return 2
+        if getattr(args, "debug", False):
+            raise
+        msg = " ".join(str(exc).split())
+        print(f"semcal: error: {msg}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("semcal: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if getattr(args, "debug", False):
+            raise
+        msg = " ".join(str(exc).split()) or "(no message)"
+        print(
+            f"semcal: unexpected error: {type(exc).__name__}: {msg} (rerun with --debug for details)",
+            file=sys.stderr,
+        )
+        return EXIT_UNEXPECTED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,542 @@
+"""From the store to numbers: collapse, grade, confidence and metrics. No model needed.
+
+:func:`analyze_run` reads one run's stored samples, classifies them with a collapsing
+function B (cached in the store, keyed by B's name and the number of samples), takes the
+plurality class as the prediction, grades it against the gold classes, computes the
+confidence estimators, and summarises calibration (accuracy, smECE ± bootstrap CI, ECE,
+Brier, log-loss, AUROC). Changing B or the grader re-reads the samples; it never re-samples.
+
+The per-question table (:meth:`RunAnalysis.table`) is a list of flat dicts, one per
+question, ready for CSV/Parquet export (:func:`write_table`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semcal.errors import InputError, SemcalError, StoreError
+from semcal.store import RunInfo, Store
+from semcal.types import NO_ANSWER, Collapsed, Completion, Question
+
+log = logging.getLogger(__name__)
+
+#: estimators shown by default (cheap, need only what a run stores)
+DEFAULT_ESTIMATORS = (
+    "semantic",
+    "semantic_laplace",
+    "logprob_weighted",
+    "max_seq_prob",
+    "greedy_mean_prob",
+    "greedy_seq_prob",
+    "neg_semantic_entropy",
+    "neg_num_classes",
+)
+
+
+@dataclass
+class QuestionResult:
+    """One question of a run after analysis."""
+
+    qid: str
+    question: str
+    task: str
+    gold: tuple[str, ...]
+    gold_labels: frozenset[str]
+    n_samples: int
+    labels: tuple[str, ...]
+    texts: tuple[str, ...]
+    prediction: str
+    count: int
+    correct: bool
+    greedy_text: str | None = None
+    greedy_label: str | None = None
+    greedy_correct: bool | None = None
+    estimates: dict[str, float | None] = field(default_factory=dict)
+
+    @property
+    def confidence(self) -> float:
+        """Semantic confidence: the plurality share count / n_samples."""
+        return self.count / self.n_samples if self.n_samples else 0.0
+
+    @property
+    def class_counts(self) -> list[tuple[str, int]]:
+        """Classes with their sample counts, largest first."""
+        return Counter(self.labels).most_common()
+
+
+@dataclass
+class RunAnalysis:
+    """A run's per-question results and summary metrics."""
+
+    run: RunInfo
+    collapse: str
+    grader: str
+    questions: list[QuestionResult]
+    summary: dict[str, Any]
+    estimators: list[dict[str, Any]]
+    directory: Path | None = None
+
+    @property
+    def confidences(self) -> np.ndarray:
+        return np.array([q.confidence for q in self.questions], dtype=float)
+
+    @property
+    def correct(self) -> np.ndarray:
+        return np.array([q.correct for q in self.questions], dtype=float)
+
+    def table(self) -> list[dict[str, Any]]:
+        """One flat dict per question (the CSV/Parquet export)."""
+        rows = []
+        for q in self.questions:
+            row: dict[str, Any] = {
+                "run": self.run.name,
+                "model": self.run.model,
+                "style": self.run.style,
+                "qid": q.qid,
+                "task": q.task,
+                "question": q.question,
+                "gold": " | ".join(q.gold),
+                "n_samples": q.n_samples,
+                "prediction": q.prediction,
+                "count": q.count,
+                "confidence": q.confidence,
+                "correct": bool(q.correct),
+                "n_classes": len(set(q.labels)),
+                "no_answer": sum(1 for lab in q.labels if lab == NO_ANSWER),
+                "classes": json.dumps(dict(q.class_counts), ensure_ascii=False),
+                "greedy_text": q.greedy_text,
+                "greedy_label": q.greedy_label,
+                "greedy_correct": q.greedy_correct,
+            }
+            for name, v in q.estimates.items():
+                row[f"conf_{name}"] = v
+            rows.append(row)
+        return rows
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def _safe(fn: Callable[[], float]) -> float:
+    try:
+        v = float(fn())
+    except (SemcalError, ValueError, ZeroDivisionError, FloatingPointError) as exc:
+        log.debug("metric undefined: %s", exc)
+        return float("nan")
+    return v
+
+
+def calibration_summary(
+    conf: Sequence[float] | np.ndarray,
+    correct: Sequence[float] | np.ndarray,
+    n_boot: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> dict[str, Any]:
+    """Accuracy, mean confidence, smECE (± sigma, bootstrap CI), ECE, Brier, log-loss, AUROC.
+
+    ``conf`` (shape (n,), in [0, 1]) and ``correct`` (shape (n,), 0/1). Undefined metrics
+    (AUROC when every answer is right or every answer is wrong) are NaN.
+    """
+    from semcal import metrics as M
+
+    c = np.asarray(conf, dtype=float)
+    y = np.asarray(correct, dtype=float)
+    n = int(c.size)
+    out: dict[str, Any] = {"n": n}
+    if n == 0:
+        for k in ("accuracy", "mean_confidence", "smece", "smece_sigma", "smece_lo", "smece_hi",
+                  "ece", "ece_mass", "brier", "log_loss", "auroc"):
+            out[k] = float("nan")
+        return out
+    out["accuracy"] = float(y.mean())
+    out["mean_confidence"] = float(c.mean())
+    sm = M.smece(c, y)
+    out["smece"] = float(getattr(sm, "value", sm))
+    out["smece_sigma"] = float(getattr(sm, "sigma", float("nan")))
+    if n >= 2 and n_boot > 0:
+        try:
+            lo, hi = M.bootstrap_ci(
+                lambda a, b: float(getattr(M.smece(a, b), "value", M.smece(a, b))),
+                c, y, n_boot=n_boot, alpha=alpha, seed=seed,
+            )
+        except (SemcalError, ValueError) as exc:
+            log.debug("bootstrap failed: %s", exc)
+            lo = hi = float("nan")
+    else:
+        lo = hi = float("nan")
+    out["smece_lo"], out["smece_hi"] = float(lo), float(hi)
+    out["ece"] = _safe(lambda: M.ece(c, y, n_bins=15, strategy="width"))
+    out["ece_mass"] = _safe(lambda: M.ece(c, y, n_bins=15, strategy="mass"))
+    out["brier"] = _safe(lambda: M.brier(c, y))
+    out["log_loss"] = _safe(lambda: M.log_loss(c, y))
+    out["auroc"] = _safe(lambda: M.auroc(c, y)) if 0 < y.sum() < n else float("nan")
+    return out
+
+
+def estimator_table(
+    questions: Sequence[QuestionResult], names: Sequence[str], n_boot: int = 200, seed: int = 0
+) -> list[dict[str, Any]]:
+    """Compare confidence estimators on the same samples.
+
+    Probabilities get smECE/ECE/Brier/AUROC; scores get AUROC only. An estimator about the
+    greedy answer is graded against the greedy answer's correctness. Questions where an
+    estimator has no value are left out of its row (``n`` says how many remain).
+    """
+    from semcal.confidence import ESTIMATORS
+
+    rows = []
+    for name in names:
+        est = ESTIMATORS.get(name)
+        if est is None:
+            continue
+        conf, ys = [], []
+        for q in questions:
+            v = q.estimates.get(name)
+            if v is None or not math.isfinite(v):
+                continue
+            y = q.greedy_correct if getattr(est, "target", "prediction") == "greedy" else q.correct
+            if y is None:
+                continue
+            conf.append(v)
+            ys.append(float(y))
+        row: dict[str, Any] = {
+            "estimator": name,
+            "kind": "probability" if est.is_probability else "score",
+            "description": est.description,
+            "n": len(conf),
+        }
+        if not conf:
+            rows.append(row)
+            continue
+        c, y = np.array(conf), np.array(ys)
+        row["accuracy"] = float(y.mean())
+        row["auroc"] = (
+            _safe(lambda c=c, y=y: _auroc(c, y)) if 0 < y.sum() < len(y) else float("nan")
+        )
+        if est.is_probability:
+            s = calibration_summary(c, y, n_boot=n_boot, seed=seed)
+            for k in ("mean_confidence", "smece", "smece_lo", "smece_hi", "ece", "brier"):
+                row[k] = s[k]
+        rows.append(row)
+    return rows
+
+
+def _auroc(c: np.ndarray, y: np.ndarray) -> float:
+    """AUROC of any real-valued score (not only probabilities): the Mann-Whitney statistic,
+    ties counted as one half."""
+    from scipy.stats import rankdata
+
+    y = np.asarray(y, dtype=bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(np.asarray(c, dtype=float))
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+# ----------------------------------------------------------------------------- analysis
+
+
+def _collapse_fn(name: str, **opts: Any) -> Callable[[Question, Sequence[str]], Collapsed]:
+    from semcal.collapse import get_collapse
+
+    return get_collapse(name, **opts)
+
+
+def _plurality(labels: Sequence[str]) -> tuple[str, int]:
+    from semcal.grade import plurality
+
+    label, count = plurality(list(labels))
+    return str(label), int(count)
+
+
+def _is_correct(label: str | None, gold: frozenset[str]) -> bool:
+    from semcal.grade import is_correct
+
+    if label is None:
+        return False
+    return bool(is_correct(label, gold))
+
+
+def analyze_run(
+    store: Store,
+    run: RunInfo | str | int,
+    *,
+    collapse: str = "auto",
+    grader: str = "auto",
+    estimators: Sequence[str] | str | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    cache: bool = True,
+    collapse_opts: dict[str, Any] | None = None,
+    grader_opts: dict[str, Any] | None = None,
+) -> RunAnalysis:
+    """Analyse one run of ``store``. See the module docstring.
+
+    ``run`` is a :class:`RunInfo`, a run name or a run id. ``estimators`` is a list of names,
+    "all" (every registered estimator) or None (:data:`DEFAULT_ESTIMATORS`). ``cache`` writes
+    collapse results and grades back into the store (skipped for a read-only store).
+    Only questions whose sampling is finished are analysed.
+    """
+    from semcal.confidence import ESTIMATORS, estimate_all
+    from semcal.grade import GRADERS, get_grader
+
+    info = _resolve_run(store, run)
+    if grader not in GRADERS:
+        raise InputError(f"unknown grader {grader!r} (known: {', '.join(GRADERS)})")
+    gopts = dict(grader_opts or {})
+    grader_obj = get_grader(grader, **gopts)
+
+    grader_key = grader
+    if grader == "judge":
+        judge_sampler = gopts.get("sampler")
+        grader_key = f"judge:{getattr(judge_sampler, 'model_name', 'model')}"
+    cached_grades = store.grades(info.id, collapse, grader_key) if grader == "judge" else {}
+    if estimators is None:
+        names = [n for n in DEFAULT_ESTIMATORS if n in ESTIMATORS]
+    elif isinstance(estimators, str):
+        names = list(ESTIMATORS) if estimators == "all" else [s for s in estimators.split(",") if s]
+    else:
+        names = list(estimators)
+    unknown = [n for n in names if n not in ESTIMATORS]
+    if unknown:
+        raise InputError(
+            f"unknown estimator(s) {', '.join(unknown)} (known: {', '.join(ESTIMATORS)}, all)"
+        )
+    cache = cache and not store.readonly
+
+    questions = {q.id: q for q in store.questions(info.id)}
+    done = store.done_ids(info.id)
+    samples = store.all_samples(info.id)
+    greedy = store.greedy(info.id)
+    cached = store.classes(info.id, collapse) if cache or store.readonly else {}
+    fn = None
+    new_classes = []
+    results: list[QuestionResult] = []
+    order = [qid for qid in questions if qid in done and samples.get(qid)]
+    for qid in order:
+        q = questions[qid]
+        comps: list[Completion] = [s.completion for s in samples[qid]]
+        texts = tuple(c.text for c in comps)
+        g = greedy.get(qid)
+        hit = cached.get(qid)
+        if hit is not None and hit[0] == len(texts) and (g is None or hit[3] is not None):
+            _, labels, gold, g_label = hit
+        else:
+            if fn is None:
+                fn = _collapse_fn(collapse, **(collapse_opts or {}))
+            all_texts = list(texts) + ([g.text] if g is not None else [])
+            col = fn(q, all_texts)
+            labs = tuple(col.labels)
+            if len(labs) != len(all_texts):
+                raise SemcalError(
+                    f"collapse {collapse!r} returned {len(labs)} labels for {len(all_texts)} texts"
+                )
+            labels = labs[: len(texts)]
+            g_label = labs[-1] if g is not None else None
+            gold = frozenset(col.gold)
+            new_classes.append((qid, len(texts), labels, gold, g_label))
+        prediction, count = _plurality(labels)
+        hit_g = cached_grades.get(qid)
+        if hit_g is not None and hit_g[0] == len(texts) and hit_g[1] == prediction:
+            correct = hit_g[3]
+        else:
+            gr = grader_obj(q, Collapsed(tuple(labels), gold), list(texts))
+            correct = bool(gr.correct)
+        if g is None:
+            g_correct = None
+        elif grader == "judge":
+            g_correct = _is_correct(g_label, gold)
+        else:
+            g_correct = bool(grader_obj(q, Collapsed((g_label,), gold), [g.text]).correct)
+        results.append(
+            QuestionResult(
+                qid=qid,
+                question=q.question,
+                task=q.task,
+                gold=tuple(q.answers),
+                gold_labels=gold,
+                n_samples=len(texts),
+                labels=tuple(labels),
+                texts=texts,
+                prediction=prediction,
+                count=count,
+                correct=correct,
+                greedy_text=None if g is None else g.text,
+                greedy_label=g_label,
+                greedy_correct=g_correct,
+                estimates=estimate_all(labels, prediction, comps, greedy=g, names=names),
+            )
+        )
+    if new_classes and cache:
+        try:
+            store.save_classes(info.id, collapse, new_classes)
+        except StoreError as exc:
+            log.warning("could not cache collapse results: %s", exc)
+    if cache and results:
+        try:
+            store.save_grades(
+                info.id, collapse, grader_key,
+                [(r.qid, r.n_samples, r.prediction, r.count, r.correct) for r in results],
+            )
+        except StoreError as exc:
+            log.warning("could not cache grades: %s", exc)
+
+    conf = [r.confidence for r in results]
+    corr = [float(r.correct) for r in results]
+    summary = calibration_summary(conf, corr, n_boot=n_boot, seed=seed)
+    summary["n_questions_total"] = len(questions)
+    summary["n_samples_total"] = int(sum(r.n_samples for r in results))
+    summary["mean_samples"] = summary["n_samples_total"] / len(results) if results else float("nan")
+    summary["no_answer_rate"] = (
+        sum(lab == NO_ANSWER for r in results for lab in r.labels) / summary["n_samples_total"]
+        if results and summary["n_samples_total"]
+        else float("nan")
+    )
+    try:
+        from semcal.metrics.tilt import recalibration_gain  # type: ignore[attr-defined]
+
+        if len(results) >= 5:
+            summary["tilt_gain"] = float(getattr(recalibration_gain(conf, corr), "gain", float("nan")))
+    except (ImportError, AttributeError, TypeError, SemcalError, ValueError) as exc:
+        log.debug("tilt diagnostic unavailable: %s", exc)
+    est = estimator_table(results, names, n_boot=min(n_boot, 200), seed=seed) if results else []
+    return RunAnalysis(
+        run=info, collapse=collapse, grader=grader, questions=results, summary=summary,
+        estimators=est, directory=store.directory,
+    )
+
+
+def _resolve_run(store: Store, run: RunInfo | str | int) -> RunInfo:
+    if isinstance(run, RunInfo):
+        return run
+    info = store.get_run(run) if isinstance(run, int) else store.find_run(str(run))
+    if info is None:
+        names = ", ".join(r.name for r in store.runs()) or "none"
+        raise InputError(f"no run {run!r} in {store.directory} (runs: {names})")
+    return info
+
+
+def analyze_dir(
+    directory: str | os.PathLike[str],
+    runs: Sequence[str] | None = None,
+    **kwargs: Any,
+) -> list[RunAnalysis]:
+    """Analyse every run (or the named ``runs``) of an experiment directory."""
+    d = Path(directory)
+    if not d.exists():
+        raise InputError(f"directory not found: {d}")
+    from semcal.store import STORE_NAME, has_store
+
+    if not has_store(d):
+        raise InputError(f"no semcal store in {d} ({STORE_NAME} not found)")
+    try:
+        store = Store(d)
+    except StoreError:
+        store = Store(d, readonly=True)
+    with store:
+        infos = store.runs()
+        if runs:
+            infos = [_resolve_run(store, r) for r in runs]
+        if not infos:
+            raise InputError(f"{d}: the store has no runs")
+        return [analyze_run(store, info, **kwargs) for info in infos]
+
+
+# ----------------------------------------------------------------------------- adaptive replay
+
+
+def adaptive_replay(
+    analysis: RunAnalysis, adaptive: Any, n_boot: int = 0, seed: int = 0
+) -> dict[str, Any]:
+    """What adaptive sampling would have done on a fixed-M run, from its stored samples.
+
+    For each question, the stopping rule of :mod:`semcal.runner` is applied to its labels in
+    sample order (the samples are i.i.d., so a prefix is distributed like an adaptive run's
+    samples); the question's confidence and verdict are then recomputed on the prefix.
+    Returns the samples used (total and as a fraction of the fixed run's) and the calibration
+    summaries of both, so the change in smECE can be read off (``smece_fixed`` and
+    ``smece_adaptive``). ``adaptive`` is an :class:`~semcal.spec.AdaptiveSpec`; M_max is
+    the run's M.
+    """
+    from semcal.runner import next_round_size, should_stop
+
+    m_max = analysis.run.n_samples
+    conf_a, corr_a, used = [], [], []
+    for q in analysis.questions:
+        labels = list(q.labels)
+        n = 0
+        while True:
+            step = next_round_size(n, adaptive, m_max)
+            if step == 0 or n + step > len(labels):
+                n = len(labels)
+                break
+            n += step
+            if should_stop(labels[:n], adaptive, m_max):
+                break
+        pred, count = _plurality(labels[:n])
+        conf_a.append(count / n)
+        corr_a.append(float(_is_correct(pred, q.gold_labels)))
+        used.append(n)
+    fixed = analysis.summary
+    adapt = calibration_summary(conf_a, corr_a, n_boot=n_boot, seed=seed)
+    total_fixed = int(sum(q.n_samples for q in analysis.questions))
+    return {
+        "run": analysis.run.name,
+        "n_questions": len(used),
+        "samples_fixed": total_fixed,
+        "samples_adaptive": int(sum(used)),
+        "fraction": sum(used) / total_fixed if total_fixed else float("nan"),
+        "stopped_early": int(sum(u < q.n_samples for u, q in zip(used, analysis.questions))),
+        "smece_fixed": fixed.get("smece"),
+        "smece_adaptive": adapt["smece"],
+        "accuracy_fixed": fixed.get("accuracy"),
+        "accuracy_adaptive": adapt["accuracy"],
+        "ece_fixed": fixed.get("ece"),
+        "ece_adaptive": adapt["ece"],
+        "per_question_samples": used,
+    }
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def write_table(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
+    """Write the per-question table as CSV (``.csv``) or Parquet (``.parquet``)."""
+    p = Path(path)
+    if not rows:
+        raise InputError("nothing to export (no analysed questions)")
+    cols: list[str] = []
+    for r in rows:
+        for k in r:
+            if k not in cols:
+                cols.append(k)
+    if p.suffix == ".csv":
+        with p.open("w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=cols)
+            w.writeheader()
+            for r in rows:
+                w.writerow({k: r.get(k) for k in cols})
+    elif p.suffix == ".parquet":
+        from semcal.errors import require
+
+        pa = require("pyarrow", "Parquet export", "parquet")
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pylist([{k: r.get(k) for k in cols} for r in rows])
+        pq.write_table(table, str(p))
+    else:
+        raise InputError(f"unknown export format {p.suffix!r} (use .csv or .parquet)")
+    return p

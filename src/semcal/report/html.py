@@ -1,0 +1,313 @@
+"""The HTML report: one self-contained page per experiment directory (and a comparison page).
+
+:func:`write_report` renders :class:`~semcal.analysis.RunAnalysis` results with the jinja2
+templates in ``report/templates`` (autoescaping on: every model-generated or dataset string
+is HTML-escaped). Plots are PNG images embedded as base64 data URIs, so the page needs no
+other file and no network. The per-question table is exported next to it as CSV (and
+Parquet when pyarrow is installed).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import io
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semcal import __version__
+from semcal.errors import InputError, SemcalError
+
+log = logging.getLogger(__name__)
+
+TEMPLATES = Path(__file__).parent / "templates"
+#: at most this many example questions are shown per run
+MAX_EXAMPLES = 60
+#: at most this many sample texts are shown per example question
+MAX_TEXTS = 20
+_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+
+
+def _env():  # -> jinja2.Environment
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,  # every template, whatever its extension
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["num"] = _num
+    env.filters["pct"] = lambda v: "-" if _bad(v) else f"{100 * float(v):.0f}%"
+    return env
+
+
+def _bad(v: Any) -> bool:
+    if v is None:
+        return True
+    try:
+        return math.isnan(float(v))
+    except (TypeError, ValueError):
+        return True
+
+
+def _num(v: Any, nd: int = 3) -> str:
+    return "-" if _bad(v) else f"{float(v):.{nd}f}"
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def _png(fig: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def reliability_figure(curves: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> str:
+    """Smoothed reliability diagram of one or more (label, conf, correct) sets, as a data URI.
+
+    Drawn by :func:`semcal.report.reliability.plot_reliability` (bootstrap band, density strip);
+    :func:`_own_reliability_figure` is the fallback when that module is unavailable.
+    """
+    try:
+        from semcal.report.reliability import plot_reliability
+    except ImportError:  # pragma: no cover - the module ships with semcal
+        return _own_reliability_figure(curves)
+    _plt()
+    data = {label: (np.asarray(c, float), np.asarray(y, float)) for label, c, y in curves
+            if len(c) >= 2}
+    fig = plot_reliability(data, title="Smoothed reliability diagram", density="both",
+                           n_boot=200, figsize=(4.8, 4.8), dpi=100)
+    return _png(fig)
+
+
+def _own_reliability_figure(curves: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> str:
+    """Smoothed reliability diagram drawn here (fallback), as a data URI.
+
+    Each curve is the kernel regression of correctness on confidence at the smECE bandwidth
+    (:func:`semcal.metrics.smece.smooth_reliability`); its line width follows the density of
+    confidences, and the shaded band under the axis shows that density.
+    """
+    from semcal.metrics.smece import smece, smooth_reliability
+
+    plt = _plt()
+    fig, (ax, axd) = plt.subplots(
+        2, 1, figsize=(5.2, 5.6), sharex=True, gridspec_kw={"height_ratios": [4, 1]}
+    )
+    ax.plot([0, 1], [0, 1], color="#888", lw=1, ls="--", label="perfect calibration")
+    for i, (label, conf, correct) in enumerate(curves):
+        color = _COLORS[i % len(_COLORS)]
+        conf = np.asarray(conf, dtype=float)
+        correct = np.asarray(correct, dtype=float)
+        if conf.size < 2:
+            continue
+        try:
+            sm = smece(conf, correct)
+            cur = smooth_reliability(conf, correct, sigma=sm.sigma)
+        except SemcalError as exc:
+            log.warning("no reliability curve for %s: %s", label, exc)
+            continue
+        mu, dens = cur.mu, cur.density
+        ok = np.isfinite(mu)
+        ax.plot(cur.mesh[ok], mu[ok], color=color, lw=2,
+                label=f"{label} (smECE {sm.value:.3f})")
+        # thicker where the data are: a band whose width follows the density
+        w = 0.03 * dens / max(float(np.nanmax(dens)), 1e-12)
+        ax.fill_between(cur.mesh[ok], (mu - w)[ok], (mu + w)[ok], color=color, alpha=0.25, lw=0)
+        axd.fill_between(cur.mesh, dens, color=color, alpha=0.3, lw=0)
+        axd.plot(cur.mesh, dens, color=color, lw=1)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("P(correct | confidence)")
+    ax.set_title("Smoothed reliability diagram")
+    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    ax.grid(alpha=0.3)
+    axd.set_xlabel("semantic confidence (plurality share)")
+    axd.set_ylabel("density")
+    axd.set_yticks([])
+    fig.tight_layout()
+    return _png(fig)
+
+
+def histogram_figure(runs: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> str:
+    """Histogram of confidences, split into correct and wrong answers, as a data URI."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(runs), figsize=(4.0 * len(runs), 2.8), squeeze=False)
+    bins = np.linspace(0, 1, 11)
+    for ax, (label, conf, correct) in zip(axes[0], runs):
+        conf = np.asarray(conf, dtype=float)
+        correct = np.asarray(correct, dtype=bool)
+        ax.hist([conf[correct], conf[~correct]], bins=bins, stacked=True,
+                color=["#2ca02c", "#d62728"], label=["correct", "wrong"])
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("confidence")
+        ax.set_xlim(0, 1)
+        ax.legend(fontsize=7, frameon=False)
+    axes[0][0].set_ylabel("questions")
+    fig.tight_layout()
+    return _png(fig)
+
+
+# ----------------------------------------------------------------------------- context
+
+
+def _settings(a: Any) -> list[tuple[str, str]]:
+    r = a.run
+    spec = r.spec
+    ad = spec.get("adaptive") or {}
+    items = [
+        ("model", r.model),
+        ("kind", "unknown" if r.is_chat is None else ("instruct (chat)" if r.is_chat else "base")),
+        ("backend", r.backend),
+        ("dataset", r.dataset),
+        ("style", r.style),
+        ("samples per question (M)", str(r.n_samples)),
+        ("temperature", f"{r.temperature:g}"),
+        ("top-p", f"{r.top_p:g}"),
+        ("max tokens", str(r.max_tokens)),
+        ("seed", str(r.seed)),
+        ("few-shot examples", str(spec.get("k_shot", "-")) if not r.is_chat else "- (chat)"),
+        ("collapsing function B", a.collapse),
+        ("grader", a.grader),
+        ("created", r.created),
+        ("semcal", r.semcal_version),
+    ]
+    if ad.get("enabled"):
+        items.insert(6, ("adaptive", f"rounds of {ad.get('round')}, ε={ad.get('epsilon')}, "
+                                     f"δ={ad.get('delta')}, min {ad.get('min_samples')}"))
+    return items
+
+
+def _examples(a: Any) -> list[dict[str, Any]]:
+    qs = list(a.questions)
+    # a spread: the least and most confident questions first, then the rest in order
+    out = []
+    for q in qs[:MAX_EXAMPLES]:
+        out.append({
+            "qid": q.qid,
+            "question": q.question,
+            "gold": list(q.gold),
+            "prediction": q.prediction,
+            "count": q.count,
+            "n": q.n_samples,
+            "confidence": q.confidence,
+            "correct": q.correct,
+            "classes": q.class_counts,
+            "texts": list(zip(q.texts[:MAX_TEXTS], q.labels[:MAX_TEXTS])),
+            "more_texts": max(0, len(q.texts) - MAX_TEXTS),
+            "greedy": q.greedy_text,
+        })
+    return out
+
+
+def _run_context(a: Any, idx: int) -> dict[str, Any]:
+    conf, corr = a.confidences, a.correct
+    figs = {}
+    if len(conf) >= 2:
+        figs["reliability"] = reliability_figure([(a.run.name, conf, corr)])
+        figs["histogram"] = histogram_figure([(a.run.name, conf, corr)])
+    return {
+        "anchor": f"run-{idx}",
+        "name": a.run.name,
+        "settings": _settings(a),
+        "summary": a.summary,
+        "estimators": a.estimators,
+        "examples": _examples(a),
+        "n_shown": min(len(a.questions), MAX_EXAMPLES),
+        "figs": figs,
+    }
+
+
+def _overview_rows(analyses: Sequence[Any]) -> list[dict[str, Any]]:
+    return [
+        {"name": a.run.name, "model": a.run.model, "style": a.run.style, "dir": str(a.directory),
+         "chat": a.run.is_chat, **a.summary}
+        for a in analyses
+    ]
+
+
+def render_report(analyses: Sequence[Any], title: str | None = None) -> str:
+    """The report page for one or more analysed runs, as an HTML string."""
+    if not analyses:
+        raise InputError("nothing to report: no analysed runs")
+    curves = [(a.run.name, a.confidences, a.correct) for a in analyses if len(a.questions) >= 2]
+    ctx = {
+        "title": title or f"semcal report — {', '.join(a.run.name for a in analyses)}",
+        "version": __version__,
+        "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "overview": _overview_rows(analyses),
+        "overall_fig": reliability_figure(curves) if len(curves) > 1 else None,
+        "runs": [_run_context(a, i) for i, a in enumerate(analyses)],
+    }
+    return _env().get_template("report.html.j2").render(**ctx)
+
+
+def render_compare(analyses: Sequence[Any], title: str | None = None) -> str:
+    """The comparison page: every run's reliability curve on one axes, and a table."""
+    if not analyses:
+        raise InputError("nothing to compare: no analysed runs")
+    curves = [(f"{a.run.name}", a.confidences, a.correct) for a in analyses if len(a.questions) >= 2]
+    ctx = {
+        "title": title or "semcal comparison",
+        "version": __version__,
+        "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "overview": _overview_rows(analyses),
+        "fig": reliability_figure(curves) if curves else None,
+        "hist": histogram_figure(curves) if curves else None,
+    }
+    return _env().get_template("compare.html.j2").render(**ctx)
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def write_report(analyses: Sequence[Any], path: str | Path, export: bool = True) -> dict[str, Path]:
+    """Write the report to ``path`` and, with ``export``, the per-question table next to it
+    (``questions.csv``, and ``questions.parquet`` when pyarrow is available).
+
+    Returns {"html": ..., "csv": ..., "parquet": ...} (the keys of the files written).
+    """
+    from semcal.analysis import write_table
+
+    path = Path(path)
+    _write(path, render_report(analyses))
+    out = {"html": path}
+    rows = [r for a in analyses for r in a.table()]
+    if export and rows:
+        out["csv"] = write_table(rows, path.with_name("questions.csv"))
+        try:
+            out["parquet"] = write_table(rows, path.with_name("questions.parquet"))
+        except SemcalError as exc:  # pyarrow missing
+            log.info("no Parquet export: %s", exc)
+    return out
+
+
+def write_compare(analyses: Sequence[Any], path: str | Path) -> Path:
+    """Write the comparison page to ``path``."""
+    path = Path(path)
+    _write(path, render_compare(analyses))
+    return path

@@ -1,0 +1,558 @@
+"""Run orchestration: sample M answers per question and store them as they arrive.
+
+A run is model × question set × style × sampling parameters × M (a :class:`~semcal.spec.RunSpec`).
+:func:`run` opens (or resumes) the run in an experiment directory's store, asks the backend
+for ``M`` samples per question (``batch_questions`` questions per ``sample()`` call), and
+commits each question's batch in one transaction. A run killed at any moment and started
+again skips finished questions and redoes the interrupted batch identically, because the
+seed of a batch depends only on (run seed, question id, round) — see :func:`batch_seed`.
+
+Adaptive sampling (``spec.adaptive.enabled``) samples in rounds of ``round`` completions and
+stops a question once its plurality share ``p = k/n`` is pinned down: the Wilson score
+interval of ``k`` successes in ``n`` trials at level ``1 - delta/L`` (``L`` = number of
+looks, a Bonferroni split that keeps the whole sequential procedure at level ``1 - delta``)
+has half-width <= ``epsilon``. Every question gets at least ``min_samples`` samples and at
+most ``samples`` (M_max). The run's collapse function classifies the samples between rounds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from statistics import NormalDist
+from typing import Any
+
+from semcal.backends.base import Sampler, prompt_seed, sample_seed
+from semcal.errors import InputError, SemcalError, StoreError
+from semcal.spec import AdaptiveSpec, RunSpec
+from semcal.store import RunInfo, Store, spec_key
+from semcal.types import Completion, Prompt, Question, SamplingParams
+
+log = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------- seeds
+
+
+def batch_seed(run_seed: int, qid: str | None, round: int) -> int:
+    """The ``SamplingParams.seed`` of one question's round (a 31-bit integer).
+
+    Depends only on (run seed, question id, round). With several questions per ``sample()``
+    call the engine takes one seed per call, so the question id is left out (``qid=None``)
+    and the seed depends on (run seed, round) only; the run key records which mode was used.
+    The engine mixes in the prompt (``prompt_seed``), so sample ``i`` of a question uses
+    ``sample_seed(prompt_seed(batch_seed(...), prompt), i)`` — the value stored with it.
+    """
+    h = hashlib.sha256(f"{int(run_seed)}\x1f{qid if qid is not None else ''}\x1f{int(round)}".encode())
+    return int.from_bytes(h.digest()[:4], "little") & 0x7FFFFFFF
+
+
+# ----------------------------------------------------------------------------- adaptive rule
+
+
+def wilson_halfwidth(k: int, n: int, z: float) -> float:
+    """Half-width of the Wilson score interval for ``k`` successes in ``n`` trials.
+
+    ``z`` is the standard normal quantile of the two-sided level (1.96 for 95 %).
+    """
+    if n <= 0:
+        return 0.5
+    p = k / n
+    z2 = z * z
+    return (z / (1.0 + z2 / n)) * math.sqrt(p * (1.0 - p) / n + z2 / (4.0 * n * n))
+
+
+def n_looks(ad: AdaptiveSpec, m_max: int) -> int:
+    """How many times the stopping rule can be checked for one question."""
+    first = min(max(ad.min_samples, ad.round), m_max)
+    return 1 + max(0, math.ceil((m_max - first) / ad.round))
+
+
+def adaptive_z(ad: AdaptiveSpec, m_max: int) -> float:
+    """The normal quantile used at every look (Bonferroni over the looks)."""
+    return NormalDist().inv_cdf(1.0 - ad.delta / (2.0 * n_looks(ad, m_max)))
+
+
+def plurality_count(labels: Sequence[str]) -> int:
+    """Size of the largest class (the plurality share's numerator). Unanswered samples count
+    as a class of their own, like any other label."""
+    if not labels:
+        return 0
+    return max(Counter(labels).values())
+
+
+def should_stop(labels: Sequence[str], ad: AdaptiveSpec, m_max: int) -> bool:
+    """The adaptive stopping rule for one question, given its labels so far."""
+    n = len(labels)
+    if n >= m_max:
+        return True
+    if n < min(ad.min_samples, m_max):
+        return False
+    k = plurality_count(labels)
+    return wilson_halfwidth(k, n, adaptive_z(ad, m_max)) <= ad.epsilon
+
+
+def next_round_size(n_so_far: int, ad: AdaptiveSpec, m_max: int) -> int:
+    """Samples to draw in the next round: reach ``min_samples`` first, then ``round`` at a time."""
+    if n_so_far < ad.min_samples:
+        # reach min_samples in whole rounds
+        need = ad.min_samples - n_so_far
+        size = ad.round * math.ceil(need / ad.round)
+    else:
+        size = ad.round
+    return max(0, min(size, m_max - n_so_far))
+
+
+# ----------------------------------------------------------------------------- results
+
+
+@dataclass
+class RunResult:
+    """What :func:`run` did."""
+
+    run_id: int
+    run_name: str
+    directory: Path
+    n_questions: int
+    n_done: int
+    samples_new: int
+    samples_total: int
+    seconds: float
+    resumed: bool = False
+    interrupted: bool = False
+    #: adaptive runs: samples used / (questions × M_max)
+    sample_fraction: float | None = None
+    model: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return self.n_done == self.n_questions and not self.interrupted
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def load_spec_questions(spec: RunSpec) -> list[Question]:
+    """The question set of a spec (bundled name or file), first ``limit`` questions."""
+    from semcal import data
+
+    source = spec.dataset
+    bundled_names: Sequence[str] = data.list_bundled()
+    is_file = Path(source).exists()
+    if not is_file and source in bundled_names:
+        qs = list(data.bundled(source))
+        if spec.task:
+            qs = [q for q in qs if q.task == spec.task] or qs
+        if spec.limit is not None:
+            qs = qs[: spec.limit]
+    else:
+        qs = list(
+            data.load_questions(source, format=spec.format, task=spec.task, limit=spec.limit)
+        )
+    if not qs:
+        raise InputError(f"no questions in {source!r}")
+    ids = [q.id for q in qs]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i, c in Counter(ids).items() if c > 1)
+        raise InputError(f"duplicate question id {dup!r}", where=source)
+    return qs
+
+
+def preflight(spec: RunSpec) -> list[Question]:
+    """Check a spec before anything is written or loaded: the questions load, the style and
+    collapse function exist, and (for llama.cpp) the model name resolves. Returns the questions."""
+    questions = load_spec_questions(spec)
+    try:
+        from semcal.prompts import STYLES
+    except ImportError:  # pragma: no cover
+        STYLES = ()
+    if STYLES and spec.style not in STYLES:
+        raise InputError(f"unknown style {spec.style!r} (known: {', '.join(STYLES)})")
+    from semcal.backends import BACKENDS
+
+    if spec.backend not in BACKENDS:
+        raise InputError(f"unknown backend {spec.backend!r} (known: {', '.join(sorted(BACKENDS))})")
+    if spec.backend == "llamacpp":
+        from semcal.backends.models import resolve_model
+
+        resolve_model(spec.model)
+    if spec.adaptive.enabled:
+        from semcal.collapse import get_collapse
+
+        get_collapse(spec.collapse)
+    return questions
+
+
+def backend_options(spec: RunSpec) -> dict[str, Any]:
+    """The options the runner opens the backend with: the spec's, plus reproducibility defaults.
+
+    llama.cpp's cross-prompt prefix cache is off unless the spec turns it on: with it, a
+    question's samples depended on which prompt was evaluated before it (measured: the
+    second-token log-probability moved by 0.05 nats), so a resumed run would not repeat an
+    uninterrupted one.
+    """
+    opts = dict(spec.backend_options)
+    if spec.backend == "llamacpp":
+        opts.setdefault("prefix_cache", False)
+    return opts
+
+
+def prompt_to_json(p: Prompt) -> dict[str, Any]:
+    """A JSON-able form of a prompt (stored with each question for reference)."""
+    return {
+        "text": p.text,
+        "messages": [asdict(m) for m in p.messages],
+        "assistant_prefix": p.assistant_prefix,
+    }
+
+
+def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _unique_name(store: Store, base: str) -> str:
+    if store.find_run(base) is None:
+        return base
+    i = 2
+    while store.find_run(f"{base}-{i}") is not None:
+        i += 1
+    return f"{base}-{i}"
+
+
+def open_run(store: Store, spec: RunSpec) -> tuple[RunInfo, bool]:
+    """Find the run of ``spec`` in ``store`` (same key) or create it. Returns (run, resumed)."""
+    key = spec_key(spec.key_fields())
+    found = store.find_run_by_key(key)
+    if found is not None:
+        if spec.name and found.name != spec.name:
+            log.info("resuming run %r (same settings as requested name %r)", found.name, spec.name)
+        return found, True
+    if spec.name:
+        other = store.find_run(spec.name)
+        if other is not None:
+            raise StoreError(
+                f"{store.directory}: a run named {spec.name!r} with different settings already "
+                "exists; pick another name or another --out directory"
+            )
+        name = spec.name
+    else:
+        name = _unique_name(store, spec.run_name)
+    run = store.create_run(
+        name=name,
+        key=key,
+        spec={**spec.to_dict(), "dataset": spec.dataset_id()},  # absolute: resumable anywhere
+        model=spec.model,
+        backend=spec.backend,
+        style=spec.style,
+        dataset=spec.dataset,
+        temperature=spec.temperature,
+        top_p=spec.top_p,
+        max_tokens=spec.resolved_max_tokens(),
+        n_samples=spec.samples,
+        seed=spec.seed,
+        adaptive=spec.adaptive.enabled,
+    )
+    return run, False
+
+
+class _Progress:
+    """A tqdm bar over questions (disabled when quiet or stderr is not a terminal)."""
+
+    def __init__(self, total: int, initial: int, desc: str, enabled: bool):
+        self.bar = None
+        self.t0 = time.monotonic()
+        self.samples = 0
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, initial=initial, desc=desc, unit="q", dynamic_ncols=True)
+
+    def update(self, questions: int, samples: int) -> None:
+        self.samples += samples
+        if self.bar is not None:
+            rate = self.samples / max(time.monotonic() - self.t0, 1e-9)
+            self.bar.set_postfix_str(f"{rate:.1f} samples/s", refresh=False)
+            self.bar.update(questions)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def run(
+    spec: RunSpec,
+    out: str | Path,
+    *,
+    sampler: Sampler | None = None,
+    quiet: bool = False,
+    progress: bool | None = None,
+    collapse_fn: Callable[[Question, Sequence[str]], Any] | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> RunResult:
+    """Sample (or resume sampling) ``spec`` into the store of directory ``out``.
+
+    ``sampler`` overrides the backend named in the spec (tests, notebooks that already hold
+    a model); it is not closed here. ``progress`` forces the progress bar on or off (default:
+    on when stderr is a terminal and not ``quiet``). ``collapse_fn`` overrides the spec's
+    collapse function for adaptive stopping. ``on_batch(done, total)`` is called after every
+    committed batch. Ctrl-C stops cleanly: the batch in flight is discarded (it was never
+    committed), the store is closed and the result has ``interrupted=True``.
+    """
+    t0 = time.monotonic()
+    questions = load_spec_questions(spec)
+    out = Path(out)
+    store = Store(out)
+    own_sampler = sampler is None
+    interrupted = False
+    samples_new = 0
+    try:
+        run_info, resumed = open_run(store, spec)
+        log.info(
+            "%s run %r in %s (%d questions, M=%d%s)",
+            "resuming" if resumed else "starting",
+            run_info.name,
+            store.path,
+            len(questions),
+            spec.samples,
+            ", adaptive" if spec.adaptive.enabled else "",
+        )
+        done = store.done_ids(run_info.id)
+        stored_ids = {q.id for q in store.questions(run_info.id)}
+        pending = [q for q in questions if q.id not in done]
+        if not pending and all(q.id in stored_ids for q in questions):
+            log.info("run %r is already complete", run_info.name)
+        else:
+            if sampler is None:
+                from semcal.backends import get_sampler
+
+                log.info("opening model %s on %s", spec.model, spec.backend)
+                sampler = get_sampler(spec.backend, spec.model, **backend_options(spec))
+            is_chat = bool(getattr(sampler, "is_chat", False))
+            if run_info.is_chat is None:
+                store.set_run_chat(run_info.id, is_chat)
+            elif run_info.is_chat != is_chat:
+                raise StoreError(
+                    f"{store.directory}: run {run_info.name!r} was sampled with a "
+                    f"{'chat' if run_info.is_chat else 'base'} model; the model now opened is not"
+                )
+            prompts = _build_prompts(questions, spec, is_chat)
+            store.add_questions(
+                run_info.id, questions, [prompt_to_json(prompts[q.id]) for q in questions]
+            )
+            done = store.done_ids(run_info.id)
+            pending = [q for q in questions if q.id not in done]
+            show = (not quiet and sys.stderr.isatty()) if progress is None else progress
+            bar = _Progress(len(questions), len(questions) - len(pending), run_info.name, show)
+            try:
+                if spec.adaptive.enabled:
+                    samples_new = _run_adaptive(
+                        store, run_info, spec, sampler, pending, prompts, is_chat, bar,
+                        collapse_fn, on_batch, len(questions),
+                    )
+                else:
+                    samples_new = _run_fixed(
+                        store, run_info, spec, sampler, pending, prompts, is_chat, bar,
+                        on_batch, len(questions),
+                    )
+            except KeyboardInterrupt:
+                interrupted = True
+                log.warning("interrupted: the batch in progress was discarded")
+            finally:
+                bar.close()
+        n_done, n_total, n_samples = store.progress(run_info.id)
+        if not interrupted and n_done == n_total and run_info.finished is None:
+            store.mark_run_finished(run_info.id)
+        fraction = None
+        if spec.adaptive.enabled and n_total:
+            fraction = n_samples / (n_total * spec.samples)
+        return RunResult(
+            run_id=run_info.id,
+            run_name=run_info.name,
+            directory=out,
+            n_questions=n_total,
+            n_done=n_done,
+            samples_new=samples_new,
+            samples_total=n_samples,
+            seconds=time.monotonic() - t0,
+            resumed=resumed,
+            interrupted=interrupted,
+            sample_fraction=fraction,
+            model=spec.model,
+        )
+    finally:
+        store.close()
+        if own_sampler and sampler is not None:
+            try:
+                sampler.close()
+            except Exception as exc:  # pragma: no cover - closing is best effort
+                log.debug("closing the sampler failed: %s", exc)
+
+
+def _build_prompts(questions: Sequence[Question], spec: RunSpec, is_chat: bool) -> dict[str, Prompt]:
+    from semcal.prompts import build_prompt
+
+    return {q.id: build_prompt(q, spec.style, chat=is_chat, k_shot=spec.k_shot) for q in questions}
+
+
+def _params(spec: RunSpec, is_chat: bool, seed: int, greedy: bool = False) -> SamplingParams:
+    from semcal.prompts import stop_strings
+
+    return SamplingParams(
+        temperature=0.0 if greedy else float(spec.temperature),
+        top_p=1.0 if greedy else float(spec.top_p),
+        max_tokens=spec.resolved_max_tokens(),
+        stop=tuple(stop_strings(spec.style, is_chat)),
+        seed=seed,
+        logprobs=True,
+    )
+
+
+def _check_batch(out: list[list[Completion]], n_prompts: int, n: int) -> None:
+    if len(out) != n_prompts or any(len(c) != n for c in out):
+        raise SemcalError(
+            f"the backend returned {[len(c) for c in out]} completions for {n_prompts} prompts × {n}"
+        )
+
+
+def _greedy(
+    sampler: Sampler, prompts: Sequence[Prompt], spec: RunSpec, is_chat: bool
+) -> list[Completion | None]:
+    if not spec.greedy:
+        return [None] * len(prompts)
+    out = sampler.sample(list(prompts), 1, _params(spec, is_chat, spec.seed, greedy=True))
+    _check_batch(out, len(prompts), 1)
+    return [c[0] for c in out]
+
+
+def _run_fixed(
+    store: Store,
+    run_info: RunInfo,
+    spec: RunSpec,
+    sampler: Sampler,
+    pending: Sequence[Question],
+    prompts: dict[str, Prompt],
+    is_chat: bool,
+    bar: _Progress,
+    on_batch: Callable[[int, int], None] | None,
+    total: int,
+) -> int:
+    """Fixed M: one round per question. Returns the number of samples stored."""
+    m = spec.samples
+    new = 0
+    n_done = total - len(pending)
+    for group in _chunks(pending, spec.batch_questions):
+        qid_for_seed = group[0].id if len(group) == 1 and spec.batch_questions == 1 else None
+        seed = batch_seed(spec.seed, qid_for_seed, 0)
+        batch_prompts = [prompts[q.id] for q in group]
+        t = time.monotonic()
+        out = sampler.sample(batch_prompts, m, _params(spec, is_chat, seed))
+        _check_batch(out, len(group), m)
+        greedy = _greedy(sampler, batch_prompts, spec, is_chat)
+        for q, comps, g in zip(group, out, greedy):
+            base = prompt_seed(seed, prompts[q.id])
+            store.add_batch(
+                run_info.id, q.id, 0, 0, comps, [sample_seed(base, i) for i in range(m)],
+                greedy=g, done=True,
+            )
+        new += m * len(group)
+        n_done += len(group)
+        log.debug("stored %d questions × %d samples in %.2fs", len(group), m, time.monotonic() - t)
+        bar.update(len(group), m * len(group))
+        if on_batch is not None:
+            on_batch(n_done, total)
+    return new
+
+
+def _run_adaptive(
+    store: Store,
+    run_info: RunInfo,
+    spec: RunSpec,
+    sampler: Sampler,
+    pending: Sequence[Question],
+    prompts: dict[str, Prompt],
+    is_chat: bool,
+    bar: _Progress,
+    collapse_fn: Callable[[Question, Sequence[str]], Any] | None,
+    on_batch: Callable[[int, int], None] | None,
+    total: int,
+) -> int:
+    """Adaptive: rounds until the stopping rule holds. Returns the number of samples stored."""
+    ad = spec.adaptive
+    m_max = spec.samples
+    if collapse_fn is None:
+        from semcal.collapse import get_collapse
+
+        collapse_fn = get_collapse(spec.collapse)
+    new = 0
+    n_done = total - len(pending)
+    for group in _chunks(pending, spec.batch_questions):
+        # state: qid -> (texts so far, next round number)
+        texts: dict[str, list[str]] = {}
+        rounds: dict[str, int] = {}
+        for q in group:
+            old = store.samples(run_info.id, q.id)
+            texts[q.id] = [s.completion.text for s in old]
+            rounds[q.id] = (max(s.round for s in old) + 1) if old else 0
+        has_greedy = set(store.greedy(run_info.id)) if spec.greedy else set()
+        active = list(group)
+        while active:
+            # questions whose next round has the same (round number, size) share one call
+            calls: dict[tuple[int, int], list[Question]] = {}
+            for q in active:
+                size = next_round_size(len(texts[q.id]), ad, m_max)
+                calls.setdefault((rounds[q.id], size), []).append(q)
+            still: list[Question] = []
+            for (rnd, size), qs in sorted(calls.items()):
+                if size == 0:  # nothing left to draw (M_max reached before a stop was stored)
+                    for q in qs:
+                        store.mark_done(run_info.id, q.id)
+                    n_done += len(qs)
+                    bar.update(len(qs), 0)
+                    continue
+                qid_for_seed = qs[0].id if spec.batch_questions == 1 else None
+                seed = batch_seed(spec.seed, qid_for_seed, rnd)
+                batch_prompts = [prompts[q.id] for q in qs]
+                out = sampler.sample(batch_prompts, size, _params(spec, is_chat, seed))
+                _check_batch(out, len(qs), size)
+                need_greedy = [q for q in qs if q.id not in has_greedy] if spec.greedy else []
+                greedy_by_id: dict[str, Completion | None] = {}
+                if need_greedy:
+                    gs = _greedy(sampler, [prompts[q.id] for q in need_greedy], spec, is_chat)
+                    greedy_by_id = {q.id: g for q, g in zip(need_greedy, gs)}
+                finished = 0
+                for q, comps in zip(qs, out):
+                    all_texts = texts[q.id] + [c.text for c in comps]
+                    labels = list(collapse_fn(q, all_texts).labels)
+                    stop = should_stop(labels, ad, m_max)
+                    store.add_batch(
+                        run_info.id, q.id, rnd, len(texts[q.id]), comps,
+                        [sample_seed(prompt_seed(seed, prompts[q.id]), i) for i in range(size)],
+                        greedy=greedy_by_id.get(q.id), done=stop,
+                    )
+                    if q.id in greedy_by_id:
+                        has_greedy.add(q.id)
+                    texts[q.id] = all_texts
+                    rounds[q.id] = rnd + 1
+                    new += size
+                    if stop:
+                        finished += 1
+                        log.debug("question %s stopped after %d samples", q.id, len(all_texts))
+                    else:
+                        still.append(q)
+                n_done += finished
+                bar.update(finished, size * len(qs))
+                if on_batch is not None:
+                    on_batch(n_done, total)
+            active = still
+    return new

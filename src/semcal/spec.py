@@ -1,0 +1,273 @@
+"""The run spec: what to sample (model × questions × style × sampling parameters × M).
+
+A spec comes from a TOML file (``semcal run SPEC.toml``), from command-line flags, or
+both (flags override the file). Example::
+
+    name = "gemma-sentence"
+    model = "gemma-3-270m"          # embedded short name, GGUF path or HF id
+    backend = "llamacpp"
+    dataset = "demo"                # bundled name or a file path
+    style = "sentence"              # concise | sentence | cot
+    samples = 20                    # M (the maximum M when adaptive)
+    temperature = 1.0
+    seed = 0
+
+    [adaptive]                      # optional: stop sampling a question early
+    enabled = true
+    round = 5
+    epsilon = 0.1
+    delta = 0.05
+
+    [backend_options]               # passed to the backend constructor
+    n_ctx = 2048
+
+Every value is checked here, so a bad spec fails before any model is loaded, with a message
+naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from semcal.errors import InputError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+#: response styles (mirrors semcal.prompts.STYLES; kept here so a spec validates without it)
+STYLES = ("concise", "sentence", "cot")
+
+
+@dataclass(frozen=True)
+class AdaptiveSpec:
+    """Adaptive sampling settings (see :mod:`semcal.runner`).
+
+    Sample ``round`` completions at a time; stop a question once the Wilson interval of its
+    plurality share has half-width <= ``epsilon`` at confidence ``1 - delta`` (``delta`` is
+    split over the possible looks), or when ``samples`` (M_max) is reached. ``min_samples``
+    is the least number of samples any question gets.
+    """
+
+    enabled: bool = False
+    round: int = 5
+    epsilon: float = 0.1
+    delta: float = 0.05
+    min_samples: int = 10
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that defines a run. See the module docstring for the TOML form."""
+
+    model: str
+    name: str | None = None
+    backend: str = "llamacpp"
+    backend_options: Mapping[str, Any] = field(default_factory=dict)
+    dataset: str = "demo"
+    format: str | None = None
+    task: str | None = None
+    limit: int | None = None
+    style: str = "sentence"
+    k_shot: int = 5
+    samples: int = 20
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int | None = None
+    seed: int = 0
+    collapse: str = "auto"
+    greedy: bool = True
+    batch_questions: int = 1
+    adaptive: AdaptiveSpec = field(default_factory=AdaptiveSpec)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    # -- conversions
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["backend_options"] = dict(self.backend_options)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str | None = None) -> RunSpec:
+        """Build a spec from a plain mapping (a parsed TOML file, a stored spec)."""
+        data = dict(data)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InputError(
+                f"unknown key(s) {', '.join(map(repr, unknown))} (known: {', '.join(sorted(known))})",
+                where=where,
+            )
+        if "model" not in data:
+            raise InputError("the spec has no 'model'", where=where)
+        adaptive = data.pop("adaptive", None)
+        if adaptive is None:
+            ad = AdaptiveSpec()
+        elif isinstance(adaptive, bool):
+            ad = AdaptiveSpec(enabled=adaptive)
+        elif isinstance(adaptive, Mapping):
+            ad_known = {f.name for f in dataclasses.fields(AdaptiveSpec)}
+            bad = sorted(set(adaptive) - ad_known)
+            if bad:
+                raise InputError(
+                    f"unknown key(s) in [adaptive]: {', '.join(map(repr, bad))} "
+                    f"(known: {', '.join(sorted(ad_known))})",
+                    where=where,
+                )
+            ad = AdaptiveSpec(**{"enabled": True, **dict(adaptive)})
+        else:
+            raise InputError("'adaptive' must be true/false or a table", where=where)
+        bo = data.get("backend_options", {})
+        if not isinstance(bo, Mapping):
+            raise InputError("'backend_options' must be a table", where=where)
+        try:
+            return cls(**data, adaptive=ad)
+        except InputError as exc:
+            if where and not exc.where:
+                raise InputError(str(exc), where=where) from None
+            raise
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike[str], **overrides: Any) -> RunSpec:
+        """Read a spec file; ``overrides`` (not None) replace its values (command-line flags)."""
+        p = Path(path)
+        if not p.is_file():
+            raise InputError(f"spec file not found: {p}")
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(f"malformed TOML: {exc}", where=str(p)) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read spec file: {exc}", where=str(p)) from None
+        # a relative dataset path is relative to the spec file
+        ds = data.get("dataset")
+        if isinstance(ds, str) and ("/" in ds or ds.endswith((".jsonl", ".json", ".csv", ".parquet"))):
+            cand = (p.parent / ds)
+            if not Path(ds).is_absolute() and cand.exists():
+                data["dataset"] = str(cand)
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_dict(data, where=str(p))
+
+    def replace(self, **changes: Any) -> RunSpec:
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    # -- derived
+
+    @property
+    def run_name(self) -> str:
+        """The run's name in the store (``name`` or ``<model>-<style>[-adaptive]``)."""
+        if self.name:
+            return self.name
+        base = Path(self.model).stem if self.model.endswith(".gguf") else self.model.split("/")[-1]
+        suffix = "-adaptive" if self.adaptive.enabled else ""
+        return f"{base}-{self.style}{suffix}"
+
+    def resolved_max_tokens(self) -> int:
+        if self.max_tokens is not None:
+            return self.max_tokens
+        try:
+            from semcal.prompts import default_max_tokens
+
+            return int(default_max_tokens(self.style))
+        except ImportError:  # pragma: no cover - prompts is part of the package
+            return {"concise": 16, "sentence": 48, "cot": 256}[self.style]
+
+    def dataset_id(self) -> str:
+        """The dataset as recorded in the run key: an absolute path for files, else the name."""
+        p = Path(self.dataset)
+        return str(p.resolve()) if p.exists() else self.dataset
+
+    def key_fields(self) -> dict[str, Any]:
+        """The fields that change the samples: equal fields = the same run (resume)."""
+        d: dict[str, Any] = {
+            "model": self.model,
+            "backend": self.backend,
+            "dataset": self.dataset_id(),
+            "format": self.format,
+            "task": self.task,
+            "style": self.style,
+            "k_shot": self.k_shot,
+            "samples": self.samples,
+            "temperature": float(self.temperature),
+            "top_p": float(self.top_p),
+            "max_tokens": self.resolved_max_tokens(),
+            "seed": self.seed,
+            "seed_mode": "question" if self.batch_questions == 1 else "round",
+        }
+        if self.adaptive.enabled:
+            d["adaptive"] = dataclasses.asdict(self.adaptive)
+            d["collapse"] = self.collapse
+        return d
+
+
+def _int(name: str, v: Any, lo: int | None = None) -> None:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise InputError(f"{name} must be an integer, got {v!r}")
+    if lo is not None and v < lo:
+        raise InputError(f"{name} must be >= {lo}, got {v}")
+
+
+def _num(name: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise InputError(f"{name} must be a finite number, got {v!r}")
+    return float(v)
+
+
+def validate(spec: RunSpec) -> None:
+    """Check every field of a spec; raise :class:`InputError` naming the bad one."""
+    for name in ("model", "backend", "dataset", "style", "collapse"):
+        v = getattr(spec, name)
+        if not isinstance(v, str) or not v.strip():
+            raise InputError(f"{name} must be a non-empty string, got {v!r}")
+    if spec.name is not None and (not isinstance(spec.name, str) or not spec.name.strip()):
+        raise InputError(f"name must be a non-empty string, got {spec.name!r}")
+    if spec.style not in STYLES:
+        raise InputError(f"unknown style {spec.style!r} (known: {', '.join(STYLES)})")
+    _int("samples", spec.samples, 1)
+    _int("k_shot", spec.k_shot, 0)
+    _int("seed", spec.seed, 0)
+    _int("batch_questions", spec.batch_questions, 1)
+    if spec.limit is not None:
+        _int("limit", spec.limit, 1)
+    if spec.max_tokens is not None:
+        _int("max_tokens", spec.max_tokens, 1)
+    t = _num("temperature", spec.temperature)
+    if t < 0:
+        raise InputError(f"temperature must be >= 0, got {spec.temperature}")
+    p = _num("top_p", spec.top_p)
+    if not 0 < p <= 1:
+        raise InputError(f"top_p must be in (0, 1], got {spec.top_p}")
+    if not isinstance(spec.greedy, bool):
+        raise InputError(f"greedy must be true or false, got {spec.greedy!r}")
+    for name in ("format", "task"):
+        v = getattr(spec, name)
+        if v is not None and (not isinstance(v, str) or not v.strip()):
+            raise InputError(f"{name} must be a non-empty string, got {v!r}")
+    validate_adaptive(spec.adaptive)
+    if spec.adaptive.enabled and spec.temperature == 0:
+        raise InputError("adaptive sampling needs temperature > 0 (greedy samples are all equal)")
+
+
+def validate_adaptive(ad: AdaptiveSpec) -> None:
+    """Check adaptive-sampling settings; raise :class:`InputError` naming the bad one."""
+    if not isinstance(ad.enabled, bool):
+        raise InputError(f"adaptive.enabled must be true or false, got {ad.enabled!r}")
+    _int("adaptive.round", ad.round, 1)
+    _int("adaptive.min_samples", ad.min_samples, 1)
+    eps = _num("adaptive.epsilon", ad.epsilon)
+    if not 0 < eps < 0.5:
+        raise InputError(f"adaptive.epsilon must be in (0, 0.5), got {ad.epsilon}")
+    d = _num("adaptive.delta", ad.delta)
+    if not 0 < d < 1:
+        raise InputError(f"adaptive.delta must be in (0, 1), got {ad.delta}")

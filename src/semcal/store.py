@@ -1,0 +1,725 @@
+"""The results store: one SQLite file (``semcal.sqlite``) per experiment directory.
+
+The store is the single source of truth between sampling and analysis. It holds
+
+- ``runs``: one row per run (model × question set × style × sampling parameters × M), with
+  the full run spec as JSON and a ``key`` (hash of everything that changes the samples) used
+  to find the run again on resume;
+- ``questions``: the question set of each run (text, gold aliases, task, prompt), so analysis
+  needs neither the data file nor the model;
+- ``samples``: every sampled completion (round, index, text, token count, token log-probs as a
+  little-endian float32 blob, tokens as JSON, finish reason, seed);
+- ``greedy``: the greedy (temperature 0) completion of each question, for baselines;
+- ``classes``: cached collapse results (collapse name -> one label per sample, gold labels);
+- ``grades``: cached grades (collapse × grader -> prediction, count, correct).
+
+Writes are grouped so that one question's batch of samples is one transaction: a process
+killed at any instant leaves either the whole batch or none of it. The database runs in WAL
+mode, every statement is parameterised, and the schema carries a version number.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semcal import __version__
+from semcal.errors import StoreError
+from semcal.types import Completion, Question
+
+log = logging.getLogger(__name__)
+
+#: the file name of the store inside an experiment directory
+STORE_NAME = "semcal.sqlite"
+#: bump when the schema changes; older stores are migrated in :meth:`Store._migrate`
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    key TEXT NOT NULL,
+    model TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    style TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    temperature REAL NOT NULL,
+    top_p REAL NOT NULL,
+    max_tokens INTEGER NOT NULL,
+    n_samples INTEGER NOT NULL,
+    seed INTEGER NOT NULL,
+    adaptive INTEGER NOT NULL DEFAULT 0,
+    is_chat INTEGER,
+    semcal_version TEXT NOT NULL,
+    created TEXT NOT NULL,
+    finished TEXT,
+    spec TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_key ON runs(key);
+CREATE TABLE IF NOT EXISTS questions (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    qid TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    question TEXT NOT NULL,
+    answers TEXT NOT NULL,
+    task TEXT NOT NULL,
+    meta TEXT NOT NULL,
+    prompt TEXT,
+    done INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (run_id, qid)
+);
+CREATE TABLE IF NOT EXISTS samples (
+    run_id INTEGER NOT NULL,
+    qid TEXT NOT NULL,
+    round INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    n_tokens INTEGER NOT NULL,
+    token_logprobs BLOB,
+    tokens TEXT,
+    finish_reason TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    PRIMARY KEY (run_id, qid, idx),
+    FOREIGN KEY (run_id, qid) REFERENCES questions(run_id, qid)
+);
+CREATE TABLE IF NOT EXISTS greedy (
+    run_id INTEGER NOT NULL,
+    qid TEXT NOT NULL,
+    text TEXT NOT NULL,
+    n_tokens INTEGER NOT NULL,
+    token_logprobs BLOB,
+    tokens TEXT,
+    finish_reason TEXT NOT NULL,
+    PRIMARY KEY (run_id, qid),
+    FOREIGN KEY (run_id, qid) REFERENCES questions(run_id, qid)
+);
+CREATE TABLE IF NOT EXISTS classes (
+    run_id INTEGER NOT NULL,
+    qid TEXT NOT NULL,
+    collapse TEXT NOT NULL,
+    n_samples INTEGER NOT NULL,
+    labels TEXT NOT NULL,
+    gold TEXT NOT NULL,
+    greedy_label TEXT,
+    PRIMARY KEY (run_id, qid, collapse)
+);
+CREATE TABLE IF NOT EXISTS grades (
+    run_id INTEGER NOT NULL,
+    qid TEXT NOT NULL,
+    collapse TEXT NOT NULL,
+    grader TEXT NOT NULL,
+    n_samples INTEGER NOT NULL,
+    prediction TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    correct INTEGER NOT NULL,
+    PRIMARY KEY (run_id, qid, collapse, grader)
+);
+"""
+
+
+# ----------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One row of the ``runs`` table. ``spec`` is the decoded run spec (a plain dict)."""
+
+    id: int
+    name: str
+    key: str
+    model: str
+    backend: str
+    style: str
+    dataset: str
+    temperature: float
+    top_p: float
+    max_tokens: int
+    n_samples: int
+    seed: int
+    adaptive: bool
+    is_chat: bool | None
+    semcal_version: str
+    created: str
+    finished: str | None
+    spec: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StoredSample:
+    """One stored sample: the completion plus where it came from."""
+
+    qid: str
+    round: int
+    index: int
+    seed: int
+    completion: Completion
+
+
+def spec_key(fields: Mapping[str, Any]) -> str:
+    """A short stable hash of the spec fields that change the samples (canonical JSON, sha256)."""
+    blob = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def _encode_logprobs(lp: Sequence[float] | None) -> bytes | None:
+    if lp is None:
+        return None
+    return np.asarray(lp, dtype="<f4").tobytes()
+
+
+def _decode_logprobs(blob: bytes | None) -> tuple[float, ...] | None:
+    if blob is None:
+        return None
+    return tuple(float(x) for x in np.frombuffer(blob, dtype="<f4"))
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _store_message(exc: sqlite3.Error, path: Path, action: str) -> str:
+    text = str(exc)
+    low = text.lower()
+    if "readonly" in low or "read-only" in low:
+        why = "the store is read-only (check the file and directory permissions)"
+    elif "disk is full" in low or "disk i/o" in low:
+        why = f"no space left to write the store ({text})"
+    elif "locked" in low or "busy" in low:
+        why = "the store is locked by another process (is another semcal run writing to it?)"
+    elif "not a database" in low or "malformed" in low:
+        why = "the file is not a semcal store or is damaged"
+    elif "unable to open" in low:
+        why = "cannot open the store file (does the directory exist and is it writable?)"
+    else:
+        why = text
+    return f"{path}: cannot {action}: {why}"
+
+
+# ----------------------------------------------------------------------------- store
+
+
+class Store:
+    """The SQLite results store of one experiment directory.
+
+    ``Store(directory)`` opens (creating when needed) ``directory/semcal.sqlite``.
+    ``readonly=True`` opens an existing store without ever writing to it (analysis of a
+    directory you cannot write to). Use as a context manager or call :meth:`close`.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], readonly: bool = False):
+        directory = Path(directory)
+        self.directory = directory
+        self.path = directory / STORE_NAME if directory.suffix != ".sqlite" else directory
+        if self.path.name != STORE_NAME:
+            self.directory = self.path.parent
+        self.readonly = readonly
+        self._conn: sqlite3.Connection | None = None
+        self._open()
+
+    # -- opening / closing
+
+    def _open(self) -> None:
+        if self.readonly:
+            if not self.path.is_file():
+                raise StoreError(f"{self.directory}: no semcal store here ({STORE_NAME} not found)")
+            conn = None
+            for flags in ("mode=ro", "mode=ro&immutable=1"):
+                try:
+                    conn = sqlite3.connect(f"file:{self.path}?{flags}", uri=True, timeout=30)
+                    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                    break
+                except sqlite3.Error as exc:
+                    last = exc
+                    conn = None
+            if conn is None:
+                raise StoreError(_store_message(last, self.path, "open the store"))
+            self._conn = conn
+        else:
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"{self.directory}: cannot create the experiment directory: {exc.strerror or exc}"
+                ) from None
+            try:
+                conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA foreign_keys=ON")
+            except sqlite3.Error as exc:
+                raise StoreError(_store_message(exc, self.path, "open the store")) from None
+            self._conn = conn
+        self._conn.row_factory = sqlite3.Row
+        self._check_schema()
+
+    def _check_schema(self) -> None:
+        conn = self.conn
+        try:
+            has_meta = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+            ).fetchone()
+            if not has_meta:
+                tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+                if tables:
+                    raise StoreError(f"{self.path}: not a semcal store (no meta table)")
+                if self.readonly:
+                    raise StoreError(f"{self.path}: the store is empty")
+                with self.transaction() as c:
+                    for stmt in _SCHEMA.split(";"):
+                        if stmt.strip():
+                            c.execute(stmt)
+                    c.execute(
+                        "INSERT INTO meta(key, value) VALUES (?, ?)",
+                        ("schema_version", str(SCHEMA_VERSION)),
+                    )
+                    c.execute(
+                        "INSERT INTO meta(key, value) VALUES (?, ?)", ("created_by", __version__)
+                    )
+                return
+            row = conn.execute("SELECT value FROM meta WHERE key=?", ("schema_version",)).fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(_store_message(exc, self.path, "read the store")) from None
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: store schema version {version} is newer than this semcal "
+                f"understands ({SCHEMA_VERSION}); upgrade semcal"
+            )
+        if version < SCHEMA_VERSION:
+            self._migrate(version)
+
+    def _migrate(self, version: int) -> None:  # pragma: no cover - no older schema exists yet
+        raise StoreError(f"{self.path}: cannot migrate store schema version {version}")
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"{self.path}: the store is closed")
+        return self._conn
+
+    def close(self) -> None:
+        """Checkpoint the write-ahead log into the main file and close."""
+        if self._conn is None:
+            return
+        try:
+            if not self.readonly:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:  # pragma: no cover - checkpoint failure is harmless
+            log.warning("WAL checkpoint failed: %s", exc)
+        finally:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic write: everything inside is committed together or not at all."""
+        if self.readonly:
+            raise StoreError(f"{self.path}: the store was opened read-only")
+        conn = self.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(_store_message(exc, self.path, "write to the store")) from None
+        try:
+            yield conn
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise StoreError(_store_message(exc, self.path, "write to the store")) from None
+        except BaseException:
+            self._rollback()
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise StoreError(_store_message(exc, self.path, "write to the store")) from None
+
+    def _rollback(self) -> None:
+        # SQLite rolls back by itself after some errors (SQLITE_FULL): only roll back if needed
+        conn = self.conn
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error as exc:  # pragma: no cover - nothing more can be done
+                log.warning("rollback failed: %s", exc)
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        try:
+            return self.conn.execute(sql, tuple(params)).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(_store_message(exc, self.path, "read the store")) from None
+
+    def integrity_check(self) -> str:
+        """``PRAGMA integrity_check``: "ok" for a sound database."""
+        return str(self._read("PRAGMA integrity_check")[0][0])
+
+    # -- runs
+
+    def create_run(
+        self,
+        *,
+        name: str,
+        key: str,
+        spec: Mapping[str, Any],
+        model: str,
+        backend: str,
+        style: str,
+        dataset: str,
+        temperature: float,
+        top_p: float,
+        max_tokens: int,
+        n_samples: int,
+        seed: int,
+        adaptive: bool = False,
+        is_chat: bool | None = None,
+    ) -> RunInfo:
+        """Insert a new run. ``name`` must be unique within the store."""
+        if self.find_run(name) is not None:
+            raise StoreError(f"{self.path}: a run named {name!r} already exists")
+        with self.transaction() as c:
+            cur = c.execute(
+                "INSERT INTO runs(name, key, model, backend, style, dataset, temperature, top_p,"
+                " max_tokens, n_samples, seed, adaptive, is_chat, semcal_version, created, spec)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    name,
+                    key,
+                    model,
+                    backend,
+                    style,
+                    dataset,
+                    float(temperature),
+                    float(top_p),
+                    int(max_tokens),
+                    int(n_samples),
+                    int(seed),
+                    int(bool(adaptive)),
+                    None if is_chat is None else int(bool(is_chat)),
+                    __version__,
+                    _now(),
+                    json.dumps(dict(spec), sort_keys=True, default=str),
+                ),
+            )
+            run_id = int(cur.lastrowid)
+        run = self.get_run(run_id)
+        assert run is not None
+        return run
+
+    def _run_from_row(self, r: sqlite3.Row) -> RunInfo:
+        return RunInfo(
+            id=int(r["id"]),
+            name=r["name"],
+            key=r["key"],
+            model=r["model"],
+            backend=r["backend"],
+            style=r["style"],
+            dataset=r["dataset"],
+            temperature=float(r["temperature"]),
+            top_p=float(r["top_p"]),
+            max_tokens=int(r["max_tokens"]),
+            n_samples=int(r["n_samples"]),
+            seed=int(r["seed"]),
+            adaptive=bool(r["adaptive"]),
+            is_chat=None if r["is_chat"] is None else bool(r["is_chat"]),
+            semcal_version=r["semcal_version"],
+            created=r["created"],
+            finished=r["finished"],
+            spec=json.loads(r["spec"]),
+        )
+
+    def runs(self) -> list[RunInfo]:
+        """Every run, oldest first."""
+        return [self._run_from_row(r) for r in self._read("SELECT * FROM runs ORDER BY id")]
+
+    def get_run(self, run_id: int) -> RunInfo | None:
+        rows = self._read("SELECT * FROM runs WHERE id=?", (int(run_id),))
+        return self._run_from_row(rows[0]) if rows else None
+
+    def find_run(self, name: str) -> RunInfo | None:
+        rows = self._read("SELECT * FROM runs WHERE name=?", (name,))
+        return self._run_from_row(rows[0]) if rows else None
+
+    def find_run_by_key(self, key: str) -> RunInfo | None:
+        rows = self._read("SELECT * FROM runs WHERE key=? ORDER BY id LIMIT 1", (key,))
+        return self._run_from_row(rows[0]) if rows else None
+
+    def set_run_chat(self, run_id: int, is_chat: bool) -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE runs SET is_chat=? WHERE id=?", (int(bool(is_chat)), int(run_id)))
+
+    def mark_run_finished(self, run_id: int) -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE runs SET finished=? WHERE id=?", (_now(), int(run_id)))
+
+    # -- questions
+
+    def add_questions(
+        self,
+        run_id: int,
+        questions: Sequence[Question],
+        prompts: Sequence[Mapping[str, Any] | None] | None = None,
+    ) -> int:
+        """Register questions of a run (idempotent). Returns how many were new.
+
+        A question id already stored with a different text or gold answers is an error: the
+        data file changed under a run that is being resumed.
+        """
+        existing = {
+            r["qid"]: r for r in self._read("SELECT * FROM questions WHERE run_id=?", (run_id,))
+        }
+        start = len(existing)
+        new = 0
+        with self.transaction() as c:
+            for i, q in enumerate(questions):
+                answers = json.dumps(list(q.answers))
+                old = existing.get(str(q.id))
+                if old is not None:
+                    if old["question"] != q.question or old["answers"] != answers:
+                        raise StoreError(
+                            f"{self.path}: question {q.id!r} differs from the one stored with this "
+                            "run (did the data file change?); use a new --out directory"
+                        )
+                    continue
+                prompt = None if prompts is None or prompts[i] is None else prompts[i]
+                c.execute(
+                    "INSERT INTO questions(run_id, qid, position, question, answers, task, meta,"
+                    " prompt) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        run_id,
+                        str(q.id),
+                        start + new,
+                        q.question,
+                        answers,
+                        q.task,
+                        json.dumps(dict(q.meta), sort_keys=True, default=str),
+                        None if prompt is None else json.dumps(prompt, sort_keys=True),
+                    ),
+                )
+                new += 1
+        return new
+
+    def questions(self, run_id: int) -> list[Question]:
+        """The run's questions in the order they were added."""
+        rows = self._read("SELECT * FROM questions WHERE run_id=? ORDER BY position", (run_id,))
+        return [
+            Question(
+                id=r["qid"],
+                question=r["question"],
+                answers=tuple(json.loads(r["answers"])),
+                task=r["task"],
+                meta=json.loads(r["meta"]),
+            )
+            for r in rows
+        ]
+
+    def done_ids(self, run_id: int) -> set[str]:
+        """Ids of questions whose sampling is finished."""
+        return {
+            r[0] for r in self._read("SELECT qid FROM questions WHERE run_id=? AND done=1", (run_id,))
+        }
+
+    def progress(self, run_id: int) -> tuple[int, int, int]:
+        """(questions done, questions total, samples stored)."""
+        done, total = self._read(
+            "SELECT coalesce(sum(done), 0), count(*) FROM questions WHERE run_id=?", (run_id,)
+        )[0]
+        n = self._read("SELECT count(*) FROM samples WHERE run_id=?", (run_id,))[0][0]
+        return int(done), int(total), int(n)
+
+    # -- samples
+
+    def add_batch(
+        self,
+        run_id: int,
+        qid: str,
+        round: int,
+        start_index: int,
+        completions: Sequence[Completion],
+        seeds: Sequence[int],
+        *,
+        greedy: Completion | None = None,
+        done: bool = True,
+    ) -> None:
+        """Commit one question's batch of samples (and optionally its greedy completion).
+
+        Everything is one transaction: the batch is stored whole or not at all. ``done`` marks
+        the question finished so a resumed run skips it.
+        """
+        if len(seeds) != len(completions):
+            raise ValueError("one seed per completion")
+        with self.transaction() as c:
+            for j, (comp, seed) in enumerate(zip(completions, seeds)):
+                c.execute(
+                    "INSERT INTO samples(run_id, qid, round, idx, text, n_tokens, token_logprobs,"
+                    " tokens, finish_reason, seed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        run_id,
+                        qid,
+                        int(round),
+                        int(start_index + j),
+                        comp.text,
+                        int(comp.n_tokens),
+                        _encode_logprobs(comp.token_logprobs),
+                        None if comp.tokens is None else json.dumps(list(comp.tokens)),
+                        comp.finish_reason,
+                        int(seed),
+                    ),
+                )
+            if greedy is not None:
+                c.execute(
+                    "INSERT OR REPLACE INTO greedy(run_id, qid, text, n_tokens, token_logprobs,"
+                    " tokens, finish_reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        run_id,
+                        qid,
+                        greedy.text,
+                        int(greedy.n_tokens),
+                        _encode_logprobs(greedy.token_logprobs),
+                        None if greedy.tokens is None else json.dumps(list(greedy.tokens)),
+                        greedy.finish_reason,
+                    ),
+                )
+            if done:
+                c.execute("UPDATE questions SET done=1 WHERE run_id=? AND qid=?", (run_id, qid))
+
+    def mark_done(self, run_id: int, qid: str) -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE questions SET done=1 WHERE run_id=? AND qid=?", (run_id, qid))
+
+    @staticmethod
+    def _completion(r: sqlite3.Row) -> Completion:
+        return Completion(
+            text=r["text"],
+            finish_reason=r["finish_reason"],
+            n_tokens=int(r["n_tokens"]),
+            token_logprobs=_decode_logprobs(r["token_logprobs"]),
+            tokens=None if r["tokens"] is None else tuple(json.loads(r["tokens"])),
+        )
+
+    def samples(self, run_id: int, qid: str) -> list[StoredSample]:
+        """One question's samples in index order."""
+        rows = self._read(
+            "SELECT * FROM samples WHERE run_id=? AND qid=? ORDER BY idx", (run_id, qid)
+        )
+        return [
+            StoredSample(r["qid"], int(r["round"]), int(r["idx"]), int(r["seed"]), self._completion(r))
+            for r in rows
+        ]
+
+    def all_samples(self, run_id: int) -> dict[str, list[StoredSample]]:
+        """Every sample of a run, grouped by question id (index order)."""
+        out: dict[str, list[StoredSample]] = {}
+        for r in self._read("SELECT * FROM samples WHERE run_id=? ORDER BY qid, idx", (run_id,)):
+            out.setdefault(r["qid"], []).append(
+                StoredSample(
+                    r["qid"], int(r["round"]), int(r["idx"]), int(r["seed"]), self._completion(r)
+                )
+            )
+        return out
+
+    def greedy(self, run_id: int) -> dict[str, Completion]:
+        """The stored greedy completion of each question that has one."""
+        return {
+            r["qid"]: self._completion(r)
+            for r in self._read("SELECT * FROM greedy WHERE run_id=?", (run_id,))
+        }
+
+    # -- cached analysis
+
+    def save_classes(
+        self,
+        run_id: int,
+        collapse: str,
+        rows: Iterable[tuple[str, int, Sequence[str], Iterable[str], str | None]],
+    ) -> None:
+        """Cache collapse results: rows of (qid, n_samples, labels, gold labels, greedy label)."""
+        with self.transaction() as c:
+            for qid, n, labels, gold, greedy_label in rows:
+                c.execute(
+                    "INSERT OR REPLACE INTO classes(run_id, qid, collapse, n_samples, labels, gold,"
+                    " greedy_label) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        run_id,
+                        qid,
+                        collapse,
+                        int(n),
+                        json.dumps(list(labels)),
+                        json.dumps(sorted(gold)),
+                        greedy_label,
+                    ),
+                )
+
+    def classes(
+        self, run_id: int, collapse: str
+    ) -> dict[str, tuple[int, tuple[str, ...], frozenset[str], str | None]]:
+        """Cached collapse results: qid -> (n_samples, labels, gold labels, greedy label)."""
+        return {
+            r["qid"]: (
+                int(r["n_samples"]),
+                tuple(json.loads(r["labels"])),
+                frozenset(json.loads(r["gold"])),
+                r["greedy_label"],
+            )
+            for r in self._read(
+                "SELECT * FROM classes WHERE run_id=? AND collapse=?", (run_id, collapse)
+            )
+        }
+
+    def save_grades(
+        self,
+        run_id: int,
+        collapse: str,
+        grader: str,
+        rows: Iterable[tuple[str, int, str, int, bool]],
+    ) -> None:
+        """Cache grades: rows of (qid, n_samples, prediction, count, correct)."""
+        with self.transaction() as c:
+            for qid, n, prediction, count, correct in rows:
+                c.execute(
+                    "INSERT OR REPLACE INTO grades(run_id, qid, collapse, grader, n_samples,"
+                    " prediction, count, correct) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (run_id, qid, collapse, grader, int(n), prediction, int(count), int(bool(correct))),
+                )
+
+    def grades(
+        self, run_id: int, collapse: str, grader: str
+    ) -> dict[str, tuple[int, str, int, bool]]:
+        """Cached grades: qid -> (n_samples, prediction, count, correct)."""
+        return {
+            r["qid"]: (int(r["n_samples"]), r["prediction"], int(r["count"]), bool(r["correct"]))
+            for r in self._read(
+                "SELECT * FROM grades WHERE run_id=? AND collapse=? AND grader=?",
+                (run_id, collapse, grader),
+            )
+        }
+
+
+def open_store(directory: str | os.PathLike[str], readonly: bool = False) -> Store:
+    """Open the store of an experiment directory (see :class:`Store`)."""
+    return Store(directory, readonly=readonly)
+
+
+def has_store(directory: str | os.PathLike[str]) -> bool:
+    """Whether ``directory`` holds a semcal store."""
+    return (Path(directory) / STORE_NAME).is_file()

@@ -1,0 +1,241 @@
+"""The command line: help for every command, one-line errors for bad input, the demo (slow)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from semcal import cli
+from semcal.cli import build_parser, main
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+COMMANDS = ("demo", "run", "resume", "analyze", "report", "compare", "models")
+
+
+def _err(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str]:
+    try:
+        rc = main(argv)
+    except SystemExit as exc:  # argparse usage errors
+        rc = int(exc.code or 0)
+    err = capsys.readouterr().err
+    return rc, err
+
+
+def _one_line(err: str) -> str:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_help_for_every_command(cmd: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([cmd, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert f"semcal {cmd}" in out and "--debug" in out
+
+
+def test_top_level_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    for cmd in COMMANDS:
+        assert cmd in out
+
+
+@pytest.fixture()
+def qfile(tmp_path: Path) -> Path:
+    p = tmp_path / "q.jsonl"
+    p.write_text('{"id": "a", "question": "Capital of France?", "answers": ["Paris"]}\n')
+    return p
+
+
+BAD = [
+    (["run", "--model", "no-such-model", "--dataset", "demo", "--out", "{tmp}/o"], "no-such-model"),
+    (["run", "{tmp}/missing.toml", "--out", "{tmp}/o"], "not found"),
+    (["run", "{tmp}/bad.toml", "--out", "{tmp}/o"], "malformed TOML"),
+    (["run", "{tmp}/unknown_key.toml", "--out", "{tmp}/o"], "unknown key"),
+    (["run", "--model", "gemma-3-270m", "--style", "poem", "--out", "{tmp}/o"], "unknown style"),
+    (["run", "--model", "gemma-3-270m", "--temperature", "-1", "--out", "{tmp}/o"], "temperature"),
+    (["run", "--model", "gemma-3-270m", "--samples", "0", "--out", "{tmp}/o"], "samples"),
+    (["run", "--model", "gemma-3-270m", "--top-p", "1.5", "--out", "{tmp}/o"], "top_p"),
+    (["run", "--model", "gemma-3-270m", "--samples", "x", "--out", "{tmp}/o"], "invalid int"),
+    (["run", "--model", "gemma-3-270m", "--dataset", "{tmp}/nope.jsonl", "--out", "{tmp}/o"], "nope.jsonl"),
+    (["run", "--model", "gemma-3-270m", "--backend", "warp", "--out", "{tmp}/o"], "backend"),
+    (["run", "--model", "gemma-3-270m"], "--out"),
+    (["run", "--out", "{tmp}/o"], "--model"),
+    (["analyze", "{tmp}/empty"], "no semcal store|not found"),
+    (["report", "{tmp}/nowhere"], "not found"),
+    (["resume", "{tmp}/nowhere"], "no semcal store"),
+    (["demo", "--limit", "huge", "--out", "{tmp}/d"], "--limit"),
+    (["demo", "--samples", "0", "--out", "{tmp}/d"], ">= 1"),
+    (["demo", "--models", "nonexistent-model", "--limit", "tiny", "--out", "{tmp}/d"], "nonexistent-model"),
+    (["frobnicate"], "invalid choice"),
+]
+
+
+@pytest.mark.parametrize(("argv", "needle"), BAD)
+def test_bad_input_is_one_line(argv: list[str], needle: str, tmp_path: Path,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "bad.toml").write_text('model = "gemma-3-270m"\nsamples = [1,\n')
+    (tmp_path / "unknown_key.toml").write_text('model = "gemma-3-270m"\nsampels = 3\n')
+    (tmp_path / "empty").mkdir()
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    rc, err = _err(capsys, argv)
+    assert rc != 0
+    line = _one_line(err)
+    assert line.startswith("semcal")
+    import re
+
+    assert re.search(needle, line), line
+    # nothing was sampled: no store was created for a spec that failed validation
+    assert not (tmp_path / "o" / "semcal.sqlite").exists()
+
+
+def test_unexpected_error_hint(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def boom(args):
+        raise RuntimeError("kaput\nsecond line")
+
+    monkeypatch.setitem(cli.COMMANDS, "models", boom)
+    rc, err = _err(capsys, ["models"])
+    assert rc == 1
+    line = _one_line(err)
+    assert "RuntimeError: kaput second line" in line and "--debug" in line
+    with pytest.raises(RuntimeError):
+        main(["models", "--debug"])
+
+
+def test_models_lists_embedded(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "gemma-3-270m" in out and "smollm2-135m-instruct" in out
+    assert "base" in out and "instruct" in out
+
+
+def test_spec_file_and_flag_override(tmp_path: Path, qfile: Path) -> None:
+    spec = tmp_path / "s.toml"
+    spec.write_text(
+        'model = "gemma-3-270m"\ndataset = "q.jsonl"\nsamples = 7\nstyle = "concise"\n'
+        "[adaptive]\nround = 4\n[backend_options]\nn_ctx = 1024\n"
+    )
+    args = build_parser().parse_args(["run", str(spec), "--out", "x", "--samples", "9"])
+    s = cli._spec_from_args(args)
+    assert s.samples == 9 and s.style == "concise"
+    assert s.dataset == str(qfile)  # relative to the spec file
+    assert s.adaptive.enabled and s.adaptive.round == 4
+    assert s.backend_options == {"n_ctx": 1024}
+
+
+def test_summary_table_format() -> None:
+    from types import SimpleNamespace
+
+    run = SimpleNamespace(name="r", model="m", style="sentence")
+    s = {"n": 3, "mean_samples": 10, "accuracy": 0.5, "mean_confidence": 0.6, "smece": 0.1,
+         "smece_lo": 0.05, "smece_hi": float("nan"), "ece": 0.2, "brier": 0.3, "auroc": None}
+    text = cli.format_summary_table([SimpleNamespace(run=run, summary=s)])
+    header, _, row = text.splitlines()
+    assert "smECE [95% CI]" in header and "AUROC" in header
+    assert "0.100 [0.050, -]" in row
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def _semcal(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "import sys; from semcal.cli import main; sys.exit(main())", *args],
+        env=_env(), capture_output=True, text=True, timeout=timeout,
+    )
+
+
+@pytest.mark.slow
+def test_demo_small_end_to_end(tmp_path: Path) -> None:
+    pytest.importorskip("llama_cpp")
+    out = tmp_path / "demo"
+    t0 = time.monotonic()
+    p = _semcal("demo", "--limit", "small", "--out", str(out), "--quiet")
+    elapsed = time.monotonic() - t0
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0].split()[:4] == ["run", "model", "style", "n"]
+    assert any("gemma-3-270m" in ln for ln in lines) and any("smollm2" in ln for ln in lines)
+    assert lines[-1].startswith("report: ")
+    html = Path(lines[-1].removeprefix("report: ").strip())
+    assert html.is_file() and (out / "questions.csv").is_file()
+    text = html.read_text()
+    assert "smECE" in text and "data:image/png;base64," in text
+    # analysis from the store alone, with another collapsing function: no model, no re-sampling
+    p2 = _semcal("analyze", str(out), "--collapse", "exact", "--estimators", "all", "--json")
+    assert p2.returncode == 0, p2.stderr
+    import json
+
+    data = json.loads(p2.stdout)
+    assert len(data) == 2 and all(d["n"] == 8 for d in data)
+    assert all(d["n_samples_total"] == 8 * 6 for d in data)
+    print(f"demo --limit small took {elapsed:.1f}s")
+
+
+def test_analyze_report_compare_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from semcal.runner import run
+    from test_runner import FakeSampler, _spec
+
+    qf = tmp_path / "qs.jsonl"
+    import json
+
+    from test_runner import GOLD
+
+    qf.write_text("".join(json.dumps({"id": t.lower(), "question": f"{t} which one?",
+                                      "answers": [g]}) + "\n" for t, g in GOLD.items()))
+    run(_spec(qf), tmp_path / "e1", sampler=FakeSampler(), quiet=True)
+    run(_spec(qf, seed=9), tmp_path / "e2", sampler=FakeSampler(), quiet=True)
+    capsys.readouterr()
+    assert main(["analyze", str(tmp_path / "e1"), "--collapse", "exact", "--n-boot", "20",
+                 "--csv", str(tmp_path / "t.csv"), "--parquet", str(tmp_path / "t.parquet")]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("run") and "fake-concise" in out
+    assert "confidence estimators" in out
+    assert (tmp_path / "t.csv").read_text().count("\n") == 7
+    assert main(["report", str(tmp_path / "e1"), "--n-boot", "20", "-q"]) == 0
+    assert (tmp_path / "e1" / "report.html").is_file()
+    assert (tmp_path / "e1" / "questions.csv").is_file()
+    assert main(["compare", str(tmp_path / "e1"), str(tmp_path / "e2"), "-o",
+                 str(tmp_path / "c.html"), "--n-boot", "20"]) == 0
+    assert "comparison:" in capsys.readouterr().out
+    assert (tmp_path / "c.html").read_text().count("fake-concise") >= 2
+    # another B on the same samples: no model, no re-sampling
+    assert main(["analyze", str(tmp_path / "e1"), "--collapse", "bogus-b"]) == 2
+    assert "bogus-b" in capsys.readouterr().err
+    assert main(["resume", str(tmp_path / "e1")]) == 0  # complete: nothing to do
+
+
+def test_ctrl_c_prints_how_to_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    import semcal.backends
+    from test_runner import GOLD, FakeSampler
+
+    qf = tmp_path / "qs.jsonl"
+    qf.write_text("".join(json.dumps({"id": t.lower(), "question": f"{t} which one?",
+                                      "answers": [g]}) + "\n" for t, g in GOLD.items()))
+    monkeypatch.setattr(semcal.backends, "get_sampler",
+                        lambda backend, model, **kw: FakeSampler(interrupt_after=4))
+    argv = ["run", "--model", "fake", "--backend", "openai", "--dataset", str(qf),
+            "--samples", "3", "--style", "concise", "--out", str(tmp_path / "o"), "-q"]
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert "2/6 questions" in err and f"semcal resume {tmp_path / 'o'}" in err
+    assert "Traceback" not in err
+    monkeypatch.setattr(semcal.backends, "get_sampler", lambda backend, model, **kw: FakeSampler())
+    assert main(["resume", str(tmp_path / "o"), "-q"]) == 0
+    from semcal.store import Store
+
+    with Store(tmp_path / "o", readonly=True) as st:
+        assert st.progress(st.runs()[0].id) == (6, 6, 18)

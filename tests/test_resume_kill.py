@@ -1,0 +1,120 @@
+"""kill -9 a real `semcal run` mid-way, resume it, and get exactly the uninterrupted results."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from semcal.store import STORE_NAME, Store
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+N_Q, M = 5, 4
+ARGS = ["run", "--model", "smollm2-135m-instruct", "--dataset", "demo", "--limit", str(N_Q),
+        "--samples", str(M), "--style", "concise", "--max-tokens", "10", "--seed", "5", "--quiet"]
+
+
+def _cmd(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-c", "import sys; from semcal.cli import main; sys.exit(main())",
+            *ARGS, *extra, "--out", str(out)]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def _done(out: Path) -> int:
+    db = out / STORE_NAME
+    if not db.exists():
+        return 0
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+        try:
+            return int(con.execute("SELECT count(*) FROM questions WHERE done=1").fetchone()[0])
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+
+
+def _content(out: Path) -> dict:
+    with Store(out, readonly=True) as st:
+        assert st.integrity_check() == "ok"
+        (r,) = st.runs()
+        samples = {
+            q.id: [(s.round, s.index, s.seed, s.completion.text, s.completion.n_tokens,
+                    s.completion.finish_reason) for s in st.samples(r.id, q.id)]
+            for q in st.questions(r.id)
+        }
+        return {"samples": samples, "greedy": {k: v.text for k, v in st.greedy(r.id).items()},
+                "done": sorted(st.done_ids(r.id)), "name": r.name}
+
+
+def _analyze(out: Path) -> list[dict]:
+    p = subprocess.run(
+        [sys.executable, "-c", "import sys; from semcal.cli import main; sys.exit(main())",
+         "analyze", str(out), "--json", "--n-boot", "200"],
+        env=_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_resume(tmp_path: Path) -> None:
+    pytest.importorskip("llama_cpp")
+    ref, cut = tmp_path / "ref", tmp_path / "cut"
+    t0 = time.monotonic()
+    p = subprocess.run(_cmd(ref), env=_env(), capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    t_ref = time.monotonic() - t0
+
+    proc = subprocess.Popen(_cmd(cut), env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 600
+        while _done(cut) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run finished before it could be killed"
+        time.sleep(0.3)  # land inside the next batch
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    killed_at = _done(cut)
+    assert 2 <= killed_at < N_Q
+
+    partial = _content(cut)
+    for qid in partial["done"]:
+        assert len(partial["samples"][qid]) == M
+    for qid, rows in partial["samples"].items():
+        assert qid in partial["done"] or rows == []  # no half-stored batch
+
+    # resume from what the store remembers (the spec is stored with the run)
+    p = subprocess.run(
+        [sys.executable, "-c", "import sys; from semcal.cli import main; sys.exit(main())",
+         "resume", str(cut)],
+        env=_env(), capture_output=True, text=True, timeout=600,
+    )
+    assert p.returncode == 0, p.stderr
+    assert "(resumed)" in p.stderr
+
+    a, b = _content(ref), _content(cut)
+    assert sum(len(v) for v in b["samples"].values()) == N_Q * M  # nothing lost, nothing twice
+    assert b == a
+    # the resumed run kept what was stored before the kill
+    for qid in partial["done"]:
+        assert b["samples"][qid] == partial["samples"][qid]
+    ma, mb = _analyze(ref), _analyze(cut)
+    keys = ("n", "accuracy", "mean_confidence", "smece", "smece_lo", "smece_hi", "ece", "brier")
+    assert [{k: m[k] for k in keys} for m in ma] == [{k: m[k] for k in keys} for m in mb]
+    print(f"uninterrupted run {t_ref:.1f}s; killed after {killed_at}/{N_Q} questions")

@@ -1,0 +1,225 @@
+"""The runner with a deterministic fake sampler: storage, resume, interruption, batching."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from semcal.backends.base import prompt_seed, sample_seed
+from semcal.errors import SemcalError, StoreError
+from semcal.runner import batch_seed, run
+from semcal.spec import RunSpec
+from semcal.store import Store
+from semcal.types import Collapsed, Completion, Prompt, Question, SamplingParams
+
+#: question tag -> answer distribution of the fake model
+DISTS: dict[str, dict[str, float]] = {
+    "ZQA": {"Paris": 1.0},
+    "ZQB": {"Rome": 0.6, "Milan": 0.4},
+    "ZQC": {"4": 0.34, "5": 0.33, "6": 0.33},
+    "ZQD": {"Oslo": 0.9, "Bergen": 0.1},
+    "ZQE": {"blue": 0.5, "green": 0.5},
+    "ZQF": {"Tokyo": 0.8, "Kyoto": 0.2},
+}
+GOLD = {"ZQA": "Paris", "ZQB": "Rome", "ZQC": "4", "ZQD": "Oslo", "ZQE": "red", "ZQF": "Tokyo"}
+
+
+class FakeSampler:
+    """Answers from :data:`DISTS`; sample i of a prompt depends only on (prompt, seed, i)."""
+
+    model_name = "fake"
+    is_chat = False
+
+    def __init__(self, interrupt_after: int | None = None, bad_count: bool = False):
+        self.calls: list[tuple[int, int, int]] = []  # (n prompts, n, seed)
+        self.interrupt_after = interrupt_after
+        self.bad_count = bad_count
+        self.closed = False
+
+    @staticmethod
+    def _tag(p: Prompt) -> str:
+        text = p.text or " ".join(m.content for m in p.messages)
+        # the question under test is the last tagged one in the prompt
+        found = [(text.rfind(t), t) for t in DISTS if t in text]
+        return max(found)[1]
+
+    def sample(self, prompts: Sequence[Prompt], n: int, params: SamplingParams) -> list[list[Completion]]:
+        if self.interrupt_after is not None and len(self.calls) >= self.interrupt_after:
+            raise KeyboardInterrupt
+        self.calls.append((len(prompts), n, params.seed))
+        out = []
+        for p in prompts:
+            tag = self._tag(p)
+            dist = DISTS[tag]
+            comps = []
+            for i in range(n):
+                if params.temperature == 0:
+                    ans = max(dist, key=lambda a: dist[a])
+                else:
+                    rng = random.Random(f"{tag}|{sample_seed(params.seed, i)}")
+                    ans = rng.choices(list(dist), weights=list(dist.values()))[0]
+                comps.append(Completion(f"The answer is {ans}.", "stop", 5,
+                                        (-0.1, -0.2, -0.3, -0.1, -0.05), None))
+            out.append(comps)
+        if self.bad_count:
+            out[0] = out[0][:-1]
+        return out
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def fake_collapse(question: Question, texts: Sequence[str]) -> Collapsed:
+    labels = tuple(t.removeprefix("The answer is ").rstrip(".").lower() for t in texts)
+    return Collapsed(labels, frozenset(a.lower() for a in question.answers))
+
+
+@pytest.fixture()
+def qfile(tmp_path: Path) -> Path:
+    p = tmp_path / "qs.jsonl"
+    with p.open("w") as f:
+        for tag, gold in GOLD.items():
+            f.write(json.dumps({"id": tag.lower(), "question": f"{tag} which one?",
+                                "answers": [gold]}) + "\n")
+    return p
+
+
+def _spec(qfile: Path, **kw) -> RunSpec:
+    base = dict(model="fake", dataset=str(qfile), format="jsonl", samples=6, seed=3,
+                max_tokens=8, style="concise", k_shot=0)
+    base.update(kw)
+    return RunSpec(**base)
+
+
+def _dump(out: Path) -> dict:
+    with Store(out, readonly=True) as st:
+        (run_info,) = st.runs()
+        res = {}
+        for q in st.questions(run_info.id):
+            res[q.id] = [(s.round, s.index, s.seed, s.completion.text) for s in st.samples(run_info.id, q.id)]
+        return {"samples": res, "greedy": {k: v.text for k, v in st.greedy(run_info.id).items()},
+                "done": sorted(st.done_ids(run_info.id))}
+
+
+def test_fixed_run_stores_everything(qfile: Path, tmp_path: Path) -> None:
+    s = FakeSampler()
+    res = run(_spec(qfile), tmp_path / "out", sampler=s, quiet=True)
+    assert res.complete and res.n_questions == 6 and res.samples_total == 36 and res.samples_new == 36
+    assert not s.closed  # a sampler passed in is the caller's to close
+    d = _dump(tmp_path / "out")
+    assert len(d["done"]) == 6
+    for qid, rows in d["samples"].items():
+        assert [r[1] for r in rows] == list(range(6))
+        with Store(tmp_path / "out", readonly=True) as st:
+            prompt = json.loads(st.conn.execute(
+                "SELECT prompt FROM questions WHERE qid=?", (qid,)).fetchone()[0])
+        from semcal.types import Prompt
+
+        base = prompt_seed(batch_seed(3, qid, 0), Prompt(text=prompt["text"]))
+        assert [r[2] for r in rows] == [sample_seed(base, i) for i in range(6)]
+    assert d["greedy"]["zqa"] == "The answer is Paris."
+    with Store(tmp_path / "out", readonly=True) as st:
+        assert st.runs()[0].finished is not None
+        assert st.runs()[0].is_chat is False
+        assert st.integrity_check() == "ok"
+
+
+def test_rerun_is_a_noop(qfile: Path, tmp_path: Path) -> None:
+    run(_spec(qfile), tmp_path / "out", sampler=FakeSampler(), quiet=True)
+    before = _dump(tmp_path / "out")
+    s = FakeSampler()
+    res = run(_spec(qfile), tmp_path / "out", sampler=s, quiet=True)
+    assert res.resumed and res.samples_new == 0 and s.calls == []
+    assert _dump(tmp_path / "out") == before
+
+
+def test_interrupt_then_resume_equals_uninterrupted(qfile: Path, tmp_path: Path) -> None:
+    ref = run(_spec(qfile), tmp_path / "ref", sampler=FakeSampler(), quiet=True)
+    assert ref.complete
+    # 2 questions = 2 sample calls + 2 greedy calls; the 5th call is interrupted
+    res = run(_spec(qfile), tmp_path / "cut", sampler=FakeSampler(interrupt_after=4), quiet=True)
+    assert res.interrupted and res.n_done == 2 and res.samples_total == 12
+    with Store(tmp_path / "cut", readonly=True) as st:
+        assert st.runs()[0].finished is None
+    res2 = run(_spec(qfile), tmp_path / "cut", sampler=FakeSampler(), quiet=True)
+    assert res2.resumed and res2.complete and res2.samples_new == 24
+    assert _dump(tmp_path / "cut") == _dump(tmp_path / "ref")
+
+
+def test_batching_several_questions_per_call(qfile: Path, tmp_path: Path) -> None:
+    s = FakeSampler()
+    res = run(_spec(qfile, batch_questions=4), tmp_path / "b", sampler=s, quiet=True)
+    assert res.complete and res.samples_total == 36
+    assert [c[0] for c in s.calls] == [4, 4, 2, 2]  # samples, greedy, samples, greedy
+    # interrupted and resumed with batching: still equal to the uninterrupted batched run
+    run(_spec(qfile, batch_questions=4), tmp_path / "c", sampler=FakeSampler(interrupt_after=2),
+        quiet=True)
+    run(_spec(qfile, batch_questions=4), tmp_path / "c", sampler=FakeSampler(), quiet=True)
+    assert _dump(tmp_path / "c") == _dump(tmp_path / "b")
+
+
+def test_seed_changes_samples(qfile: Path, tmp_path: Path) -> None:
+    run(_spec(qfile, seed=1), tmp_path / "a", sampler=FakeSampler(), quiet=True)
+    run(_spec(qfile, seed=2), tmp_path / "b", sampler=FakeSampler(), quiet=True)
+    a, b = _dump(tmp_path / "a"), _dump(tmp_path / "b")
+    assert a["samples"]["zqe"] != b["samples"]["zqe"]
+
+
+def test_same_dir_different_spec_makes_a_second_run(qfile: Path, tmp_path: Path) -> None:
+    run(_spec(qfile), tmp_path / "o", sampler=FakeSampler(), quiet=True)
+    res = run(_spec(qfile, temperature=0.7), tmp_path / "o", sampler=FakeSampler(), quiet=True)
+    assert not res.resumed
+    with Store(tmp_path / "o", readonly=True) as st:
+        assert [r.name for r in st.runs()] == ["fake-concise", "fake-concise-2"]
+    with pytest.raises(StoreError, match="different settings"):
+        run(_spec(qfile, temperature=0.5, name="fake-concise"), tmp_path / "o",
+            sampler=FakeSampler(), quiet=True)
+
+
+def test_bad_backend_output_commits_nothing(qfile: Path, tmp_path: Path) -> None:
+    with pytest.raises(SemcalError, match="completions"):
+        run(_spec(qfile), tmp_path / "x", sampler=FakeSampler(bad_count=True), quiet=True)
+    with Store(tmp_path / "x", readonly=True) as st:
+        assert st.progress(st.runs()[0].id)[2] == 0
+
+
+def test_batch_seed() -> None:
+    assert batch_seed(0, "q1", 0) == batch_seed(0, "q1", 0)
+    assert len({batch_seed(0, "q1", 0), batch_seed(1, "q1", 0), batch_seed(0, "q2", 0),
+                batch_seed(0, "q1", 1), batch_seed(0, None, 0)}) == 5
+    assert 0 <= batch_seed(123, "x", 7) < 2**31
+
+
+def test_on_batch_callback(qfile: Path, tmp_path: Path) -> None:
+    seen = []
+    run(_spec(qfile), tmp_path / "cb", sampler=FakeSampler(), quiet=True,
+        on_batch=lambda d, t: seen.append((d, t)))
+    assert seen == [(i, 6) for i in range(1, 7)]
+
+
+def test_analysis_after_run(qfile: Path, tmp_path: Path) -> None:
+    from semcal.analysis import analyze_dir
+
+    run(_spec(qfile, samples=10), tmp_path / "an", sampler=FakeSampler(), quiet=True)
+    (a,) = analyze_dir(tmp_path / "an", collapse="exact", n_boot=50)
+    byid = {q.qid: q for q in a.questions}
+    assert byid["zqa"].confidence == 1.0 and byid["zqa"].correct
+    assert not byid["zqe"].correct  # gold "red" is never sampled
+    assert a.summary["n"] == 6
+    assert 0 <= a.summary["smece"] <= 1
+    assert a.summary["accuracy"] == pytest.approx(sum(q.correct for q in a.questions) / 6)
+    assert byid["zqa"].greedy_correct is True
+    est = {e["estimator"]: e for e in a.estimators}
+    assert est["semantic"]["smece"] == pytest.approx(a.summary["smece"])
+    assert est["neg_num_classes"]["kind"] == "score" and "smece" not in est["neg_num_classes"]
+    assert 0 <= est["neg_num_classes"]["auroc"] <= 1  # scores are ranked, not range-checked
+    # collapse results are cached in the store and reused
+    with Store(tmp_path / "an", readonly=True) as st:
+        assert len(st.classes(a.run.id, "exact")) == 6
+        assert len(st.grades(a.run.id, "exact", "auto")) == 6
+    (b,) = analyze_dir(tmp_path / "an", collapse="exact", n_boot=50)
+    assert [q.labels for q in b.questions] == [q.labels for q in a.questions]

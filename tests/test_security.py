@@ -1,0 +1,369 @@
+"""Security: model output, dataset files and stored strings are data, never code or markup.
+
+Covered elsewhere (referenced, not repeated here):
+
+- tests/test_mathequiv.py::test_parser_builds_sympy_without_eval — math equivalence never
+  hands model text to ``eval``/``sympify``/``parse_expr``;
+- tests/test_fuzz_collapse.py — extraction, normalisation and math equivalence are total and
+  time-bounded on arbitrary (hypothesis-generated and adversarial) model text;
+- tests/test_report_html.py::test_everything_is_escaped — markup in sample texts, questions,
+  gold aliases and run names written by the runner is escaped (labels forced to raw text);
+- tests/test_store.py::test_untrusted_text_is_stored_verbatim — SQL-looking run names, ids,
+  questions and sample texts round-trip.
+
+Added here: the HTML report end to end from a store filled through the store API (every
+stored string, including model/dataset/backend names and ids, with the real collapse
+function), a canary that no stage of the pipeline executes model text, SQL-injection strings
+in every text column the store has (collapse/grader names, labels, tokens, spec), a static
+check that no SQL in ``src/semcal`` is built by string interpolation, a static check that no
+module calls ``eval``/``exec``/``pickle``, and that model chat templates (from untrusted GGUF
+files) render in a sandbox.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import sqlite3
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from semcal.analysis import analyze_dir
+from semcal.report.html import render_compare, write_report
+from semcal.store import STORE_NAME, Store
+from semcal.types import Completion, Question
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "semcal"
+
+SCRIPT = "<script>alert('pwned')</script>"
+IMG = '"><img src=x onerror=alert(1)>'
+SQLI = "'); DROP TABLE samples;--"
+PAYLOADS = (SCRIPT, IMG)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _tags(html: str) -> list[tuple[str, list[tuple[str, str]]]]:
+    found: list[tuple[str, list[tuple[str, str]]]] = []
+
+    class P(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            found.append((tag, [(k, v or "") for k, v in attrs]))
+
+    P().feed(html)
+    return found
+
+
+def _assert_inert(html: str) -> None:
+    """No injected element or event-handler attribute, and no payload verbatim."""
+    tags = _tags(html)
+    assert not [t for t, _ in tags if t in ("script", "iframe", "object", "embed")]
+    assert not [(t, a) for t, attrs in tags for a, _ in attrs if a.lower().startswith("on")]
+    for t, attrs in tags:
+        if t == "img":
+            for a, v in attrs:
+                if a == "src":
+                    assert v.startswith("data:image/png;base64,"), v[:80]
+    for p in PAYLOADS:
+        assert p not in html
+    assert "<script" not in html.lower()
+
+
+def _fill_store(directory: Path) -> None:
+    """A run whose every string field carries markup, written through the store API only."""
+    with Store(directory) as st:
+        run = st.create_run(
+            name=f"run {IMG}", key="k1", spec={"k_shot": 0, "note": SCRIPT},
+            model=f"model{SCRIPT}", backend=f"backend{IMG}", style="concise",
+            dataset=f"data{SCRIPT}.jsonl", temperature=1.0, top_p=1.0, max_tokens=8,
+            n_samples=4, seed=0,
+        )
+        st.set_run_chat(run.id, True)
+        qs = [
+            Question(f"id{IMG}", f"Which tag is this {SCRIPT}?", (f"gold {IMG}", SCRIPT)),
+            Question("plain", "Capital of France?", ("Paris",)),
+            Question(f"id{SCRIPT}", f"What is {IMG}", ("Rome",)),
+        ]
+        st.add_questions(run.id, qs)
+        texts = [SCRIPT, IMG, f"The answer is {SCRIPT}", "Paris"]
+        for q in qs:
+            comps = [Completion(t, "stop", 2, (-0.5, -0.25), (t[:3], t[3:])) for t in texts]
+            greedy = Completion(f"greedy {IMG}", "stop", 1, (-0.1,), (IMG,))
+            st.add_batch(run.id, q.id, 0, 0, comps, [1, 2, 3, 4], greedy=greedy)
+        st.mark_run_finished(run.id)
+
+
+# ----------------------------------------------------------------------------- HTML report
+
+
+@pytest.mark.parametrize("collapse", ["exact", "auto"])
+def test_report_from_store_api_escapes_every_stored_string(tmp_path: Path, collapse: str) -> None:
+    exp = tmp_path / "exp"
+    _fill_store(exp)
+    analyses = analyze_dir(exp, collapse=collapse, n_boot=20)
+    paths = write_report(analyses, tmp_path / "report.html")
+    html = paths["html"].read_text(encoding="utf-8")
+    _assert_inert(html)
+    # the strings are shown, escaped (jinja2 escapes < > & " ')
+    assert "&lt;script&gt;alert(" in html
+    assert "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "model&lt;script&gt;" in html  # the model name
+    assert "backend&#34;&gt;&lt;img" in html  # the backend name
+    assert "Which tag is this &lt;script&gt;" in html  # a question
+    assert "greedy &#34;&gt;&lt;img" in html  # the greedy completion
+    # the compare page too
+    _assert_inert(render_compare(analyses))
+
+
+def test_report_survives_matplotlib_mathtext_in_run_names(tmp_path: Path) -> None:
+    """Run and model names end up as plot legend labels; a stray '$' must not break the
+    figure (matplotlib would parse '$...$' as TeX math)."""
+    exp = tmp_path / "exp"
+    with Store(exp) as st:
+        run = st.create_run(
+            name="cost $\\frac{1 and $x^$", key="k", spec={}, model="m$", backend="b",
+            style="concise", dataset="d", temperature=1.0, top_p=1.0, max_tokens=8,
+            n_samples=2, seed=0,
+        )
+        qs = [Question(f"q{i}", f"Question {i}?", ("yes",)) for i in range(3)]
+        st.add_questions(run.id, qs)
+        for i, q in enumerate(qs):
+            st.add_batch(run.id, q.id, 0, 0,
+                         [Completion("yes" if i else "no", "stop", 1), Completion("no", "stop", 1)],
+                         [1, 2])
+    analyses = analyze_dir(exp, collapse="exact", n_boot=10)
+    html = write_report(analyses, tmp_path / "r.html")["html"].read_text(encoding="utf-8")
+    assert "cost $\\frac{1 and $x^$" in html
+    assert "data:image/png;base64," in html
+
+
+# ----------------------------------------------------------------------------- no code execution
+
+
+def test_no_stage_executes_model_text(tmp_path: Path) -> None:
+    """Canary: model outputs, gold answers and a metadata cell that would create a file if
+    any stage ran them as Python; the whole pipeline (load -> store -> collapse -> grade ->
+    confidence -> metrics -> report) runs and the file never appears."""
+    canary = tmp_path / "CANARY"
+    code = f"__import__('pathlib').Path({str(canary)!r}).write_text('x')"
+    qfile = tmp_path / "q.csv"
+    qfile.write_text(
+        "problem,answer,metadata\n"
+        f"\"What is 1+1?\",\"{code.replace(chr(34), chr(34) * 2)}\",\"{{'topic': {code.replace(chr(34), chr(34) * 2)}}}\"\n",
+        encoding="utf-8",
+    )
+    from semcal.data import load_questions
+
+    qs = load_questions(qfile)
+    assert qs[0].answers == (code,)
+    texts = [code, f"The answer is {code}", f"\\boxed{{{code}}}", f"$ {code} $", "2",
+             "eval(compile('1','','eval'))", "{{ ''.__class__.__mro__ }}", "#### " + code]
+    exp = tmp_path / "exp"
+    with Store(exp) as st:
+        run = st.create_run(name="canary", key="k", spec={}, model="m", backend="b",
+                            style="cot", dataset="d", temperature=1.0, top_p=1.0, max_tokens=8,
+                            n_samples=len(texts), seed=0)
+        both = [qs[0], Question("m1", "What is 2*3?", (code, "6"), task="math")]
+        st.add_questions(run.id, both)
+        for q in both:
+            st.add_batch(run.id, q.id, 0, 0, [Completion(t, "stop", 1, (-1.0,)) for t in texts],
+                         list(range(len(texts))), greedy=Completion(code, "stop", 1, (-1.0,)))
+    for collapse in ("exact", "math", "auto"):
+        analyses = analyze_dir(exp, collapse=collapse, n_boot=10, estimators="all")
+        write_report(analyses, tmp_path / f"{collapse}.html")
+    from semcal.confidence import parse_verbalized
+
+    for t in texts:
+        parse_verbalized(t)
+    assert not canary.exists()
+
+
+def test_chat_templates_render_in_a_sandbox(tmp_path: Path) -> None:
+    """A GGUF file's chat template is untrusted (CVE-2024-34359 was code execution through it).
+    The renderer semcal's llama.cpp backend uses must refuse to reach Python internals."""
+    fmt = pytest.importorskip("llama_cpp.llama_chat_format")
+    canary = tmp_path / "CANARY"
+    evil = (
+        "{% for c in ''.__class__.__mro__[1].__subclasses__() %}"
+        "{% if c.__name__ == 'Popen' %}{{ c(['touch', '" + str(canary) + "']) }}{% endif %}"
+        "{% endfor %}{{ messages[0]['content'] }}"
+    )
+    f = fmt.Jinja2ChatFormatter(template=evil, eos_token="</s>", bos_token="<s>")
+    try:
+        f(messages=[{"role": "user", "content": "hi"}])
+    except Exception as exc:  # the sandbox raises SecurityError; semcal turns it into InputError
+        assert "unsafe" in str(exc).lower() or "security" in type(exc).__name__.lower()
+    assert not canary.exists()
+    src = (SRC / "backends" / "llamacpp.py").read_text(encoding="utf-8")
+    assert "Jinja2ChatFormatter" in src  # the sandboxed formatter is the one semcal uses
+
+
+def _called_names(tree: ast.AST) -> list[tuple[str, int]]:
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            f = node.func
+            if isinstance(f, ast.Name):
+                out.append((f.id, node.lineno))
+            elif isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name):
+                out.append((f"{f.value.id}.{f.attr}", node.lineno))
+    return out
+
+
+def _sources() -> list[Path]:
+    files = sorted(SRC.rglob("*.py"))
+    assert len(files) > 20, "source tree not found"
+    return files
+
+
+def test_no_eval_exec_or_pickle_in_the_package() -> None:
+    banned = {"eval", "exec", "compile", "__import__", "pickle.load", "pickle.loads",
+              "marshal.loads", "yaml.load", "sympify", "parse_expr", "sympy.sympify",
+              "os.system", "os.popen"}
+    hits = []
+    for path in _sources():
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        hits += [f"{path.relative_to(SRC)}:{line} {name}()" for name, line in _called_names(tree)
+                 if name in banned]
+        for node in ast.walk(tree):  # subprocess with shell=True
+            if isinstance(node, ast.Call):
+                for kw in node.keywords:
+                    if kw.arg == "shell" and isinstance(kw.value, ast.Constant) and kw.value.value:
+                        hits.append(f"{path.relative_to(SRC)}:{node.lineno} shell=True")
+    assert hits == []
+
+
+# ----------------------------------------------------------------------------- SQL
+
+
+def _sql_is_interpolated(node: ast.AST) -> bool:
+    """An SQL argument built from runtime values: f-string with fields, % or + with a
+    non-constant, or str.format()."""
+    if isinstance(node, ast.JoinedStr):
+        return any(isinstance(v, ast.FormattedValue) for v in node.values)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Mod, ast.Add)):
+        return not (isinstance(node.left, ast.Constant) and isinstance(node.right, ast.Constant))
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        return node.func.attr == "format"
+    return False
+
+
+def test_no_sql_is_built_by_string_interpolation() -> None:
+    """Every ``.execute``/``.executemany``/``.executescript`` and the store's ``_read`` helper
+    gets a constant SQL text (values go in as ``?`` parameters). Names passed on to a helper
+    are followed one level: a variable used as SQL must be assigned only from constants."""
+    checked = 0
+    bad = []
+    for path in _sources():
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        for fn in [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]:
+            assigned: dict[str, list[ast.AST]] = {}
+            for n in ast.walk(fn):
+                if isinstance(n, ast.Assign):
+                    for t in n.targets:
+                        if isinstance(t, ast.Name):
+                            assigned.setdefault(t.id, []).append(n.value)
+            for n in ast.walk(fn):
+                if not (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+                        and n.func.attr in ("execute", "executemany", "executescript", "_read")
+                        and n.args):
+                    continue
+                checked += 1
+                sql = n.args[0]
+                where = f"{path.relative_to(SRC)}:{n.lineno}"
+                if _sql_is_interpolated(sql):
+                    bad.append(where)
+                elif isinstance(sql, ast.Name):
+                    for v in assigned.get(sql.id, []):
+                        if _sql_is_interpolated(v):
+                            bad.append(f"{where} (via {sql.id})")
+    assert checked >= 20, f"only {checked} SQL calls found: is the store still in src/semcal?"
+    assert bad == []
+
+
+def test_schema_statements_come_from_a_constant() -> None:
+    """The one non-literal ``execute(stmt)`` in the store runs pieces of the constant schema."""
+    src = (SRC / "store.py").read_text(encoding="utf-8")
+    assert 'for stmt in _SCHEMA.split(";")' in src
+    tree = ast.parse(src)
+    consts = [n for n in tree.body if isinstance(n, ast.Assign)
+              and any(isinstance(t, ast.Name) and t.id == "_SCHEMA" for t in n.targets)]
+    assert len(consts) == 1 and isinstance(consts[0].value, ast.Constant)
+
+
+def test_sql_injection_strings_round_trip_in_every_text_column(tmp_path: Path) -> None:
+    nasty = [SQLI, "' OR '1'='1", 'x"; DELETE FROM runs; --', "\x00nul", "a?b:c@d$e", "é🙂"]
+    with Store(tmp_path) as st:
+        run = st.create_run(name=SQLI, key=SQLI, spec={"s": SQLI}, model=SQLI, backend=SQLI,
+                            style=SQLI, dataset=SQLI, temperature=1.0, top_p=1.0, max_tokens=4,
+                            n_samples=len(nasty), seed=0)
+        qs = [Question(f"{s}#{i}", s + "?", (s, SQLI), task="qa", meta={SQLI: s})
+              for i, s in enumerate(nasty)]
+        st.add_questions(run.id, qs, [{"text": SQLI, "messages": [], "assistant_prefix": SQLI}] * len(qs))
+        for q in qs:
+            comps = [Completion(s, "stop", 1, (-1.0,), (s,)) for s in nasty]
+            st.add_batch(run.id, q.id, 0, 0, comps, list(range(len(nasty))),
+                         greedy=Completion(SQLI, "stop", 1, (-1.0,), (SQLI,)))
+        st.save_classes(run.id, SQLI, [(q.id, len(nasty), nasty, {SQLI}, SQLI) for q in qs])
+        st.save_grades(run.id, SQLI, SQLI, [(q.id, len(nasty), SQLI, 3, True) for q in qs])
+    with Store(tmp_path) as st:
+        (r,) = st.runs()
+        assert (r.name, r.key, r.model, r.backend, r.style, r.dataset) == (SQLI,) * 6
+        assert r.spec == {"s": SQLI}
+        assert st.find_run(SQLI) == r and st.find_run_by_key(SQLI) == r
+        assert [q.id for q in st.questions(r.id)] == [q.id for q in qs]
+        assert st.questions(r.id)[0].meta == {SQLI: nasty[0]}
+        for q in qs:
+            got = st.samples(r.id, q.id)
+            assert [s.completion.text for s in got] == nasty
+            assert [s.completion.tokens for s in got] == [(s,) for s in nasty]
+        assert {g.text for g in st.greedy(r.id).values()} == {SQLI}
+        cls = st.classes(r.id, SQLI)
+        assert cls[qs[0].id] == (len(nasty), tuple(nasty), frozenset({SQLI}), SQLI)
+        assert st.grades(r.id, SQLI, SQLI)[qs[1].id] == (len(nasty), SQLI, 3, True)
+        assert st.integrity_check() == "ok"
+    con = sqlite3.connect(tmp_path / STORE_NAME)
+    tables = {t for (t,) in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    n = con.execute("SELECT count(*) FROM samples").fetchone()[0]
+    con.close()
+    assert {"runs", "questions", "samples", "greedy", "classes", "grades", "meta"} <= tables
+    assert n == len(nasty) ** 2
+
+
+def test_injection_strings_in_a_dataset_round_trip_through_the_runner(tmp_path: Path) -> None:
+    """A dataset whose ids and texts are SQL and markup goes through load -> run -> store
+    unchanged (a fake sampler that echoes the question: pure plumbing, no model)."""
+    from semcal.runner import run
+    from semcal.spec import RunSpec
+
+    rows = [{"id": SQLI, "question": f"{SQLI} {SCRIPT}?", "answers": [SQLI]},
+            {"id": IMG, "question": f"{IMG}?", "answers": [IMG]}]
+    qf = tmp_path / "q.jsonl"
+    qf.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+    class Echo:
+        model_name = "echo"
+        is_chat = True
+
+        def sample(self, prompts, n, params):
+            return [[Completion(p.messages[-1].content, "stop", 1, (-0.5,)) for _ in range(n)]
+                    for p in prompts]
+
+        def close(self):
+            pass
+
+    spec = RunSpec(model="echo", dataset=str(qf), samples=3, style="concise", name=SQLI)
+    res = run(spec, tmp_path / "exp", sampler=Echo(), quiet=True, progress=False)
+    assert res.complete and res.samples_total == 6
+    with Store(tmp_path / "exp", readonly=True) as st:
+        (r,) = st.runs()
+        assert r.name == SQLI
+        stored = {q.id: q for q in st.questions(r.id)}
+        assert set(stored) == {SQLI, IMG}
+        assert stored[SQLI].question == f"{SQLI} {SCRIPT}?" and stored[IMG].answers == (IMG,)
+        for qid in (SQLI, IMG):
+            texts = [s.completion.text for s in st.samples(r.id, qid)]
+            assert len(texts) == 3 and all(stored[qid].question in t for t in texts)

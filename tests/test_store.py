@@ -1,0 +1,239 @@
+"""The SQLite results store: round trips, atomic batches, errors, crash safety."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from semcal.errors import StoreError
+from semcal.store import SCHEMA_VERSION, STORE_NAME, Store, has_store, spec_key
+from semcal.types import Completion, Question
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def _run(st: Store, name: str = "r1", key: str = "k1"):
+    return st.create_run(
+        name=name, key=key, spec={"model": "m", "samples": 3}, model="m", backend="fake",
+        style="sentence", dataset="demo", temperature=1.0, top_p=1.0, max_tokens=16,
+        n_samples=3, seed=7,
+    )
+
+
+def _qs(n: int = 3) -> list[Question]:
+    return [Question(id=f"q{i}", question=f"What is {i}?", answers=(str(i),)) for i in range(n)]
+
+
+def _comps(n: int, tag: str = "a") -> list[Completion]:
+    return [
+        Completion(text=f"{tag}{i}", finish_reason="stop", n_tokens=2,
+                   token_logprobs=(-0.5, -1.25 - i), tokens=("x", f"y{i}"))
+        for i in range(n)
+    ]
+
+
+def test_create_roundtrip(tmp_path: Path) -> None:
+    with Store(tmp_path / "exp") as st:
+        assert has_store(tmp_path / "exp")
+        mode = st.conn.execute("PRAGMA journal_mode").fetchone()[0]
+        assert mode.lower() == "wal"
+        run = _run(st)
+        assert run.name == "r1" and run.seed == 7 and run.spec["samples"] == 3
+        assert st.add_questions(run.id, _qs()) == 3
+        assert st.add_questions(run.id, _qs()) == 0  # idempotent
+        st.add_batch(run.id, "q1", 0, 0, _comps(3), [11, 12, 13], greedy=_comps(1, "g")[0])
+        assert st.done_ids(run.id) == {"q1"}
+        assert st.progress(run.id) == (1, 3, 3)
+    with Store(tmp_path / "exp", readonly=True) as st:
+        run = st.find_run("r1")
+        assert run is not None and run.semcal_version
+        got = st.samples(run.id, "q1")
+        assert [s.index for s in got] == [0, 1, 2]
+        assert [s.seed for s in got] == [11, 12, 13]
+        c = got[2].completion
+        assert c.text == "a2" and c.tokens == ("x", "y2") and c.finish_reason == "stop"
+        assert c.token_logprobs == pytest.approx((-0.5, -3.25))
+        assert st.greedy(run.id)["q1"].text == "g0"
+        assert [q.id for q in st.questions(run.id)] == ["q0", "q1", "q2"]
+        assert st.integrity_check() == "ok"
+
+
+def test_untrusted_text_is_stored_verbatim(tmp_path: Path) -> None:
+    nasty = "'); DROP TABLE samples; -- \" <script>alert(1)</script> \x00 é"
+    with Store(tmp_path) as st:
+        run = _run(st, name=nasty)
+        q = Question(id=nasty, question=nasty, answers=(nasty,))
+        st.add_questions(run.id, [q])
+        st.add_batch(run.id, nasty, 0, 0, [Completion(nasty, "stop", 1)], [1])
+        assert st.find_run(nasty) is not None
+        assert st.samples(run.id, nasty)[0].completion.text == nasty
+        assert st.questions(run.id)[0].question == nasty
+
+
+def test_batch_is_atomic(tmp_path: Path) -> None:
+    with Store(tmp_path) as st:
+        run = _run(st)
+        st.add_questions(run.id, _qs())
+        st.add_batch(run.id, "q0", 0, 0, _comps(2), [1, 2], done=False)
+        # index 1 collides with a stored sample: the whole batch must be rolled back
+        with pytest.raises(StoreError):
+            st.add_batch(run.id, "q0", 1, 2 - 1, _comps(3), [3, 4, 5], done=True)
+        assert len(st.samples(run.id, "q0")) == 2
+        assert "q0" not in st.done_ids(run.id)
+
+
+def test_keyboard_interrupt_rolls_back(tmp_path: Path) -> None:
+    with Store(tmp_path) as st:
+        run = _run(st)
+        st.add_questions(run.id, _qs())
+        with pytest.raises(KeyboardInterrupt):
+            with st.transaction() as c:
+                c.execute("UPDATE questions SET done=1 WHERE run_id=?", (run.id,))
+                raise KeyboardInterrupt
+        assert st.done_ids(run.id) == set()
+
+
+def test_readonly_refuses_writes(tmp_path: Path) -> None:
+    with Store(tmp_path) as st:
+        run = _run(st)
+    with Store(tmp_path, readonly=True) as st:
+        with pytest.raises(StoreError, match="read-only"):
+            st.add_questions(run.id, _qs())
+
+
+def test_readonly_missing_store(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no semcal store"):
+        Store(tmp_path / "nothing", readonly=True)
+
+
+def test_disk_full_is_a_clear_error_and_db_stays_sound(tmp_path: Path) -> None:
+    with Store(tmp_path) as st:
+        run = _run(st)
+        st.add_questions(run.id, _qs(50))
+        st.add_batch(run.id, "q0", 0, 0, _comps(3), [1, 2, 3])
+        pages = st.conn.execute("PRAGMA page_count").fetchone()[0]
+        # simulate a full disk: the database may not grow any more
+        st.conn.execute(f"PRAGMA max_page_count={pages + 1}")
+        big = [Completion("x" * 20000, "length", 5000, tuple([-1.0] * 5000)) for _ in range(8)]
+        with pytest.raises(StoreError, match="no space"):
+            st.add_batch(run.id, "q1", 0, 0, big, list(range(8)))
+        assert st.samples(run.id, "q1") == []
+        assert st.integrity_check() == "ok"
+    with Store(tmp_path) as st:
+        assert st.integrity_check() == "ok"
+        assert len(st.samples(run.id, "q0")) == 3
+
+
+def test_unwritable_directory(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StoreError, match="cannot create"):
+        Store(blocker / "sub")
+
+
+def test_not_a_store(tmp_path: Path) -> None:
+    (tmp_path / STORE_NAME).write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="not a semcal store|damaged"):
+        Store(tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    con = sqlite3.connect(other / STORE_NAME)
+    con.execute("CREATE TABLE t(x)")
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError, match="not a semcal store"):
+        Store(other)
+
+
+def test_newer_schema_rejected(tmp_path: Path) -> None:
+    with Store(tmp_path) as st:
+        with st.transaction() as c:
+            c.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION + 1),))
+    with pytest.raises(StoreError, match="newer"):
+        Store(tmp_path)
+
+
+def test_changed_question_is_refused(tmp_path: Path) -> None:
+    with Store(tmp_path) as st:
+        run = _run(st)
+        st.add_questions(run.id, _qs())
+        changed = [Question(id="q1", question="Something else?", answers=("1",))]
+        with pytest.raises(StoreError, match="differs"):
+            st.add_questions(run.id, changed)
+
+
+def test_duplicate_run_name(tmp_path: Path) -> None:
+    with Store(tmp_path) as st:
+        _run(st)
+        with pytest.raises(StoreError, match="already exists"):
+            _run(st, key="other")
+
+
+def test_classes_and_grades_cache(tmp_path: Path) -> None:
+    with Store(tmp_path) as st:
+        run = _run(st)
+        st.add_questions(run.id, _qs())
+        st.save_classes(run.id, "exact", [("q0", 3, ["a", "a", "b"], {"a"}, "a")])
+        st.save_grades(run.id, "exact", "exact", [("q0", 3, "a", 2, True)])
+        assert st.classes(run.id, "exact")["q0"] == (3, ("a", "a", "b"), frozenset({"a"}), "a")
+        assert st.grades(run.id, "exact", "exact")["q0"] == (3, "a", 2, True)
+        assert st.classes(run.id, "math") == {}
+
+
+def test_spec_key_is_stable() -> None:
+    assert spec_key({"a": 1, "b": [1, 2]}) == spec_key({"b": [1, 2], "a": 1})
+    assert spec_key({"a": 1}) != spec_key({"a": 2})
+
+
+_WRITER = textwrap.dedent(
+    """
+    import sys
+    from semcal.store import Store
+    from semcal.types import Completion, Question
+    st = Store(sys.argv[1])
+    run = st.find_run("r") or st.create_run(name="r", key="k", spec={}, model="m",
+        backend="b", style="s", dataset="d", temperature=1.0, top_p=1.0, max_tokens=8,
+        n_samples=20, seed=0)
+    qs = [Question(id=f"q{i}", question=f"Q{i}?", answers=("a",)) for i in range(100000)]
+    st.add_questions(run.id, qs[:2000])
+    print("ready", flush=True)
+    done = st.done_ids(run.id)
+    for q in qs[:2000]:
+        if q.id in done:
+            continue
+        comps = [Completion("t" * 200, "stop", 50, tuple([-0.1] * 50)) for _ in range(20)]
+        st.add_batch(run.id, q.id, 0, 0, comps, list(range(20)))
+    """
+)
+
+
+def test_sigkill_never_leaves_a_partial_batch(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    script = tmp_path / "writer.py"
+    script.write_text(_WRITER)
+    for delay in (0.3, 0.7):
+        p = subprocess.Popen([sys.executable, str(script), str(tmp_path / "exp")], env=env,
+                             stdout=subprocess.PIPE, text=True)
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+        time.sleep(delay)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        with Store(tmp_path / "exp") as st:
+            assert st.integrity_check() == "ok"
+            run = st.find_run("r")
+            assert run is not None
+            counts = st.conn.execute(
+                "SELECT q.qid, q.done, count(s.idx) FROM questions q LEFT JOIN samples s"
+                " ON s.run_id=q.run_id AND s.qid=q.qid GROUP BY q.qid"
+            ).fetchall()
+            for _qid, done, n in counts:
+                assert (done, n) in ((0, 0), (1, 20))
+            assert sum(d for _q, d, _n in counts) > 0
