@@ -467,6 +467,7 @@ def test_bundled_sizes_and_tasks():
     ids = {q.id for q in world} | {q.id for q in arith}
     assert {q.id for q in demo} <= ids
     assert bundled("demo") == demo  # fixed selection
+    assert {q.task for q in demo[:3]} == {"qa", "math"}  # interleaved: any prefix is a mix
     difficulties = {q.meta["difficulty"] for q in world}
     assert difficulties == {"easy", "medium", "hard"}
     demo.clear()

@@ -23,9 +23,9 @@ How one ``sample(prompts, n, params)`` call runs:
   shares its batch, and every call starts from an empty KV cache, so a call's samples are
   reproducible and sample ``i`` does not depend on ``n`` or ``n_parallel``. What can move the
   numbers slightly (about 0.05 nats on likely tokens) is *how the prompt was evaluated*: with the
-  prefix cache, a prompt that follows another prompt sharing its few-shot prefix evaluates only
-  its suffix; pass ``prefix_cache=False`` when a prompt's samples must not depend on the prompt
-  before it in the call.
+  opt-in prefix cache (``prefix_cache=True``), a prompt that follows another prompt sharing its
+  few-shot prefix evaluates only its suffix, so its samples then depend on the prompt before it
+  in the call. It is off by default: reproducibility first.
 * Text-level stop strings are matched on the decoded text (so a stop string may span tokens);
   partial UTF-8 characters are held back until complete; end-of-generation tokens stop a sample.
 """
@@ -299,7 +299,8 @@ class LlamaCppSampler:
         chat: treat the model as a chat model (``None``: from the GGUF's chat template).
         verbose: let llama.cpp print its log.
         n_batch: most prompt tokens evaluated per ``llama_decode`` call.
-        prefix_cache: re-use the KV cells of the previous prompt's common prefix.
+        prefix_cache: re-use the KV cells of the previous prompt's common prefix (faster prompt
+            evaluation, but samples then depend slightly on the previous prompt; off by default).
         n_gpu_layers: layers to offload when llama.cpp was built with a GPU backend.
         repack: let llama.cpp use its repacked CPU weight layouts (can be faster on big models,
             but then a sequence's logits depend slightly on the batch it is decoded in).
@@ -316,7 +317,7 @@ class LlamaCppSampler:
         chat: bool | None = None,
         verbose: bool = False,
         n_batch: int = 512,
-        prefix_cache: bool = True,
+        prefix_cache: bool = False,
         n_gpu_layers: int = 0,
         repack: bool = False,
     ) -> None:

@@ -44,7 +44,16 @@ def _demo() -> tuple[Question, ...]:
     world, arith = _load("world"), _load("arithmetic")
     w_idx = sorted(rng.sample(range(len(world)), DEMO_WORLD))
     a_idx = sorted(rng.sample(range(len(arith)), DEMO_ARITHMETIC))
-    return tuple(world[i] for i in w_idx) + tuple(arith[i] for i in a_idx)
+    # interleave (two world questions, then one arithmetic) so any prefix (--limit) is a mix
+    w = [world[i] for i in w_idx]
+    a = [arith[i] for i in a_idx]
+    out: list[Question] = []
+    while w or a:
+        out.extend(w[:2])
+        del w[:2]
+        out.extend(a[:1])
+        del a[:1]
+    return tuple(out)
 
 
 def bundled(name: str) -> list[Question]:
