@@ -29,8 +29,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from semcal.collapse.exact import check_inputs
-from semcal.collapse.extract import extract_answer
+from semcal.collapse.exact import short_answers
 from semcal.collapse.normalize import normalize_answer
 from semcal.errors import InputError, MissingExtraError, require
 from semcal.types import NO_ANSWER, Collapsed, Question
@@ -144,21 +143,10 @@ class EmbeddingCollapse:
             return np.zeros((0, 1))
         return np.stack([self._cache[t] for t in texts])
 
-    def _answer(self, question: Question, text: str) -> str:
-        span = extract_answer(text, question.task, question=question.question) if self.extract else text
-        if span is None:
-            return NO_ANSWER
-        return normalize_answer(span) or NO_ANSWER
-
     def __call__(self, question: Question, texts: Sequence[str]) -> Collapsed:
         import numpy as np
 
-        texts = check_inputs(question, texts)
-        answers = [self._answer(question, t) for t in texts]
-        counts: dict[str, int] = {}
-        for a in answers:
-            if a != NO_ANSWER:
-                counts[a] = counts.get(a, 0) + 1
+        answers, counts = short_answers(question, texts, self.extract)
         distinct = list(counts)  # first-seen order
         leader_name: dict[str, str] = {}
         leaders: list[str] = []

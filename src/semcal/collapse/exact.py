@@ -30,6 +30,22 @@ def check_inputs(question: Question, texts: Sequence[str]) -> list[str]:
     return out
 
 
+def short_answers(
+    question: Question, texts: Sequence[str], extract: bool = True
+) -> tuple[list[str], dict[str, int]]:
+    """Each text's normalised short answer (``NO_ANSWER`` if none) and the counts of the real
+    answers in first-seen order: the common first step of the clustering Bs."""
+    answers = []
+    for t in check_inputs(question, texts):
+        span = extract_answer(t, question.task, question=question.question) if extract else t
+        answers.append(NO_ANSWER if span is None else (normalize_answer(span) or NO_ANSWER))
+    counts: dict[str, int] = {}
+    for a in answers:
+        if a != NO_ANSWER:
+            counts[a] = counts.get(a, 0) + 1
+    return answers, counts
+
+
 class ExactCollapse:
     """Normalised exact match (SQuAD/TriviaQA style): extract the final answer, normalise it.
 

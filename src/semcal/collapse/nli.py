@@ -27,8 +27,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from semcal.collapse.exact import check_inputs
-from semcal.collapse.extract import extract_answer
+from semcal.collapse.exact import short_answers
 from semcal.collapse.normalize import normalize_answer
 from semcal.errors import InputError, require
 from semcal.types import NO_ANSWER, Collapsed, Question
@@ -144,19 +143,8 @@ class NLICollapse:
             return False
         return not (ab == "neutral" and ba == "neutral")
 
-    def _answer(self, question: Question, text: str) -> str:
-        span = extract_answer(text, question.task, question=question.question) if self.extract else text
-        if span is None:
-            return NO_ANSWER
-        return normalize_answer(span) or NO_ANSWER
-
     def __call__(self, question: Question, texts: Sequence[str]) -> Collapsed:
-        texts = check_inputs(question, texts)
-        answers = [self._answer(question, t) for t in texts]
-        counts: dict[str, int] = {}
-        for a in answers:
-            if a != NO_ANSWER:
-                counts[a] = counts.get(a, 0) + 1
+        answers, counts = short_answers(question, texts, self.extract)
         ordered = sorted(counts, key=lambda a: -counts[a])  # stable: ties keep first-seen order
         leaders: list[str] = []
         leader_of: dict[str, str] = {}
