@@ -14,7 +14,7 @@ from semcal import cli
 from semcal.cli import build_parser, main
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
-COMMANDS = ("demo", "run", "resume", "analyze", "report", "compare", "models")
+COMMANDS = ("demo", "run", "resume", "analyze", "report", "compare", "reproduce", "models")
 
 
 def _err(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str]:
@@ -77,6 +77,10 @@ BAD = [
     (["demo", "--samples", "0", "--out", "{tmp}/d"], ">= 1"),
     (["demo", "--models", "nonexistent-model", "--limit", "tiny", "--out", "{tmp}/d"], "nonexistent-model"),
     (["frobnicate"], "invalid choice"),
+    (["reproduce", "--comparisons", "bogus", "--out", "{tmp}/o"], "unknown comparison 'bogus'"),
+    (["reproduce", "{tmp}/missing.toml", "--out", "{tmp}/o"], "not found"),
+    (["reproduce", "--models", "no-such-model:base", "--out", "{tmp}/o"], "no-such-model"),
+    (["reproduce", "--questions", "0", "--out", "{tmp}/o"], ">= 1"),
 ]
 
 

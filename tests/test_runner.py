@@ -14,7 +14,7 @@ from semcal.errors import SemcalError, StoreError
 from semcal.runner import batch_seed, run
 from semcal.spec import RunSpec
 from semcal.store import Store
-from semcal.types import Collapsed, Completion, Prompt, Question, SamplingParams
+from semcal.types import NO_ANSWER, Collapsed, Completion, Prompt, Question, SamplingParams
 
 #: question tag -> answer distribution of the fake model
 DISTS: dict[str, dict[str, float]] = {
@@ -223,3 +223,193 @@ def test_analysis_after_run(qfile: Path, tmp_path: Path) -> None:
         assert len(st.grades(a.run.id, "exact", "auto")) == 6
     (b,) = analyze_dir(tmp_path / "an", collapse="exact", n_boot=50)
     assert [q.labels for q in b.questions] == [q.labels for q in a.questions]
+
+
+# ----------------------------------------------------------------------------- model estimators
+
+
+class EstSampler(FakeSampler):
+    """A fake that also rates proposed answers: P(True) 0.9 / verbalised 70% for the gold
+    answer of the question, 0.3 / 20% for any other answer."""
+
+    def __init__(self, with_logprobs: bool = True, interrupt_rating_after: int | None = None, **kw):
+        super().__init__(**kw)
+        self.ratings: list[str] = []  # "p_true:<answer>" / "verbal:<answer>"
+        self.interrupt_rating_after = interrupt_rating_after
+        if with_logprobs:
+            self.next_token_logprobs = self._next_token_logprobs
+
+    def _rated(self, p: Prompt) -> tuple[str, bool] | None:
+        text = p.text or " ".join(m.content for m in p.messages)
+        if "Proposed answer:" not in text:
+            return None
+        answer = text.rsplit("Proposed answer:", 1)[1].strip().splitlines()[0].strip()
+        return answer, answer == GOLD[self._tag(p)]
+
+    def _tick(self, what: str) -> None:
+        if self.interrupt_rating_after is not None and len(self.ratings) >= self.interrupt_rating_after:
+            raise KeyboardInterrupt
+        self.ratings.append(what)
+
+    def _next_token_logprobs(self, prompts: Sequence[Prompt], k: int) -> list[dict[str, float]]:
+        import math
+
+        out = []
+        for p in prompts:
+            answer, right = self._rated(p)
+            self._tick(f"p_true:{answer}")
+            pt = 0.9 if right else 0.3
+            out.append({" True": math.log(pt), " False": math.log(1 - pt), " The": -5.0})
+        return out
+
+    def sample(self, prompts: Sequence[Prompt], n: int, params: SamplingParams) -> list[list[Completion]]:
+        rated = [self._rated(p) for p in prompts]
+        if all(r is None for r in rated):
+            return super().sample(prompts, n, params)
+        out = []
+        for answer, right in rated:
+            self._tick(f"verbal:{answer}")
+            out.append([Completion(" 70%" if right else " 20%", "stop", 2, None, None)] * n)
+        return out
+
+
+def _est_dump(out: Path) -> dict:
+    with Store(out, readonly=True) as st:
+        (info,) = st.runs()
+        return st.model_estimates(info.id, "auto")
+
+
+def test_model_estimators_stored_and_analyzed(qfile: Path, tmp_path: Path) -> None:
+    from semcal.analysis import analyze_dir
+
+    s = EstSampler()
+    res = run(_spec(qfile, model_estimators=True), tmp_path / "me", sampler=s, quiet=True)
+    assert res.complete and res.estimates_new == 6
+    # one P(True) pass and one verbalised generation per question, about its plurality answer
+    assert sorted(r.split(":")[0] for r in s.ratings) == ["p_true"] * 6 + ["verbal"] * 6
+    est = _est_dump(tmp_path / "me")
+    assert set(est) == {t.lower() for t in GOLD}
+    assert est["zqa"]["p_true"][0] == pytest.approx(0.9)
+    assert est["zqa"]["verbalized"][0] == pytest.approx(0.7)
+    assert est["zqe"]["p_true"][0] == pytest.approx(0.3)  # blue/green rated; gold is red
+    assert est["zqe"]["verbalized"][0] == pytest.approx(0.2)
+    assert "p_true:Paris" in s.ratings  # the extracted short answer, not the whole sentence
+    (a,) = analyze_dir(tmp_path / "me", n_boot=20)
+    rows = {e["estimator"]: e for e in a.estimators}
+    assert rows["p_true"]["n"] == 6 and rows["verbalized"]["n"] == 6
+    for q in a.questions:
+        assert q.estimates["p_true"] == pytest.approx(0.9 if q.correct else 0.3)
+        assert q.estimates["verbalized"] == pytest.approx(0.7 if q.correct else 0.2)
+    assert rows["p_true"]["auroc"] == pytest.approx(1.0)  # the fake rates perfectly
+    # another collapse predicts other labels: the stored values are not reused for it
+    (b,) = analyze_dir(tmp_path / "me", collapse="exact", estimators="all", n_boot=20)
+    assert {e["estimator"]: e["n"] for e in b.estimators}["p_true"] == 0
+
+
+def test_model_estimators_resume(qfile: Path, tmp_path: Path) -> None:
+    ref = tmp_path / "ref"
+    run(_spec(qfile, model_estimators=True), ref, sampler=EstSampler(), quiet=True)
+    # samples first without estimates, then the same run with them: only estimates are added
+    out = tmp_path / "later"
+    run(_spec(qfile), out, sampler=FakeSampler(), quiet=True)
+    assert _est_dump(out) == {}
+    s = EstSampler()
+    res = run(_spec(qfile, model_estimators=True), out, sampler=s, quiet=True)
+    assert res.samples_new == 0 and res.estimates_new == 6 and s.calls == []
+    assert _est_dump(out) == _est_dump(ref)
+    # killed in the middle of rating: the resumed run computes the missing values only
+    out2 = tmp_path / "killed"
+    res = run(_spec(qfile, model_estimators=True), out2,
+              sampler=EstSampler(interrupt_rating_after=5), quiet=True)
+    assert res.interrupted
+    partial = _est_dump(out2)
+    assert 0 < len(partial) < 6
+    s2 = EstSampler()
+    res = run(_spec(qfile, model_estimators=True), out2, sampler=s2, quiet=True)
+    assert res.complete and res.estimates_new == 6 - len(partial)
+    assert len(s2.ratings) == 2 * (6 - len(partial))
+    assert _est_dump(out2) == _est_dump(ref)
+    assert _dump(out2) == _dump(ref)
+    # complete: nothing more is asked of the model
+    s3 = EstSampler()
+    res = run(_spec(qfile, model_estimators=True), out2, sampler=s3, quiet=True)
+    assert res.estimates_new == 0 and s3.ratings == [] and s3.calls == []
+
+
+def test_model_estimators_without_next_token_logprobs(qfile: Path, tmp_path: Path) -> None:
+    s = EstSampler(with_logprobs=False)
+    run(_spec(qfile, model_estimators=True), tmp_path / "nl", sampler=s, quiet=True)
+    est = _est_dump(tmp_path / "nl")
+    assert all(set(v) == {"verbalized"} for v in est.values()) and len(est) == 6
+    # again: nothing missing, nothing asked
+    s2 = EstSampler(with_logprobs=False)
+    res = run(_spec(qfile, model_estimators=True), tmp_path / "nl", sampler=s2, quiet=True)
+    assert res.estimates_new == 0 and s2.ratings == []
+
+
+def test_model_estimators_spec_and_cli_flag(tmp_path: Path) -> None:
+    from semcal.cli import _spec_from_args, build_parser
+    from semcal.errors import InputError
+
+    args = build_parser().parse_args(
+        ["run", "--model", "gemma-3-270m", "--out", str(tmp_path), "--model-estimators"])
+    assert _spec_from_args(args).model_estimators is True
+    args = build_parser().parse_args(["run", "--model", "gemma-3-270m", "--out", str(tmp_path)])
+    spec = _spec_from_args(args)
+    assert spec.model_estimators is False
+    # not part of the run key: turning it on resumes the same run
+    assert spec.key_fields() == spec.replace(model_estimators=True).key_fields()
+    with pytest.raises(InputError, match="model_estimators"):
+        RunSpec(model="m", model_estimators="yes")  # type: ignore[arg-type]
+    # a stored spec from before the field existed still loads
+    d = spec.to_dict()
+    d.pop("model_estimators")
+    assert RunSpec.from_dict(d).model_estimators is False
+
+
+def test_schema_v1_store_is_migrated(qfile: Path, tmp_path: Path) -> None:
+    from semcal.store import SCHEMA_VERSION
+
+    out = tmp_path / "old"
+    run(_spec(qfile), out, sampler=FakeSampler(), quiet=True)
+    with Store(out) as st:  # make it look like a version-1 store
+        with st.transaction() as c:
+            c.execute("DROP TABLE model_estimates")
+            c.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
+    with Store(out, readonly=True) as st:  # read-only: read as it is, never written
+        (info,) = st.runs()
+        assert st.model_estimates(info.id, "auto") == {}
+        assert len(st.done_ids(info.id)) == 6
+    with Store(out) as st:
+        v = st.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
+        assert int(v) == SCHEMA_VERSION == 2
+        assert st.model_estimates(info.id, "auto") == {}
+    res = run(_spec(qfile, model_estimators=True), out, sampler=EstSampler(), quiet=True)
+    assert res.estimates_new == 6 and len(_est_dump(out)) == 6
+
+
+@pytest.mark.slow
+def test_model_estimators_real_model(tmp_path: Path) -> None:
+    """smollm2-135m-instruct on 2 questions × 3 samples: P(True) and verbalised confidence
+    are stored for each question's plurality answer and reach the analysis table."""
+    pytest.importorskip("llama_cpp")
+    from semcal.analysis import analyze_dir
+
+    spec = RunSpec(model="smollm2-135m-instruct", dataset="world", style="concise", samples=3,
+                   limit=2, max_tokens=12, model_estimators=True)
+    res = run(spec, tmp_path / "real", quiet=True)
+    assert res.complete and res.estimates_new == 2
+    est = _est_dump(tmp_path / "real")
+    assert len(est) == 2
+    for per_q in est.values():
+        assert set(per_q) == {"p_true", "verbalized"}
+        for value, label, n in per_q.values():
+            assert n == 3 and label
+            assert value is None or 0.0 <= value <= 1.0
+    answered = [v for v in est.values() if v["p_true"][1] != NO_ANSWER]
+    # llama.cpp gives next-token log-probs, and the chat prompt makes True/False likely
+    assert all(v["p_true"][0] is not None for v in answered)
+    (a,) = analyze_dir(tmp_path / "real", n_boot=10)
+    rows = {e["estimator"]: e for e in a.estimators}
+    assert rows["p_true"]["n"] == sum(q.estimates.get("p_true") is not None for q in a.questions)
+    assert rows["p_true"]["n"] == len(answered)

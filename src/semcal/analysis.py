@@ -316,6 +316,11 @@ def analyze_run(
             f"unknown estimator(s) {', '.join(unknown)} (known: {', '.join(ESTIMATORS)}, all)"
         )
     cache = cache and not store.readonly
+    # model-based estimates (P(True), verbalised) stored by the runner for this collapse
+    model_est = store.model_estimates(info.id, collapse)
+    if estimators is None and model_est:
+        stored = {e for per_q in model_est.values() for e in per_q}
+        names += [n for n in ESTIMATORS if n in stored and n not in names]
 
     questions = {q.id: q for q in store.questions(info.id)}
     done = store.done_ids(info.id)
@@ -377,7 +382,10 @@ def analyze_run(
                 greedy_text=None if g is None else g.text,
                 greedy_label=g_label,
                 greedy_correct=g_correct,
-                estimates=estimate_all(labels, prediction, comps, greedy=g, names=names),
+                estimates=estimate_all(
+                    labels, prediction, comps, greedy=g, names=names,
+                    extra=_model_extra(model_est.get(qid), prediction, len(texts)),
+                ),
             )
         )
     if new_classes and cache:
@@ -417,6 +425,20 @@ def analyze_run(
         run=info, collapse=collapse, grader=grader, questions=results, summary=summary,
         estimators=est, directory=store.directory,
     )
+
+
+def _model_extra(
+    stored: dict[str, tuple[float | None, str, int]] | None, prediction: str, n_samples: int
+) -> dict[str, float | None]:
+    """The stored model-based estimates of one question that are about ``prediction`` over
+    the same ``n_samples`` samples (else the value rated another answer: left out)."""
+    if not stored:
+        return {}
+    return {
+        name: value
+        for name, (value, label, n) in stored.items()
+        if label == prediction and n == n_samples
+    }
 
 
 def _resolve_run(store: Store, run: RunInfo | str | int) -> RunInfo:

@@ -13,6 +13,14 @@ interval of ``k`` successes in ``n`` trials at level ``1 - delta/L`` (``L`` = nu
 looks, a Bonferroni split that keeps the whole sequential procedure at level ``1 - delta``)
 has half-width <= ``epsilon``. Every question gets at least ``min_samples`` samples and at
 most ``samples`` (M_max). The run's collapse function classifies the samples between rounds.
+
+Model-based confidence (``spec.model_estimators``): once a question's samples are committed,
+the runner collapses them with the run's collapse function, takes the plurality class's first
+sample, extracts its short answer, and asks the model for P(True) (one forward pass, needs
+``next_token_logprobs``) and its verbalised confidence (one short greedy generation) in that
+answer (:func:`semcal.confidence.p_true`, :func:`semcal.confidence.verbalized_confidence`).
+The values go to the store's ``model_estimates`` table in one transaction per batch; a resumed
+run computes those that are missing.
 """
 
 from __future__ import annotations
@@ -126,6 +134,10 @@ class RunResult:
     samples_total: int
     seconds: float
     resumed: bool = False
+    #: questions whose model-based estimates were computed by this call
+    estimates_new: int = 0
+    #: seconds spent on model-based estimates (included in ``seconds``)
+    estimate_seconds: float = 0.0
     interrupted: bool = False
     #: adaptive runs: samples used / (questions × M_max)
     sample_fraction: float | None = None
@@ -184,7 +196,7 @@ def preflight(spec: RunSpec) -> list[Question]:
         from semcal.backends.models import resolve_model
 
         resolve_model(spec.model)
-    if spec.adaptive.enabled:
+    if spec.adaptive.enabled or spec.model_estimators:
         from semcal.collapse import get_collapse
 
         get_collapse(spec.collapse)
@@ -330,7 +342,10 @@ def run(
         done = store.done_ids(run_info.id)
         stored_ids = {q.id for q in store.questions(run_info.id)}
         pending = [q for q in questions if q.id not in done]
-        if not pending and all(q.id in stored_ids for q in questions):
+        est = _Estimates(store, run_info, spec) if spec.model_estimators else None
+        if not pending and all(q.id in stored_ids for q in questions) and (
+            est is None or not est.missing([q for q in questions if q.id in done])
+        ):
             log.info("run %r is already complete", run_info.name)
         else:
             if sampler is None:
@@ -354,7 +369,12 @@ def run(
             pending = [q for q in questions if q.id not in done]
             show = (not quiet and sys.stderr.isatty()) if progress is None else progress
             bar = _Progress(len(questions), len(questions) - len(pending), run_info.name, show)
+            if est is not None:
+                est.bind(sampler, collapse_fn)
+                on_batch = est.wrap(on_batch, questions)
             try:
+                if est is not None:  # questions sampled before without their estimates
+                    est.compute([q for q in questions if q.id in done])
                 if spec.adaptive.enabled:
                     samples_new = _run_adaptive(
                         store, run_info, spec, sampler, pending, prompts, is_chat, bar,
@@ -365,6 +385,8 @@ def run(
                         store, run_info, spec, sampler, pending, prompts, is_chat, bar,
                         on_batch, len(questions),
                     )
+                if est is not None:  # questions marked done without a batch callback
+                    est.compute(questions)
             except KeyboardInterrupt:
                 interrupted = True
                 log.warning("interrupted: the batch in progress was discarded")
@@ -389,6 +411,8 @@ def run(
             interrupted=interrupted,
             sample_fraction=fraction,
             model=spec.model,
+            estimates_new=0 if est is None else est.n_new,
+            estimate_seconds=0.0 if est is None else est.seconds,
         )
     finally:
         store.close()
@@ -397,6 +421,109 @@ def run(
                 sampler.close()
             except Exception as exc:  # pragma: no cover - closing is best effort
                 log.debug("closing the sampler failed: %s", exc)
+
+
+class _Estimates:
+    """Model-based confidence estimates (P(True), verbalised) of a run's questions.
+
+    :meth:`compute` fills in the estimates of the given questions that are done and not yet
+    stored under the run's collapse name; :meth:`wrap` turns an ``on_batch`` callback into one
+    that first computes the estimates of every question finished so far.
+    """
+
+    NAMES = ("p_true", "verbalized")
+
+    def __init__(self, store: Store, run_info: RunInfo, spec: RunSpec):
+        self.store = store
+        self.run_info = run_info
+        self.spec = spec
+        self.sampler: Any = None
+        self.collapse_fn: Callable[[Question, Sequence[str]], Any] | None = None
+        self.n_new = 0
+        self.seconds = 0.0
+        self._warned = False
+
+    def bind(self, sampler: Any, collapse_fn: Callable[[Question, Sequence[str]], Any] | None) -> None:
+        self.sampler = sampler
+        self.collapse_fn = collapse_fn
+
+    def _names(self) -> tuple[str, ...]:
+        if self.sampler is not None and not hasattr(self.sampler, "next_token_logprobs"):
+            if not self._warned:
+                log.warning(
+                    "P(True) skipped: %s gives no next-token log-probabilities",
+                    type(self.sampler).__name__,
+                )
+                self._warned = True
+            return ("verbalized",)
+        return self.NAMES
+
+    def missing(self, questions: Sequence[Question]) -> list[Question]:
+        """The questions (done ones only) without a stored value for every estimator."""
+        have = self.store.model_estimates(self.run_info.id, self.spec.collapse)
+        done = self.store.done_ids(self.run_info.id)
+        names = self._names()
+        return [
+            q for q in questions
+            if q.id in done and any(n not in have.get(q.id, {}) for n in names)
+        ]
+
+    def wrap(
+        self, on_batch: Callable[[int, int], None] | None, questions: Sequence[Question]
+    ) -> Callable[[int, int], None]:
+        def cb(n_done: int, total: int) -> None:
+            self.compute(questions)
+            if on_batch is not None:
+                on_batch(n_done, total)
+
+        return cb
+
+    def compute(self, questions: Sequence[Question]) -> None:
+        todo = self.missing(questions)
+        if not todo:
+            return
+        from semcal.collapse import extract_answer
+        from semcal.confidence import p_true, verbalized_confidence
+        from semcal.grade import plurality
+        from semcal.types import NO_ANSWER
+
+        t0 = time.monotonic()
+        if self.collapse_fn is None:
+            from semcal.collapse import get_collapse
+
+            self.collapse_fn = get_collapse(self.spec.collapse)
+        rated: list[tuple[Question, str, str, int]] = []  # (question, label, answer, n)
+        empty: list[tuple[Question, str, int]] = []
+        for q in todo:
+            texts = [s.completion.text for s in self.store.samples(self.run_info.id, q.id)]
+            if not texts:
+                continue
+            labels = [str(x) for x in self.collapse_fn(q, texts).labels]
+            label, _ = plurality(labels)
+            label = str(label)
+            first = texts[labels.index(label)]
+            answer = extract_answer(first, q.task, question=q.question) if label != NO_ANSWER else None
+            if label == NO_ANSWER or answer is None or not answer.strip():
+                empty.append((q, label, len(texts)))  # nothing to rate: values stay None
+            else:
+                rated.append((q, label, answer.strip(), len(texts)))
+        names = self._names()
+        values: dict[str, list[float | None]] = {}
+        if rated:
+            qs = [r[0] for r in rated]
+            ans = [r[2] for r in rated]
+            if "p_true" in names:
+                values["p_true"] = p_true(self.sampler, qs, ans)
+            values["verbalized"] = verbalized_confidence(self.sampler, qs, ans, seed=self.spec.seed)
+        rows: list[tuple[str, str, int, str, str, float | None]] = []
+        for i, (q, label, answer, n) in enumerate(rated):
+            rows += [(q.id, name, n, label, answer, values[name][i]) for name in names]
+        for q, label, n in empty:
+            rows += [(q.id, name, n, label, "", None) for name in names]
+        self.store.save_model_estimates(self.run_info.id, self.spec.collapse, rows)
+        self.n_new += len(rated) + len(empty)
+        self.seconds += time.monotonic() - t0
+        log.debug("model estimates of %d questions in %.2fs", len(todo), time.monotonic() - t0)
 
 
 def _build_prompts(questions: Sequence[Question], spec: RunSpec, is_chat: bool) -> dict[str, Prompt]:

@@ -11,6 +11,7 @@ both (flags override the file). Example::
     samples = 20                    # M (the maximum M when adaptive)
     temperature = 1.0
     seed = 0
+    model_estimators = false        # also P(True) and verbalised confidence (2 model calls/question)
 
     [adaptive]                      # optional: stop sampling a question early
     enabled = true
@@ -87,6 +88,9 @@ class RunSpec:
     greedy: bool = True
     batch_questions: int = 1
     adaptive: AdaptiveSpec = field(default_factory=AdaptiveSpec)
+    #: after a question's samples are stored, ask the model for P(True) and its verbalised
+    #: confidence in the plurality answer (two extra calls per question; not part of the key)
+    model_estimators: bool = False
 
     def __post_init__(self) -> None:
         validate(self)
@@ -250,6 +254,10 @@ def validate(spec: RunSpec) -> None:
         raise InputError(f"top_p must be in (0, 1], got {spec.top_p}")
     if not isinstance(spec.greedy, bool):
         raise InputError(f"greedy must be true or false, got {spec.greedy!r}")
+    if not isinstance(spec.model_estimators, bool):
+        raise InputError(
+            f"model_estimators must be true or false, got {spec.model_estimators!r}"
+        )
     for name in ("format", "task"):
         v = getattr(spec, name)
         if v is not None and (not isinstance(v, str) or not v.strip()):

@@ -11,7 +11,11 @@ The store is the single source of truth between sampling and analysis. It holds
   little-endian float32 blob, tokens as JSON, finish reason, seed);
 - ``greedy``: the greedy (temperature 0) completion of each question, for baselines;
 - ``classes``: cached collapse results (collapse name -> one label per sample, gold labels);
-- ``grades``: cached grades (collapse × grader -> prediction, count, correct).
+- ``grades``: cached grades (collapse × grader -> prediction, count, correct);
+- ``model_estimates``: model-based confidence of a question's plurality answer (P(True),
+  verbalised confidence), keyed by (run, question, estimator, collapse), computed by the runner
+  with one extra model call each (schema version 2; a version-1 store gains the table when it
+  is opened for writing).
 
 Writes are grouped so that one question's batch of samples is one transaction: a process
 killed at any instant leaves either the whole batch or none of it. The database runs in WAL
@@ -43,7 +47,7 @@ log = logging.getLogger(__name__)
 #: the file name of the store inside an experiment directory
 STORE_NAME = "semcal.sqlite"
 #: bump when the schema changes; older stores are migrated in :meth:`Store._migrate`
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -129,7 +133,21 @@ CREATE TABLE IF NOT EXISTS grades (
     correct INTEGER NOT NULL,
     PRIMARY KEY (run_id, qid, collapse, grader)
 );
+CREATE TABLE IF NOT EXISTS model_estimates (
+    run_id INTEGER NOT NULL,
+    qid TEXT NOT NULL,
+    estimator TEXT NOT NULL,
+    collapse TEXT NOT NULL,
+    n_samples INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    value REAL,
+    PRIMARY KEY (run_id, qid, estimator, collapse)
+);
 """
+
+#: tables added by each schema version (created by :meth:`Store._migrate`)
+_MIGRATIONS: dict[int, tuple[str, ...]] = {2: ("model_estimates",)}
 
 
 # ----------------------------------------------------------------------------- records
@@ -303,8 +321,33 @@ class Store:
         if version < SCHEMA_VERSION:
             self._migrate(version)
 
-    def _migrate(self, version: int) -> None:  # pragma: no cover - no older schema exists yet
-        raise StoreError(f"{self.path}: cannot migrate store schema version {version}")
+    def _migrate(self, version: int) -> None:
+        """Bring a store of an older schema ``version`` up to :data:`SCHEMA_VERSION`.
+
+        Every migration so far only adds tables, so a read-only store of an older version is
+        read as it is (the missing tables read as empty) and is never written to.
+        """
+        if version < 1:
+            raise StoreError(f"{self.path}: cannot migrate store schema version {version}")
+        if self.readonly:
+            return
+        wanted = {t for v, ts in _MIGRATIONS.items() if v > version for t in ts}
+        stmts = [
+            st for st in _SCHEMA.split(";")
+            if st.strip() and any(f"TABLE IF NOT EXISTS {t} " in st for t in wanted)
+        ]
+        with self.transaction() as c:
+            for st in stmts:
+                c.execute(st)
+            c.execute(
+                "UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),)
+            )
+        log.info("migrated %s from schema version %d to %d", self.path, version, SCHEMA_VERSION)
+
+    def _has_table(self, name: str) -> bool:
+        return bool(
+            self._read("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,))
+        )
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -713,6 +756,47 @@ class Store:
                 (run_id, collapse, grader),
             )
         }
+
+
+    # -- model-based confidence estimates
+
+    def save_model_estimates(
+        self,
+        run_id: int,
+        collapse: str,
+        rows: Iterable[tuple[str, str, int, str, str, float | None]],
+    ) -> None:
+        """Store model-based estimates: rows of (qid, estimator, n_samples, predicted label,
+        answer text rated, value in [0, 1] or None when the model gave no usable value).
+        One transaction; an existing (run, qid, estimator, collapse) row is replaced."""
+        with self.transaction() as c:
+            for qid, est, n, label, answer, value in rows:
+                c.execute(
+                    "INSERT OR REPLACE INTO model_estimates(run_id, qid, estimator, collapse,"
+                    " n_samples, label, answer, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        run_id, qid, est, collapse, int(n), label, answer,
+                        None if value is None else float(value),
+                    ),
+                )
+
+    def model_estimates(
+        self, run_id: int, collapse: str
+    ) -> dict[str, dict[str, tuple[float | None, str, int]]]:
+        """Stored model-based estimates: qid -> estimator -> (value, predicted label, n_samples).
+
+        Empty for a read-only store of an older schema without the table."""
+        if not self._has_table("model_estimates"):
+            return {}
+        out: dict[str, dict[str, tuple[float | None, str, int]]] = {}
+        for r in self._read(
+            "SELECT * FROM model_estimates WHERE run_id=? AND collapse=?", (run_id, collapse)
+        ):
+            v = r["value"]
+            out.setdefault(r["qid"], {})[r["estimator"]] = (
+                None if v is None else float(v), r["label"], int(r["n_samples"]),
+            )
+        return out
 
 
 def open_store(directory: str | os.PathLike[str], readonly: bool = False) -> Store:
