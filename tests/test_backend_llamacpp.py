@@ -186,7 +186,11 @@ def test_greedy_parallel_equals_single(gemma) -> None:
     for prompt, row in zip(prompts, together):
         alone = gemma.sample([prompt], 1, params)[0][0]
         assert all(c.text == alone.text for c in row)
-        np.testing.assert_allclose(row[0].token_logprobs, alone.token_logprobs, atol=1e-3)
+        # The same tokens, but not bit-identical log-probs: llama.cpp picks different matmul
+        # kernels (and summation orders) for a batch of 3 rows than for 1, and on the 4-bit
+        # weights that moves a log-prob by up to ~0.01 on some CPUs (seen in CI: -0.039 vs
+        # -0.030). 0.05 still catches a wrong row or position (those differ by whole nats).
+        np.testing.assert_allclose(row[0].token_logprobs, alone.token_logprobs, atol=0.05)
     assert "Rome" in together[0][0].text
 
 
