@@ -367,3 +367,29 @@ def test_injection_strings_in_a_dataset_round_trip_through_the_runner(tmp_path: 
         for qid in (SQLI, IMG):
             texts = [s.completion.text for s in st.samples(r.id, qid)]
             assert len(texts) == 3 and all(stored[qid].question in t for t in texts)
+
+
+def test_csv_export_defuses_spreadsheet_formulas(tmp_path: Path) -> None:
+    """A model answer such as ``=HYPERLINK(...)`` must not become a live formula when the
+    exported CSV is opened in a spreadsheet; Parquet keeps the raw text; numbers stay numbers."""
+    import csv
+
+    from semcal.analysis import write_table
+
+    rows = [
+        {"qid": "a", "prediction": '=HYPERLINK("http://x","y")', "gold": "-5", "n": -3},
+        {"qid": "b", "prediction": "+cmd|' /C calc'!A0", "gold": "@SUM(A1)", "n": 2},
+        {"qid": "c", "prediction": "Paris", "gold": "-1,000", "n": 0},
+    ]
+    p = write_table(rows, tmp_path / "t.csv")
+    with open(p, newline="", encoding="utf-8") as f:
+        got = list(csv.DictReader(f))
+    assert got[0]["prediction"] == "'=HYPERLINK(\"http://x\",\"y\")"
+    assert got[1]["prediction"].startswith("'+") and got[1]["gold"] == "'@SUM(A1)"
+    assert got[0]["gold"] == "-5" and got[2]["gold"] == "-1,000" and got[0]["n"] == "-3"
+    assert got[2]["prediction"] == "Paris"
+    pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(write_table(rows, tmp_path / "t.parquet")).to_pylist()
+    assert t[0]["prediction"] == rows[0]["prediction"]

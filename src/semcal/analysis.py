@@ -293,6 +293,9 @@ def analyze_run(
     from semcal.confidence import ESTIMATORS, estimate_all
     from semcal.grade import GRADERS, get_grader
 
+    from semcal.metrics._validate import check_n_boot
+
+    n_boot = check_n_boot(n_boot, "analyze", allow_zero=True)
     info = _resolve_run(store, run)
     if grader not in GRADERS:
         raise InputError(f"unknown grader {grader!r} (known: {', '.join(GRADERS)})")
@@ -535,8 +538,25 @@ def adaptive_replay(
 # ----------------------------------------------------------------------------- export
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_safe(v: Any) -> Any:
+    """Defuse a text cell a spreadsheet would run as a formula (model output and dataset text
+    are untrusted): prefix it with ``'``. Plain numbers such as ``-5`` are left alone."""
+    if isinstance(v, str) and v.startswith(_FORMULA_START):
+        try:
+            float(v.replace(",", ""))
+        except ValueError:
+            return "'" + v
+    return v
+
+
 def write_table(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
-    """Write the per-question table as CSV (``.csv``) or Parquet (``.parquet``)."""
+    """Write the per-question table as CSV (``.csv``) or Parquet (``.parquet``).
+
+    CSV text cells that start like a spreadsheet formula get a leading ``'`` (see
+    :func:`_csv_safe`); Parquet keeps every value as it is."""
     p = Path(path)
     if not rows:
         raise InputError("nothing to export (no analysed questions)")
@@ -550,7 +570,7 @@ def write_table(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str]) ->
             w = csv.DictWriter(f, fieldnames=cols)
             w.writeheader()
             for r in rows:
-                w.writerow({k: r.get(k) for k in cols})
+                w.writerow({k: _csv_safe(r.get(k)) for k in cols})
     elif p.suffix == ".parquet":
         from semcal.errors import require
 

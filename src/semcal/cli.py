@@ -51,6 +51,16 @@ def _common() -> argparse.ArgumentParser:
     return p
 
 
+def _nonneg_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {s!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
+    return v
+
+
 def _positive_int(s: str) -> int:
     try:
         v = int(s)
@@ -96,7 +106,7 @@ def _add_analysis_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--estimators", default=None,
                    help="confidence estimators to compare: 'all' or a comma list")
     p.add_argument("--run", action="append", dest="runs", help="only this run (repeatable)")
-    p.add_argument("--n-boot", type=int, default=1000, dest="n_boot",
+    p.add_argument("--n-boot", type=_nonneg_int, default=1000, dest="n_boot",
                    help="bootstrap resamples for confidence intervals (1000)")
 
 
@@ -177,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--output", "-o", default="compare.html", help="HTML file (compare.html)")
     c.add_argument("--collapse", default="auto", help="collapsing function B (auto)")
     c.add_argument("--grader", default="auto", help="grader (auto)")
-    c.add_argument("--n-boot", type=int, default=1000, dest="n_boot", help="bootstrap resamples")
+    c.add_argument("--n-boot", type=_nonneg_int, default=1000, dest="n_boot", help="bootstrap resamples")
 
     x = sub.add_parser(
         "reproduce", parents=[common], help="run the paper's comparisons and draw the figures",

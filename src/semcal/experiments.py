@@ -312,6 +312,8 @@ def load_experiment(path: str | os.PathLike[str]) -> ExperimentSpec:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"malformed TOML: {exc}", where=str(p)) from None
+    except RecursionError:
+        raise InputError("malformed TOML: nested too deeply", where=str(p)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read experiment file: {exc}", where=str(p)) from None
     ds = data.get("datasets")

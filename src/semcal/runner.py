@@ -196,10 +196,11 @@ def preflight(spec: RunSpec) -> list[Question]:
         from semcal.backends.models import resolve_model
 
         resolve_model(spec.model)
-    if spec.adaptive.enabled or spec.model_estimators:
-        from semcal.collapse import get_collapse
+    # every spec names a B (analysis and adaptive stopping use it): a bad name fails here,
+    # before any sampling, not after the whole run
+    from semcal.collapse import get_collapse
 
-        get_collapse(spec.collapse)
+    get_collapse(spec.collapse)
     return questions
 
 

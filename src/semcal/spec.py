@@ -152,6 +152,8 @@ class RunSpec:
             data = tomllib.loads(p.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise InputError(f"malformed TOML: {exc}", where=str(p)) from None
+        except RecursionError:
+            raise InputError("malformed TOML: nested too deeply", where=str(p)) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"cannot read spec file: {exc}", where=str(p)) from None
         # a relative dataset path is relative to the spec file
