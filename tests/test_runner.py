@@ -413,3 +413,18 @@ def test_model_estimators_real_model(tmp_path: Path) -> None:
     rows = {e["estimator"]: e for e in a.estimators}
     assert rows["p_true"]["n"] == sum(q.estimates.get("p_true") is not None for q in a.questions)
     assert rows["p_true"]["n"] == len(answered)
+
+
+def test_bundled_name_wins_over_a_folder_of_that_name(tmp_path, monkeypatch) -> None:
+    """`--dataset demo` run from a directory that holds a `demo/` folder (e.g. the demo's own
+    output) still means the bundled set; `./demo` names the folder."""
+    from semcal.errors import InputError
+    from semcal.runner import load_spec_questions
+    from semcal.spec import RunSpec
+
+    (tmp_path / "demo").mkdir()
+    monkeypatch.chdir(tmp_path)
+    qs = load_spec_questions(RunSpec(model="gemma-3-270m", dataset="demo", limit=3))
+    assert len(qs) == 3 and all(q.question for q in qs)
+    with pytest.raises(InputError, match="folder"):
+        load_spec_questions(RunSpec(model="gemma-3-270m", dataset="./demo"))

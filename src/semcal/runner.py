@@ -158,8 +158,9 @@ def load_spec_questions(spec: RunSpec) -> list[Question]:
 
     source = spec.dataset
     bundled_names: Sequence[str] = data.list_bundled()
-    is_file = Path(source).exists()
-    if not is_file and source in bundled_names:
+    # a bare bundled name means the bundled set even when a file or folder of that name
+    # happens to sit in the working directory (write ./demo for that one)
+    if source in bundled_names:
         qs = list(data.bundled(source))
         if spec.task:
             qs = [q for q in qs if q.task == spec.task] or qs
