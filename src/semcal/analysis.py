@@ -292,7 +292,6 @@ def analyze_run(
     """
     from semcal.confidence import ESTIMATORS, estimate_all
     from semcal.grade import GRADERS, get_grader
-
     from semcal.metrics._validate import check_n_boot
 
     n_boot = check_n_boot(n_boot, "analyze", allow_zero=True)

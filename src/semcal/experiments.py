@@ -37,12 +37,7 @@ from typing import Any
 import numpy as np
 
 from semcal.errors import InputError
-from semcal.spec import STYLES, RunSpec
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+from semcal.spec import STYLES, RunSpec, read_toml
 
 log = logging.getLogger(__name__)
 
@@ -306,16 +301,7 @@ def experiment_from_dict(data: Mapping[str, Any], where: str = "experiment") -> 
 def load_experiment(path: str | os.PathLike[str]) -> ExperimentSpec:
     """Read an experiment spec file (TOML). A relative dataset path is relative to the file."""
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"experiment file not found: {p}")
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"malformed TOML: {exc}", where=str(p)) from None
-    except RecursionError:
-        raise InputError("malformed TOML: nested too deeply", where=str(p)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read experiment file: {exc}", where=str(p)) from None
+    data = read_toml(p, "experiment file")
     ds = data.get("datasets")
     if isinstance(ds, list):
         data["datasets"] = [

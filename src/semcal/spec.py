@@ -65,6 +65,20 @@ class AdaptiveSpec:
     min_samples: int = 10
 
 
+
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """Parse a TOML file (a spec of some kind); every failure is one InputError naming it."""
+    if not path.is_file():
+        raise InputError(f"{what} not found: {path}")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"malformed TOML: {exc}", where=str(path)) from None
+    except RecursionError:
+        raise InputError("malformed TOML: nested too deeply", where=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {what}: {exc}", where=str(path)) from None
+
 @dataclass(frozen=True)
 class RunSpec:
     """Everything that defines a run. See the module docstring for the TOML form."""
@@ -146,16 +160,7 @@ class RunSpec:
     def from_toml(cls, path: str | os.PathLike[str], **overrides: Any) -> RunSpec:
         """Read a spec file; ``overrides`` (not None) replace its values (command-line flags)."""
         p = Path(path)
-        if not p.is_file():
-            raise InputError(f"spec file not found: {p}")
-        try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise InputError(f"malformed TOML: {exc}", where=str(p)) from None
-        except RecursionError:
-            raise InputError("malformed TOML: nested too deeply", where=str(p)) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"cannot read spec file: {exc}", where=str(p)) from None
+        data = read_toml(p, "spec file")
         # a relative dataset path is relative to the spec file
         ds = data.get("dataset")
         if isinstance(ds, str) and ("/" in ds or ds.endswith((".jsonl", ".json", ".csv", ".parquet"))):
