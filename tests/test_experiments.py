@@ -185,3 +185,21 @@ def test_reproduce_smoke_end_to_end(tmp_path: Path) -> None:
     again = reproduce(exp, out, quiet=True)
     assert not (out / "theory").exists()
     assert [o.metrics["smece"] for o in again.runs] == [o.metrics["smece"] for o in res.runs]
+
+
+def test_run_metrics_report_the_tilt_gain() -> None:
+    """The local-loss-optimality diagnostic beside smECE: a clearly underconfident model gains
+    from the tilt on held-out questions; a calibrated one does not (gain within 3 SE of 0)."""
+    import numpy as np
+
+    from semcal.experiments import run_metrics
+
+    rng = np.random.default_rng(3)
+    conf = rng.uniform(0.05, 0.95, 400)
+    calibrated = rng.random(400) < conf
+    under = rng.random(400) < np.clip(conf + 0.35, 0, 0.98)  # right far more often than it says
+    good = run_metrics(conf, calibrated, n_boot=50)
+    bad = run_metrics(conf, under, n_boot=50)
+    assert abs(good["tilt_gain"]) < 3 * good["tilt_gain_se"] + 1e-3
+    assert bad["tilt_gain"] > 3 * bad["tilt_gain_se"] > 0
+    assert "tilt_gain" not in run_metrics(conf[:5], calibrated[:5], n_boot=10)  # too few questions

@@ -480,7 +480,25 @@ def run_metrics(
         "signed_error_ci": ci("overconfidence"),
         "ece": float(M.ece(c, y)),
         "brier": float(M.brier(c, y)),
+        **_tilt_metrics(c, y, seed),
     }
+
+
+def _tilt_metrics(c: np.ndarray, y: np.ndarray, seed: int) -> dict[str, Any]:
+    """The local-loss-optimality diagnostic: held-out log-loss gain of the best Platt-style
+    tilt of the confidence (5-fold CV; about 0 for a calibrated model), with its standard
+    error. Needs both outcomes among at least 10 questions."""
+    from semcal.errors import SemcalError
+    from semcal.metrics.tilt import recalibration_gain
+
+    if c.size < 10 or y.all() or not y.any():
+        return {}
+    try:
+        r = recalibration_gain(c, y, seed=seed)
+    except (SemcalError, ValueError, FloatingPointError):
+        return {}
+    return {"tilt_gain": float(r.log_loss_gain), "tilt_gain_se": float(r.log_loss_gain_se),
+            "tilt_brier_gain": float(r.brier_gain)}
 
 
 # ----------------------------------------------------------------------------- execution
@@ -952,6 +970,12 @@ def _fmt(v: Any, ci: Any = None, digits: int = 3) -> str:
     return s
 
 
+def _fmt_gain(mt: Mapping[str, Any]) -> str:
+    if "tilt_gain" not in mt:
+        return "-"
+    return f"{mt['tilt_gain']:+.3f} ± {mt['tilt_gain_se']:.3f}"
+
+
 def _fmt_ci(m: Mapping[str, Any], key: str, signed: bool = False) -> str:
     v = m.get(key)
     ci = m.get(f"{key}_ci")
@@ -981,8 +1005,9 @@ def summary_markdown(result: ReproduceResult) -> str:
         lines += [
             "## Calibration per run",
             "",
-            "| model | role | dataset | style | T | n | accuracy | mean conf. | conf. - acc. | smECE |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| model | role | dataset | style | T | n | accuracy | mean conf. | conf. - acc. | smECE "
+            "| tilt gain (nats) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for o in sorted(result.runs, key=lambda o: (o.run.model.role, o.run.model.name,
                                                      _dataset_name(o.run.dataset), o.run.style,
@@ -992,7 +1017,8 @@ def summary_markdown(result: ReproduceResult) -> str:
                 f"| {o.run.model.name} | {o.run.model.role} | {_dataset_name(o.run.dataset)} | "
                 f"{o.run.style} | {o.run.temperature:g} | {mt.get('n', 0)} | "
                 f"{_fmt_ci(mt, 'accuracy')} | {_fmt_ci(mt, 'mean_confidence')} | "
-                f"{_fmt_ci(mt, 'signed_error', True)} | {_fmt_ci(mt, 'smece')} |"
+                f"{_fmt_ci(mt, 'signed_error', True)} | {_fmt_ci(mt, 'smece')} | "
+                f"{_fmt_gain(mt)} |"
             )
         lines.append("")
     if result.trajectories:
