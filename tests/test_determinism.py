@@ -118,7 +118,7 @@ def test_a_different_seed_changes_the_samples(france_prompt) -> None:
     """The check above is not vacuous: the seed reaches the sampler and changes the draws."""
     from semcal.backends import get_sampler
 
-    sampler = get_sampler("llamacpp", "gemma-3-270m", n_threads=2, prefix_cache=False)
+    sampler = get_sampler("llamacpp", "gemma-3-270m", n_threads=2)
     try:
         a = _draws(sampler, france_prompt, batch_seed(1, "d1", 0))
         b = _draws(sampler, france_prompt, batch_seed(1, "d1", 0))
@@ -151,3 +151,51 @@ def test_results_do_not_depend_on_the_previous_call(france_prompt) -> None:
         assert a == b == c
     finally:
         sampler.close()
+
+
+@pytest.mark.slow
+def test_the_prefix_cache_is_used_and_changes_no_bit() -> None:
+    """The cross-prompt prefix cache (on by default) re-uses the shared 5-shot blocks of the
+    previous prompt — within a call and from one call to the next — and a prompt's draws are
+    bit-identical to a fresh sampler's whatever came before: the prompt itself, another
+    prompt sharing the examples, or a call of several prompts."""
+    from semcal.backends.llamacpp import PREFIX_BLOCK, LlamaCppSampler
+    from semcal.data import bundled
+    from semcal.prompts import build_prompt, stop_strings
+    from semcal.types import SamplingParams
+
+    qs = list(bundled("world"))[:4]
+    prompts = [build_prompt(q, "sentence", chat=False) for q in qs]
+    params = SamplingParams(temperature=1.0, max_tokens=8, seed=11, stop=stop_strings("sentence", False))
+
+    def draws(s: LlamaCppSampler, ps) -> list:
+        return [[(c.text, c.token_logprobs) for c in row] for row in s.sample(ps, 4, params)]
+
+    fresh = LlamaCppSampler("gemma-3-270m", n_threads=2)
+    try:
+        ref = draws(fresh, [prompts[1]])
+        n_tokens = len(fresh.prompt_tokens(prompts[1]))
+    finally:
+        fresh.close()
+    assert n_tokens > 2 * PREFIX_BLOCK  # long enough for whole shared blocks
+
+    s = LlamaCppSampler("gemma-3-270m", n_threads=2)
+    commons: list[int] = []
+    prefill = s._prefill
+
+    def counting(tokens, seq, common):
+        commons.append(common)
+        return prefill(tokens, seq, common)
+
+    s._prefill = counting  # type: ignore[method-assign]
+    try:
+        draws(s, [prompts[0]])
+        assert draws(s, [prompts[1]]) == ref          # after another prompt (cache hit)
+        assert draws(s, [prompts[1]]) == ref          # after itself
+        draws(s, [prompts[2], prompts[3]])            # a call of several prompts
+        assert draws(s, [prompts[1]]) == ref          # starts empty after it
+    finally:
+        s.close()
+    assert commons[0] == 0 and commons[1] >= 2 * PREFIX_BLOCK and commons[2] >= 2 * PREFIX_BLOCK
+    assert commons[3] == 0 and commons[4] >= 2 * PREFIX_BLOCK  # shared within the call
+    assert commons[5] == 0 and all(c % PREFIX_BLOCK == 0 for c in commons)

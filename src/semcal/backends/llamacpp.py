@@ -10,9 +10,10 @@ How one ``sample(prompts, n, params)`` call runs:
   **together**: each step sends one token per live sequence in one ``llama_decode`` batch, so the
   weights are read once per step for all of them (matrix–matrix work instead of ``n``
   matrix–vector passes). Finished sequences free their slot for the next sample or prompt.
-* Consecutive prompts that share a prefix (few-shot examples) re-use its KV cells: one extra
-  sequence keeps the last prompt, and the next prompt evaluates only the tokens after the common
-  prefix.
+* Consecutive prompts that share a prefix (few-shot examples) re-use its KV cells, within a
+  call and from one call to the next: one extra sequence keeps the last prompt, and the next
+  prompt evaluates only the tokens after the common prefix, in whole blocks of
+  ``PREFIX_BLOCK`` tokens (``prefix_cache=True``, the default).
 * Sampling is done here, vectorised in numpy over the ``(n_live, vocab)`` logits matrix that
   llama.cpp fills for the batch (only the last position of each sequence is computed, never the
   whole context). One softmax pass gives both the draw (inverse CDF on blocked cumulative sums)
@@ -20,12 +21,15 @@ How one ``sample(prompts, n, params)`` call runs:
 * Sample ``i`` of a prompt draws its uniforms from its own ``numpy`` generator seeded with
   ``sample_seed(prompt_seed(params.seed, prompt), i)``. With llama.cpp's plain CPU
   kernels (``repack=False``, the default) a sequence's logits are bit-identical whatever else
-  shares its batch, and every call starts from an empty KV cache, so a call's samples are
-  reproducible and sample ``i`` does not depend on ``n`` or ``n_parallel``. What can move the
-  numbers slightly (about 0.05 nats on likely tokens) is *how the prompt was evaluated*: with the
-  opt-in prefix cache (``prefix_cache=True``), a prompt that follows another prompt sharing its
-  few-shot prefix evaluates only its suffix, so its samples then depend on the prompt before it
-  in the call. It is off by default: reproducibility first.
+  shares its batch. The prefix cache is built so that it changes no bit either: prompts are
+  always evaluated in chunks that end at multiples of ``PREFIX_BLOCK`` (cached or not), only
+  whole chunks are re-used, the cache is cut back to them before the rest of the prompt is
+  evaluated (so it lands in the very cells a fresh evaluation would use), and a call starts from
+  the previous call's cache only when that call had one prompt (otherwise the cells are
+  interleaved and the call starts empty). So a one-prompt call — what the runner makes — gives
+  the same bits whatever was sampled before (``tests/test_determinism.py``). An earlier cache
+  that re-used any number of tokens and left the old prompt's cells in place moved
+  log-probabilities by up to 0.05 nats depending on the previous prompt.
 * Text-level stop strings are matched on the decoded text (so a stop string may span tokens);
   partial UTF-8 characters are held back until complete; end-of-generation tokens stop a sample.
 """
@@ -58,6 +62,11 @@ _BLOCK = 1024
 # ---------------------------------------------------------------------------------------------
 # vectorised token choice
 # ---------------------------------------------------------------------------------------------
+
+
+#: prompts are evaluated in chunks that end at multiples of this many tokens when the prefix
+#: cache is on, and only whole chunks are re-used from it (see ``LlamaCppSampler._prefill``)
+PREFIX_BLOCK = 64
 
 
 def choose_tokens(
@@ -299,8 +308,10 @@ class LlamaCppSampler:
         chat: treat the model as a chat model (``None``: from the GGUF's chat template).
         verbose: let llama.cpp print its log.
         n_batch: most prompt tokens evaluated per ``llama_decode`` call.
-        prefix_cache: re-use the KV cells of the previous prompt's common prefix (faster prompt
-            evaluation, but samples then depend slightly on the previous prompt; off by default).
+        prefix_cache: re-use the KV cells of the previous prompt's common prefix, in whole
+            blocks of ``PREFIX_BLOCK`` tokens (on by default; results are bit-identical either
+            way for one-prompt calls, see the module notes, but on and off chunk the prompt
+            differently, so compare runs with the same setting).
         n_gpu_layers: layers to offload when llama.cpp was built with a GPU backend.
         repack: let llama.cpp use its repacked CPU weight layouts (can be faster on big models,
             but then a sequence's logits depend slightly on the batch it is decoded in).
@@ -317,7 +328,7 @@ class LlamaCppSampler:
         chat: bool | None = None,
         verbose: bool = False,
         n_batch: int = 512,
-        prefix_cache: bool = False,
+        prefix_cache: bool = True,
         n_gpu_layers: int = 0,
         repack: bool = False,
     ) -> None:
@@ -370,6 +381,7 @@ class LlamaCppSampler:
         self._formatter: Any = None
         self._n_ctx = 0
         self._cache_tokens: list[int] = []
+        self._cache_canonical = False
         self._cells = _PromptCells()
         self._work: np.ndarray | None = None
 
@@ -409,6 +421,7 @@ class LlamaCppSampler:
         self._ctx = None
         self._n_ctx = 0
         self._cache_tokens = []
+        self._cache_canonical = False
         self._cells = _PromptCells()
 
     def close(self) -> None:
@@ -558,6 +571,11 @@ class LlamaCppSampler:
         end = len(tokens)
         while pos < end:
             n = min(self.n_batch, end - pos)
+            if self.prefix_cache:
+                # chunk at fixed absolute positions, whatever is cached: every prompt is then
+                # evaluated in the same pieces, so a prefix re-used from the cache holds the
+                # same bits as a fresh evaluation would have computed
+                n = min(n, PREFIX_BLOCK - pos % PREFIX_BLOCK)
             self._b_token[:n] = tokens[pos : pos + n]
             self._b_pos[:n] = np.arange(pos, pos + n)
             self._b_out[:n] = 0
@@ -583,13 +601,18 @@ class LlamaCppSampler:
             if a != b:
                 break
             c += 1
-        return min(c, len(tokens) - 1)  # at least one token is evaluated, for its logits
+        c = min(c, len(tokens) - 1)  # at least one token is evaluated, for its logits
+        return c - c % PREFIX_BLOCK  # whole blocks only (see _prefill)
 
     def _admit(self, group: _Group, slot: int) -> None:
         """Evaluate ``group``'s prompt into ``slot``, re-using the cached common prefix."""
         lib = self._llama
         tokens = group.tokens
         common = self._common_prefix(tokens)
+        if self.prefix_cache and self._cache_tokens:
+            # the cache keeps only the shared blocks (maybe none), so the suffix goes into the
+            # cells right after them: the cells a fresh evaluation of this prompt would use
+            lib.llama_memory_seq_rm(self._mem, self._cache_seq(), common, -1)
         if common:
             lib.llama_memory_seq_cp(self._mem, self._cache_seq(), slot, 0, common)
         chain = self._cells.new_chain(self._cells.chains.get("cache", []), common, len(tokens) - common)
@@ -608,6 +631,7 @@ class LlamaCppSampler:
         if self._ctx:
             self._llama.llama_memory_clear(self._mem, True)
         self._cache_tokens = []
+        self._cache_canonical = False
         self._cells = _PromptCells()
 
     def _drop_cache(self) -> None:
@@ -677,13 +701,19 @@ class LlamaCppSampler:
             self._ensure_context(self._fixed_ctx)
         else:
             self._ensure_context(self._plan_ctx(groups, params))
-        self._reset_kv()
+        if not (self.prefix_cache and self._cache_canonical and self._cache_tokens):
+            self._reset_kv()
+        self._cache_canonical = False
         try:
             self._run(groups, params)
         except BaseException:
             # leave a clean KV cache behind whatever happened (interrupts included)
             self._reset_kv()
             raise
+        # A one-prompt call leaves the cache as a fresh evaluation would have laid it out (the
+        # prompt in the first cells, nothing else): the next call may start from it. After a
+        # call of several prompts the cells are interleaved, so the next call starts empty.
+        self._cache_canonical = len(groups) == 1
         out = []
         for g in groups:
             res = g.results if not params.greedy else [g.results[0]] * n
