@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from semcal.errors import InputError
-from semcal.spec import STYLES, RunSpec, read_toml
+from semcal.spec import STYLES, RunSpec, check_keys, read_toml
 
 log = logging.getLogger(__name__)
 
@@ -229,13 +229,8 @@ def _sub(cls: type, data: Any, name: str, where: str) -> Any:
         return cls()
     if not isinstance(data, Mapping):
         raise InputError(f"[{name}] must be a table", where=where)
+    check_keys(data, cls, where, table=name)
     known = {f.name: f for f in dataclasses.fields(cls)}
-    bad = sorted(set(data) - set(known))
-    if bad:
-        raise InputError(
-            f"unknown key(s) in [{name}]: {', '.join(map(repr, bad))} (known: {', '.join(sorted(known))})",
-            where=where,
-        )
     kw = {}
     for k, v in data.items():
         default = known[k].default
@@ -248,13 +243,7 @@ def _sub(cls: type, data: Any, name: str, where: str) -> Any:
 def experiment_from_dict(data: Mapping[str, Any], where: str = "experiment") -> ExperimentSpec:
     """Build an :class:`ExperimentSpec` from a parsed TOML mapping (every key checked)."""
     data = dict(data)
-    known = {f.name for f in dataclasses.fields(ExperimentSpec)}
-    bad = sorted(set(data) - known)
-    if bad:
-        raise InputError(
-            f"unknown key(s) {', '.join(map(repr, bad))} (known: {', '.join(sorted(known))})",
-            where=where,
-        )
+    check_keys(data, ExperimentSpec, where)
     kw: dict[str, Any] = {}
     try:
         for k, v in data.items():
@@ -264,13 +253,7 @@ def experiment_from_dict(data: Mapping[str, Any], where: str = "experiment") -> 
                     if isinstance(m, str):
                         models.append(parse_model_arg(m))
                     elif isinstance(m, Mapping):
-                        mk = {f.name for f in dataclasses.fields(ModelEntry)}
-                        mb = sorted(set(m) - mk)
-                        if mb:
-                            raise InputError(
-                                f"models[{i}]: unknown key(s) {', '.join(map(repr, mb))} "
-                                f"(known: {', '.join(sorted(mk))})"
-                            )
+                        check_keys(m, ModelEntry, None, label=f"models[{i}]")
                         models.append(ModelEntry(**m))
                     else:
                         raise InputError(f"models[{i}] must be a table or a string")

@@ -66,6 +66,23 @@ class AdaptiveSpec:
 
 
 
+def check_keys(
+    data: Mapping[str, Any], cls: type, where: str | None, table: str | None = None,
+    label: str | None = None,
+) -> None:
+    """Reject keys of ``data`` that are not fields of the dataclass ``cls``, naming the known
+    ones. ``table``: the TOML table they sit in; ``label``: a prefix such as ``models[2]``."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    bad = sorted(set(data) - known)
+    if bad:
+        head = f"unknown key(s) in [{table}]: " if table else "unknown key(s) "
+        raise InputError(
+            f"{label + ': ' if label else ''}{head}{', '.join(map(repr, bad))} "
+            f"(known: {', '.join(sorted(known))})",
+            where=where,
+        )
+
+
 def read_toml(path: Path, what: str) -> dict[str, Any]:
     """Parse a TOML file (a spec of some kind); every failure is one InputError naming it."""
     if not path.is_file():
@@ -120,13 +137,7 @@ class RunSpec:
     def from_dict(cls, data: Mapping[str, Any], where: str | None = None) -> RunSpec:
         """Build a spec from a plain mapping (a parsed TOML file, a stored spec)."""
         data = dict(data)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise InputError(
-                f"unknown key(s) {', '.join(map(repr, unknown))} (known: {', '.join(sorted(known))})",
-                where=where,
-            )
+        check_keys(data, cls, where)
         if "model" not in data:
             raise InputError("the spec has no 'model'", where=where)
         adaptive = data.pop("adaptive", None)
@@ -135,14 +146,7 @@ class RunSpec:
         elif isinstance(adaptive, bool):
             ad = AdaptiveSpec(enabled=adaptive)
         elif isinstance(adaptive, Mapping):
-            ad_known = {f.name for f in dataclasses.fields(AdaptiveSpec)}
-            bad = sorted(set(adaptive) - ad_known)
-            if bad:
-                raise InputError(
-                    f"unknown key(s) in [adaptive]: {', '.join(map(repr, bad))} "
-                    f"(known: {', '.join(sorted(ad_known))})",
-                    where=where,
-                )
+            check_keys(adaptive, AdaptiveSpec, where, table="adaptive")
             ad = AdaptiveSpec(**{"enabled": True, **dict(adaptive)})
         else:
             raise InputError("'adaptive' must be true/false or a table", where=where)
