@@ -87,6 +87,25 @@ def answer_params(
     )
 
 
+def sample_answers(
+    sampler: Any, questions: Sequence[Any], style: str, n: int, *, temperature: float, seed: int,
+    max_tokens: int | None, k_shot: int | None, tag: str,
+) -> tuple[list[Prompt], SamplingParams, list[list[Completion]]]:
+    """Build every question's ``style`` prompt for ``sampler`` (chat or base) and draw ``n``
+    answers to each, question ``q`` seeded with ``derived_seed(seed, tag, q.id)``.
+
+    Returns (prompts, the sampling parameters used, the samples per question)."""
+    if not questions:
+        raise InputError("no questions given")
+    from semcal.prompts import build_prompt
+
+    chat = bool(getattr(sampler, "is_chat", False))
+    params = answer_params(style, chat, temperature, seed, max_tokens)
+    prompts = [build_prompt(q, style, chat=chat, k_shot=k_shot) for q in questions]
+    samples = sample_each(sampler, prompts, n, params, [derived_seed(seed, tag, q.id) for q in questions])
+    return prompts, params, samples
+
+
 def cluster_bootstrap(
     stat: Callable[[np.ndarray], float],
     n_units: int,

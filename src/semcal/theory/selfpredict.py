@@ -35,7 +35,10 @@ import numpy as np
 
 from semcal.collapse.base import CollapseFn
 from semcal.errors import InputError
-from semcal.theory._common import answer_params, cluster_bootstrap, derived_seed, sample_each
+from semcal.theory._common import (
+    cluster_bootstrap,
+    sample_answers,
+)
 from semcal.types import NO_ANSWER, Question, check_n
 
 
@@ -164,16 +167,11 @@ def self_prediction(
             "next_token_logprobs(); the self-prediction test needs it (use llamacpp)"
         )
     questions = list(questions)
-    if not questions:
-        raise InputError("no questions given")
     from semcal.grade import is_correct, plurality
-    from semcal.prompts import build_prompt
 
-    chat = bool(getattr(sampler, "is_chat", False))
-    params = answer_params(style, chat, temperature, seed, max_tokens)
-    prompts = [build_prompt(q, style, chat=chat, k_shot=k_shot) for q in questions]
-    samples = sample_each(
-        sampler, prompts, n_samples, params, [derived_seed(seed, "self", q.id) for q in questions]
+    prompts, _, samples = sample_answers(
+        sampler, questions, style, n_samples, temperature=temperature, seed=seed,
+        max_tokens=max_tokens, k_shot=k_shot, tag="self",
     )
     first = sampler.next_token_logprobs(prompts, top_k)
     rows: list[SelfPrediction] = []

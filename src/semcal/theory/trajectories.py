@@ -39,10 +39,10 @@ import numpy as np
 from semcal.collapse.base import CollapseFn
 from semcal.errors import InputError
 from semcal.theory._common import (
-    answer_params,
     auroc_or_nan,
     cluster_bootstrap,
     derived_seed,
+    sample_answers,
     sample_each,
     token_prefix,
     with_prefix,
@@ -190,16 +190,11 @@ def estimate_trajectories(
             f"n_trajectories ({n_trajectories}) cannot exceed n_samples ({n_samples})"
         )
     questions = list(questions)
-    if not questions:
-        raise InputError("no questions given")
     from semcal.grade import is_correct, plurality
-    from semcal.prompts import build_prompt
 
-    chat = bool(getattr(sampler, "is_chat", False))
-    params = answer_params(style, chat, temperature, seed, max_tokens)
-    prompts = [build_prompt(q, style, chat=chat, k_shot=k_shot) for q in questions]
-    reference = sample_each(
-        sampler, prompts, n_samples, params, [derived_seed(seed, "ref", q.id) for q in questions]
+    prompts, params, reference = sample_answers(
+        sampler, questions, style, n_samples, temperature=temperature, seed=seed,
+        max_tokens=max_tokens, k_shot=k_shot, tag="ref",
     )
 
     # one prefix prompt per (question, trajectory, position < length)
