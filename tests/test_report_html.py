@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from htmltags import start_tags
 from semcal.analysis import analyze_dir, write_table
 from semcal.report.html import render_compare, write_compare, write_report
 from semcal.runner import run
@@ -75,24 +76,12 @@ def analyses(tmp_path: Path):
         an._collapse_fn = orig
 
 
-def _tags(html: str) -> list[tuple[str, list[tuple[str, str]]]]:
-    from html.parser import HTMLParser
-
-    found: list[tuple[str, list[tuple[str, str]]]] = []
-
-    class P(HTMLParser):
-        def handle_starttag(self, tag, attrs):
-            found.append((tag, [(k, v or "") for k, v in attrs]))
-
-    P().feed(html)
-    return found
-
 
 def test_everything_is_escaped(analyses, tmp_path: Path) -> None:
     paths = write_report(analyses, tmp_path / "exp" / "report.html")
     html = paths["html"].read_text(encoding="utf-8")
     # no injected element or attribute survives anywhere in the page
-    tags = _tags(html)
+    tags = start_tags(html)
     assert not [t for t, _ in tags if t in ("script", "b", "iframe")]
     assert not [a for _, attrs in tags for a, _v in attrs if a.startswith("on")]
     assert all(v.startswith("data:image/png;base64,") for t, attrs in tags if t == "img"

@@ -25,11 +25,11 @@ from __future__ import annotations
 import ast
 import json
 import sqlite3
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
+from htmltags import start_tags
 from semcal.analysis import analyze_dir
 from semcal.report.html import render_compare, write_report
 from semcal.store import STORE_NAME, Store
@@ -46,20 +46,10 @@ PAYLOADS = (SCRIPT, IMG)
 # ----------------------------------------------------------------------------- helpers
 
 
-def _tags(html: str) -> list[tuple[str, list[tuple[str, str]]]]:
-    found: list[tuple[str, list[tuple[str, str]]]] = []
-
-    class P(HTMLParser):
-        def handle_starttag(self, tag, attrs):
-            found.append((tag, [(k, v or "") for k, v in attrs]))
-
-    P().feed(html)
-    return found
-
 
 def _assert_inert(html: str) -> None:
     """No injected element or event-handler attribute, and no payload verbatim."""
-    tags = _tags(html)
+    tags = start_tags(html)
     assert not [t for t, _ in tags if t in ("script", "iframe", "object", "embed")]
     assert not [(t, a) for t, attrs in tags for a, _ in attrs if a.lower().startswith("on")]
     for t, attrs in tags:
