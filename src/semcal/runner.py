@@ -205,16 +205,6 @@ def preflight(spec: RunSpec) -> list[Question]:
     return questions
 
 
-def backend_options(spec: RunSpec) -> dict[str, Any]:
-    """The options the runner opens the backend with (the spec's ``backend_options``).
-
-    llama.cpp's cross-prompt prefix cache stays at its default (on): the runner asks for one
-    question per call by default, and for such calls the cache changes no bit of the samples
-    (``tests/test_determinism.py``), so a resumed run repeats an uninterrupted one.
-    """
-    return dict(spec.backend_options)
-
-
 def prompt_to_json(p: Prompt) -> dict[str, Any]:
     """A JSON-able form of a prompt (stored with each question for reference)."""
     return {
@@ -350,7 +340,10 @@ def run(
                 from semcal.backends import get_sampler
 
                 log.info("opening model %s on %s", spec.model, spec.backend)
-                sampler = get_sampler(spec.backend, spec.model, **backend_options(spec))
+                # llama.cpp's prefix cache stays on (its default): for the one-question calls
+                # the runner makes it changes no bit of the samples (tests/test_determinism.py),
+                # so a resumed run repeats an uninterrupted one
+                sampler = get_sampler(spec.backend, spec.model, **dict(spec.backend_options))
             is_chat = bool(getattr(sampler, "is_chat", False))
             if run_info.is_chat is None:
                 store.set_run_chat(run_info.id, is_chat)
