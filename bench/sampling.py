@@ -78,9 +78,13 @@ def run_sampler(sampler: Any, prompts: Sequence[Prompt], n: int, params: Samplin
 
 
 def run_naive(path: str, texts: Sequence[str], n: int, params: SamplingParams, threads: int, n_ctx: int) -> dict[str, float]:
-    """One ``create_completion`` per sample (llama-cpp-python's high-level API)."""
+    """One ``create_completion`` per sample (llama-cpp-python's high-level API), with
+    llama.cpp's extra CPU buffer types off as in semcal's backend (they crash on AMX CPUs)."""
     import llama_cpp
 
+    from semcal.backends.llama_server import disable_extra_buffer_types
+
+    disable_extra_buffer_types()
     llm = llama_cpp.Llama(path, n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False)
     try:
         t0 = time.perf_counter()

@@ -284,3 +284,41 @@ def test_chat_model_renders_template_and_stops_at_eos(smollm) -> None:
 def test_base_model_rejects_chat_messages(gemma) -> None:
     with pytest.raises(InputError, match="chat template"):
         gemma.sample([Prompt(messages=(Message("user", "hi"),))], 1, SamplingParams(max_tokens=2))
+
+
+_HIGH_LEVEL_COMPLETION = """
+import sys
+import llama_cpp
+from semcal.backends.llama_server import disable_extra_buffer_types
+disable_extra_buffer_types()
+disable_extra_buffer_types()  # idempotent
+assert llama_cpp.llama_cpp.llama_model_default_params().use_extra_bufts is False
+llm = llama_cpp.Llama(sys.argv[1], n_ctx=128, n_threads=1, verbose=False)
+out = llm.create_completion("The capital of France is", max_tokens=4, temperature=0)
+assert llm.model_params.use_extra_bufts is False
+print("OK", repr(out["choices"][0]["text"]))
+"""
+
+
+@pytest.mark.slow
+@needs_models
+def test_high_level_llama_api_runs_on_this_cpu(smollm) -> None:
+    """llama-cpp-python's own API, with the extra CPU buffer types off, completes on this CPU
+    (on AMX CPUs it dies with a general protection fault otherwise). Run in a subprocess so a
+    crash fails this test instead of taking the whole test run down."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _HIGH_LEVEL_COMPLETION, str(smollm.spec.path)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"rc={proc.returncode}\n{proc.stderr[-2000:]}"
+    assert proc.stdout.startswith("OK")
+
+
+def test_the_test_process_loads_llama_models_without_extra_buffer_types() -> None:
+    """tests/conftest.py turns them off for every high-level model load in the test run."""
+    if not HAS_LLAMA:
+        pytest.skip("llama-cpp-python missing")
+    import llama_cpp
+
+    assert llama_cpp.llama_cpp.llama_model_default_params().use_extra_bufts is False

@@ -2,7 +2,8 @@
 
 - :func:`smollm2_gguf` finds the embedded SmolLM2-135M-Instruct GGUF file.
 - :class:`ServerProcess` wraps a subprocess that serves HTTP on 127.0.0.1.
-- :func:`start_llama_server` runs ``python -m llama_cpp.server`` on a free port.
+- :func:`start_llama_server` runs ``python -m semcal.backends.llama_server`` (llama_cpp.server
+  with the extra CPU buffer types off) on a free port.
 - :func:`start_fault_server` runs ``tests/servers/fault_server.py``.
 """
 
@@ -136,7 +137,8 @@ def llama_server(model: Path | None = None, port: int | None = None, n_ctx: int 
     model = model or smollm2_gguf()
     port = port or free_port()
     argv = [
-        sys.executable, "-m", "llama_cpp.server",
+        # llama_cpp.server with llama.cpp's extra CPU buffer types off (they crash on AMX CPUs)
+        sys.executable, "-m", "semcal.backends.llama_server",
         "--model", str(model), "--host", "127.0.0.1", "--port", str(port),
         "--n_ctx", str(n_ctx), "--n_threads", "1", "--n_threads_batch", "2",
         "--model_alias", "smollm2",
