@@ -142,10 +142,13 @@ def test_summary_table_format() -> None:
     run = SimpleNamespace(name="r", model="m", style="sentence")
     s = {"n": 3, "mean_samples": 10, "accuracy": 0.5, "mean_confidence": 0.6, "smece": 0.1,
          "smece_lo": 0.05, "smece_hi": float("nan"), "ece": 0.2, "brier": 0.3, "auroc": None}
-    text = cli.format_summary_table([SimpleNamespace(run=run, summary=s)])
+    text = cli.format_summary_table([SimpleNamespace(run=run, summary=s, collapse="auto",
+                                                     grader="exact")])
     header, _, row = text.splitlines()
     assert "smECE [95% CI]" in header and "AUROC" in header
     assert "0.100 [0.050, -]" in row
+    # every number names the B and the grader that made it
+    assert header.split()[3:5] == ["B", "grader"] and row.split()[3:5] == ["auto", "exact"]
 
 
 def _env() -> dict[str, str]:
@@ -168,7 +171,7 @@ def test_demo_small_end_to_end(tmp_path: Path) -> None:
     elapsed = time.monotonic() - t0
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
-    assert lines[0].split()[:4] == ["run", "model", "style", "n"]
+    assert lines[0].split()[:6] == ["run", "model", "style", "B", "grader", "n"]
     assert any("gemma-3-270m" in ln for ln in lines) and any("smollm2" in ln for ln in lines)
     assert lines[-1].startswith("report: ")
     html = Path(lines[-1].removeprefix("report: ").strip())

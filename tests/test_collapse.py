@@ -25,7 +25,8 @@ from semcal.collapse.judge import (
 )
 from semcal.collapse.nli import NLICollapse
 from semcal.errors import InputError
-from semcal.types import NO_ANSWER, Collapsed, Completion, Prompt, Question, SamplingParams
+from semcal.grade import get_grader
+from semcal.types import NO_ANSWER, REFUSAL, Collapsed, Completion, Prompt, Question, SamplingParams
 
 PARIS = Question("q-paris", "What is the capital of France?", ("Paris", "Paris, France"))
 PLANET = Question("q-planet", "Which planet is the largest?", ("Jupiter",))
@@ -81,7 +82,7 @@ def test_math_collapse() -> None:
     c = MathCollapse()(PENS, texts)
     assert c.labels[:6] == ("1200",) * 6
     assert c.labels[6] == "1100"
-    assert c.labels[7] == "i m not sure"  # no number: its normalised text is still a class
+    assert c.labels[7] == REFUSAL  # a refusal is one class in every B
     assert c.labels[8] == NO_ANSWER
     assert c.gold == frozenset({"1200"})
 
@@ -173,7 +174,7 @@ def test_embedding_collapse_with_injected_encoder() -> None:
     c = b(PARIS, texts)
     # "paris" is the most frequent answer, so it leads its cluster and names the class
     assert c.labels == ("paris", "london", "paris", "paris", "lyon", NO_ANSWER, "paris")
-    assert c.gold == frozenset({"paris"})
+    assert c.gold == frozenset({"paris", "paris france"})  # the aliases as written, never a cluster
     # embeddings are cached: a second call embeds nothing new
     n_calls = len(calls)
     assert b(PARIS, texts) == c
@@ -186,12 +187,30 @@ def test_embedding_collapse_with_injected_encoder() -> None:
         EmbeddingCollapse(encoder=enc, threshold=2.0)
 
 
-def test_embedding_gold_joins_nearest_cluster_or_stays_alone() -> None:
-    table = {"jupiter": [1.0, 0.0], "planet jupiter": [0.97, 0.24], "saturn": [0.0, 1.0]}
+def test_embedding_grading_never_trusts_the_cluster() -> None:
+    """A cluster is correct only when its leader is a gold alias: {cuba, cuba, havana} is
+    labelled "cuba" and graded wrong for gold Havana (the hand check found it graded right)."""
+    table = {"cuba": [1.0, 0.0], "havana": [0.95, 0.31], "miami": [0.0, 1.0]}
     enc, _ = _toy_encoder(table)
-    q = Question("q", "Largest planet?", ("Planet Jupiter",))
-    assert EmbeddingCollapse(encoder=enc)(q, ["Jupiter", "Saturn"]).gold == frozenset({"jupiter"})
-    assert EmbeddingCollapse(encoder=enc)(q, ["Saturn"]).gold == frozenset({"planet jupiter"})
+    q = Question("q", "What is the capital of Cuba?", ("Havana",))
+    c = EmbeddingCollapse(encoder=enc)(q, ["Cuba", "Cuba", "Havana"])
+    assert c.labels == ("cuba",) * 3 and c.gold == frozenset({"havana"})
+    assert not get_grader("auto")(q, c).correct
+    c = EmbeddingCollapse(encoder=enc)(q, ["Havana", "Havana", "Cuba", "I don't know"])
+    assert c.labels == ("havana", "havana", "havana", REFUSAL)
+    assert get_grader("auto")(q, c).correct
+
+
+def test_embedding_and_nli_label_math_questions_with_the_math_b(caplog) -> None:
+    enc, calls = _toy_encoder({})
+    b = EmbeddingCollapse(encoder=enc)
+    with caplog.at_level("WARNING"):
+        c = b(PENS, ["The answer is 2.", "The answer is 2.", "The answer is 5."])
+        b(PENS, ["1200"])
+    assert c.labels == ("2", "2", "5") and calls == []  # nothing embedded
+    assert sum("math" in r.message for r in caplog.records) == 1  # warned once
+    n = NLICollapse(relation=lambda p, h: "entailment")
+    assert n(PENS, ["The answer is 2.", "The answer is 5."]).labels == ("2", "5")
 
 
 @pytest.mark.slow
@@ -209,7 +228,7 @@ def test_embedding_collapse_runs_offline_on_packaged_model(monkeypatch: pytest.M
     assert c.labels[0] == c.labels[1] == c.labels[2] == "paris"
     assert len({c.labels[0], c.labels[3], c.labels[4]}) == 3
     assert c.labels[5] == c.labels[6]
-    assert c.gold == frozenset({"paris"})
+    assert c.gold == frozenset({"paris", "paris france"})
     vecs = b.encode(["paris", "london"])
     assert vecs.shape == (2, 384)
     assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-4)
@@ -237,8 +256,9 @@ def test_nli_bidirectional_entailment_clustering() -> None:
     q = Question("q", "Where?", ("paris",))
     texts = ["paris", "Paris.", "paris france", "france paris", "london", "not paris", ""]
     c = b(q, texts)
-    # "paris france" and "france paris" entail each other; "paris" only entails one way
-    assert c.labels == ("paris", "paris", "paris france", "paris france", "london", "not paris", NO_ANSWER)
+    # "paris france" and "france paris" entail each other ("france paris" leads: equal counts
+    # are ordered by text, not by sample order); "paris" only entails one way
+    assert c.labels == ("paris", "paris", "france paris", "france paris", "london", "not paris", NO_ANSWER)
     assert c.gold == frozenset({"paris"})
     # relations are cached: a second pass asks nothing new
     n = len(calls)
@@ -307,7 +327,7 @@ def test_judge_collapse_with_fake_sampler(tmp_path) -> None:
     texts = ["I think it's Paris.", "Paris", "Paris", "London, I believe", "", "The answer is"]
     c = b(PARIS, texts)
     assert c.labels == ("paris", "paris", "paris", "london", NO_ANSWER, NO_ANSWER)
-    assert c.gold == frozenset({"paris", "paris france"})
+    assert c.gold == frozenset({"paris"})  # the aliases "paris" and "paris france" are one class
     # distinct non-empty texts only, greedy and short
     assert b.calls == 4 and len(judge.prompts) == 4
     assert judge.params[0].temperature == 0 and judge.params[0].max_tokens == 24
@@ -323,11 +343,26 @@ def test_judge_collapse_with_fake_sampler(tmp_path) -> None:
     b2.close()
 
 
+def test_judge_answers_must_occur_in_the_response() -> None:
+    """A judge answer that is not in the response (made up or "corrected") is not trusted:
+    the rule-based label is kept and the fallback counted; NONE is accepted."""
+    berlin = Question("b", "What is the capital of Germany?", ("Berlin",))
+    replies = {"The capital of Germany is Berlin.": "Bamberg", "Berlin": "Berlin", "Munich!": "NONE"}
+    b = JudgeCollapse(FakeJudge(reply=lambda r: replies[r]))
+    c = b(berlin, list(replies))
+    assert c.labels == ("berlin", "berlin", NO_ANSWER)
+    assert (b.judged, b.fallbacks, b.agree) == (3, 1, 1)
+    # math: the judge's number must be one of the response's numbers
+    m = JudgeCollapse(FakeJudge(reply=lambda r: "1300"))
+    assert m(PENS, ["3 * 400 = 1200. The answer is 1200."]).labels == ("1200",)
+    assert m.fallbacks == 1
+
+
 def test_judge_math_task_and_base_model_prompt() -> None:
     judge = FakeJudge(chat=False, reply=lambda r: "$1,200." if "1200" in r else "None")
     b = JudgeCollapse(judge)
     c = b(PENS, ["3 * 400 = 1200 pens in total", "no idea"])
-    assert c.labels == ("1200", NO_ANSWER)
+    assert c.labels == ("1200", REFUSAL)  # a refusal is recognised without asking the judge
     assert c.gold == frozenset({"1200"})
     assert not judge.prompts[0].is_chat and judge.prompts[0].text.endswith("Short answer:")
 

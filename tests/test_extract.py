@@ -129,3 +129,53 @@ def test_bad_input_and_limits() -> None:
         extract_answer(42, "qa")  # type: ignore[arg-type]
     # text past the cap is ignored
     assert extract_answer("Rome" + " " * MAX_EXTRACT_CHARS + "The answer is Milan.", "qa") == "Rome"
+
+
+# ----------------------------------------------------------------------------- style-aware reading
+
+
+def test_refusals_are_recognised_but_not_hedged_answers() -> None:
+    from semcal.collapse.extract import is_refusal
+
+    for t in ("I don't know.", "I'm sorry, but I can't answer that.", "As an AI, I cannot say.",
+              "Unknown.", "The author of the novel is unknown.", "The answer is not available.",
+              "I'm not sure."):
+        assert is_refusal(t), t
+    for t in ("I'm not sure, but I think it's Paris.", "Paris", "The answer is Rome.",
+              "Sorry, the answer is Oslo.", "", "Unknown Pleasures is the album."):
+        assert not is_refusal(t), t
+
+
+def test_a_question_echoed_first_is_skipped() -> None:
+    q = "What is the capital of Turkey?"
+    assert extract_answer("What is the capital of Turkey? It is Istanbul.", question=q) == "Istanbul"
+    assert extract_answer("What is the capital of Turkey?", question=q) is not None  # kept as is
+
+
+def test_direct_styles_read_the_first_line_only() -> None:
+    q = "What is the capital of France?"
+    text = "The capital of France is Paris.\n\nThe answer is a few words at most."
+    assert extract_answer(text, question=q, style="sentence") == "Paris"
+    assert extract_answer(text, question=q) == "a few words at most"  # no style: the last marker
+    assert extract_answer("Sure, here it is:\nParis", question=q, style="concise") == "Paris"
+    assert extract_answer("The element with atomic number 11 is sodium (Na).", style="sentence",
+                          question="Which element has atomic number 11?") == "sodium"
+    assert extract_answer("The capital of Ukraine is Kiev, not Budapest.",
+                          question="What is the capital of Ukraine?", style="sentence") == "Kiev"
+
+
+def test_cot_counts_only_a_stated_final_answer() -> None:
+    unfinished = "Janet has 16 eggs. She eats 3, so 16 - 3 = 13. Then she bakes with 4, so"
+    done = "16 - 3 - 4 = 9 eggs, sold at $2 each: 9 * 2 = 18. The answer is 18."
+    assert extract_answer(unfinished, "math", style="cot") is None
+    assert extract_answer(done, "math", style="cot") == "18"
+    assert extract_answer(unfinished, "math", style="cot", unmarked="last_number") == "4"
+    assert extract_answer(unfinished, "math") == "4"  # no style: the old last-number rule
+    q = "What is the capital of France?"
+    plain = "The capital of France is Paris. It lies on the Seine."
+    assert extract_answer(plain, question=q, style="cot") is None
+    assert extract_answer(plain, question=q, style="cot", unmarked="stated") == "Paris"
+    assert extract_answer("France is in Europe and has many", question=q, style="cot",
+                          unmarked="stated") is None
+    with pytest.raises(InputError):
+        extract_answer("x", style="cot", unmarked="guess")

@@ -18,10 +18,11 @@ from semcal.grade import (
     get_grader,
     grade,
     is_correct,
+    is_tied,
     parse_verdict,
     plurality,
 )
-from semcal.types import NO_ANSWER, Collapsed, Completion, Prompt, Question, SamplingParams
+from semcal.types import NO_ANSWER, REFUSAL, Collapsed, Completion, Prompt, Question, SamplingParams
 
 PARIS = Question("q-paris", "What is the capital of France?", ("Paris",))
 PENS = Question("q-pens", "How many pens?", ("1200",), task="math")
@@ -29,7 +30,11 @@ PENS = Question("q-pens", "How many pens?", ("1200",), task="math")
 
 def test_plurality_counts_and_ties() -> None:
     assert plurality(["a", "b", "a"]) == ("a", 2)
-    assert plurality(["b", "a", "a", "b"]) == ("b", 2)  # tie: first seen wins
+    # a tie goes to the smallest label, whatever the order of the samples
+    assert plurality(["b", "a", "a", "b"]) == ("a", 2)
+    assert plurality(["a", "b", "b", "a"]) == ("a", 2)
+    assert plurality([REFUSAL, "z", REFUSAL, "z"]) == ("z", 2)  # refusals lose ties too
+    assert is_tied(["a", "b"]) and not is_tied(["a", "a", "b"]) and not is_tied(["a"])
     assert plurality([NO_ANSWER, NO_ANSWER, "x", "x"]) == ("x", 2)  # NO_ANSWER loses ties
     assert plurality(["x", NO_ANSWER, NO_ANSWER]) == (NO_ANSWER, 2)  # but wins a real majority
     assert plurality([NO_ANSWER]) == (NO_ANSWER, 1)

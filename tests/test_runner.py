@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from semcal.backends.base import prompt_seed, sample_seed
+from semcal.collapse import collapse_key
 from semcal.errors import SemcalError, StoreError
 from semcal.runner import batch_seed, run
 from semcal.spec import RunSpec
@@ -219,8 +220,8 @@ def test_analysis_after_run(qfile: Path, tmp_path: Path) -> None:
     assert 0 <= est["neg_num_classes"]["auroc"] <= 1  # scores are ranked, not range-checked
     # collapse results are cached in the store and reused
     with Store(tmp_path / "an", readonly=True) as st:
-        assert len(st.classes(a.run.id, "exact")) == 6
-        assert len(st.grades(a.run.id, "exact", "auto")) == 6
+        assert len(st.classes(a.run.id, collapse_key("exact"))) == 6
+        assert len(st.grades(a.run.id, collapse_key("exact"), "auto")) == 6
     (b,) = analyze_dir(tmp_path / "an", collapse="exact", n_boot=50)
     assert [q.labels for q in b.questions] == [q.labels for q in a.questions]
 

@@ -86,6 +86,8 @@ class RunAnalysis:
     summary: dict[str, Any]
     estimators: list[dict[str, Any]]
     directory: Path | None = None
+    #: the B audit (:func:`collapse_audit`), plus ``against`` when compared with a second B
+    audit: dict[str, Any] = field(default_factory=dict)
 
     @property
     def confidences(self) -> np.ndarray:
@@ -115,6 +117,8 @@ class RunAnalysis:
                 "n_classes": len(set(q.labels)),
                 "no_answer": sum(1 for lab in q.labels if lab == NO_ANSWER),
                 "classes": json.dumps(dict(q.class_counts), ensure_ascii=False),
+                "samples": json.dumps([{"text": t, "label": lab} for t, lab in zip(q.texts, q.labels)],
+                                      ensure_ascii=False),
                 "greedy_text": q.greedy_text,
                 "greedy_label": q.greedy_label,
                 "greedy_correct": q.greedy_correct,
@@ -249,10 +253,79 @@ def _auroc(c: np.ndarray, y: np.ndarray) -> float:
 # ----------------------------------------------------------------------------- analysis
 
 
-def _collapse_fn(name: str, **opts: Any) -> Callable[[Question, Sequence[str]], Collapsed]:
+def _collapse_fn(name: str, *, style: str | None = None, **opts: Any) -> Callable[[Question, Sequence[str]], Collapsed]:
+    """A built-in B by name, reading responses the way the run's ``style`` asks."""
     from semcal.collapse import get_collapse
 
+    opts.setdefault("style", style)
     return get_collapse(name, **opts)
+
+
+def collapse_audit(questions: Sequence[QuestionResult]) -> dict[str, Any]:
+    """How a B partitioned a run's samples: the figures to read before trusting its numbers.
+
+    ``classes_per_question`` (mean distinct classes, non-answers included),
+    ``singleton_share`` (share of answer classes holding one sample: high means B splits),
+    ``no_answer_rate`` and ``refusal_rate`` (share of samples), ``tie_rate`` (share of
+    questions whose plurality is a tie, decided by the tie rule).
+    """
+    from semcal.grade import is_tied
+    from semcal.types import NON_ANSWERS, REFUSAL
+
+    n_q = len(questions)
+    n_s = sum(q.n_samples for q in questions)
+    classes = singles = answer_classes = 0
+    for q in questions:
+        counts = Counter(q.labels)
+        classes += len(counts)
+        answer_counts = [c for lab, c in counts.items() if lab not in NON_ANSWERS]
+        answer_classes += len(answer_counts)
+        singles += sum(c == 1 for c in answer_counts)
+    nan = float("nan")
+    return {
+        "questions": n_q,
+        "classes_per_question": classes / n_q if n_q else nan,
+        "singleton_share": singles / answer_classes if answer_classes else nan,
+        "no_answer_rate": sum(q.labels.count(NO_ANSWER) for q in questions) / n_s if n_s else nan,
+        "refusal_rate": sum(q.labels.count(REFUSAL) for q in questions) / n_s if n_s else nan,
+        "tie_rate": sum(is_tied(q.labels) for q in questions) / n_q if n_q else nan,
+    }
+
+
+def compare_collapses(a: RunAnalysis, b: RunAnalysis, max_listed: int = 200) -> dict[str, Any]:
+    """Agreement of two Bs on the same run: a sample agrees when the set of samples sharing its
+    class is the same under both. Returns the agreement (share of samples), the share of
+    questions with the same plurality class (as a set of samples), and the disagreeing samples
+    (at most ``max_listed``: question id, sample index, text, ``label`` under ``a``'s B and
+    ``other_label`` under ``b``'s)."""
+    other = {q.qid: q for q in b.questions}
+    n = agree = same_plurality = n_q = 0
+    listed: list[dict[str, Any]] = []
+    for q in a.questions:
+        o = other.get(q.qid)
+        if o is None or o.n_samples != q.n_samples:
+            continue
+        n_q += 1
+        members_a = [frozenset(j for j, x in enumerate(q.labels) if x == lab) for lab in q.labels]
+        members_b = [frozenset(j for j, x in enumerate(o.labels) if x == lab) for lab in o.labels]
+        top_a = frozenset(j for j, x in enumerate(q.labels) if x == q.prediction)
+        top_b = frozenset(j for j, x in enumerate(o.labels) if x == o.prediction)
+        same_plurality += top_a == top_b
+        for i, (ma, mb) in enumerate(zip(members_a, members_b)):
+            n += 1
+            if ma == mb:
+                agree += 1
+            elif len(listed) < max_listed:
+                listed.append({"qid": q.qid, "sample": i, "text": q.texts[i],
+                               "label": q.labels[i], "other_label": o.labels[i]})
+    nan = float("nan")
+    return {
+        "against": b.collapse,
+        "agreement": agree / n if n else nan,
+        "same_plurality": same_plurality / n_q if n_q else nan,
+        "disagreements": n - agree,
+        "listed": listed,
+    }
 
 
 def _plurality(labels: Sequence[str]) -> tuple[str, int]:
@@ -282,20 +355,37 @@ def analyze_run(
     cache: bool = True,
     collapse_opts: dict[str, Any] | None = None,
     grader_opts: dict[str, Any] | None = None,
+    judge: Any = None,
+    audit_against: str | None = None,
 ) -> RunAnalysis:
     """Analyse one run of ``store``. See the module docstring.
+
+    ``judge`` (a :class:`~semcal.spec.JudgeSpec`, or an open Sampler) is the judge model of
+    ``collapse="judge"`` and ``grader="judge"``; without it, the run's own ``[judge]`` table is
+    used. ``audit_against`` names a second B whose classes are compared with this one's in
+    ``RunAnalysis.audit["against"]`` (for the judge B it defaults to ``"auto"``).
 
     ``run`` is a :class:`RunInfo`, a run name or a run id. ``estimators`` is a list of names,
     "all" (every registered estimator) or None (:data:`DEFAULT_ESTIMATORS`). ``cache`` writes
     collapse results and grades back into the store (skipped for a read-only store).
     Only questions whose sampling is finished are analysed.
     """
+    from semcal.collapse import collapse_key
     from semcal.confidence import ESTIMATORS, estimate_all
     from semcal.grade import GRADERS, get_grader
     from semcal.metrics._validate import check_n_boot
 
     n_boot = check_n_boot(n_boot, "analyze", allow_zero=True)
     info = _resolve_run(store, run)
+    collapse_opts = dict(collapse_opts or {})
+    if "judge" in (collapse, grader):
+        sampler = _judge_sampler(judge, info)
+        if collapse == "judge":
+            collapse_opts.setdefault("sampler", sampler)
+        if grader == "judge":
+            grader_opts = {"sampler": sampler, **(grader_opts or {})}
+    if audit_against is None and collapse == "judge":
+        audit_against = "auto"
     if grader not in GRADERS:
         raise InputError(f"unknown grader {grader!r} (known: {', '.join(GRADERS)})")
     gopts = dict(grader_opts or {})
@@ -305,7 +395,8 @@ def analyze_run(
     if grader == "judge":
         judge_sampler = gopts.get("sampler")
         grader_key = f"judge:{getattr(judge_sampler, 'model_name', 'model')}"
-    cached_grades = store.grades(info.id, collapse, grader_key) if grader == "judge" else {}
+    ckey = collapse_key(collapse, collapse_opts)
+    cached_grades = store.grades(info.id, ckey, grader_key) if grader == "judge" else {}
     if estimators is None:
         names = [n for n in DEFAULT_ESTIMATORS if n in ESTIMATORS]
     elif isinstance(estimators, str):
@@ -328,7 +419,7 @@ def analyze_run(
     done = store.done_ids(info.id)
     samples = store.all_samples(info.id)
     greedy = store.greedy(info.id)
-    cached = store.classes(info.id, collapse) if cache or store.readonly else {}
+    cached = store.classes(info.id, ckey) if cache or store.readonly else {}
     fn = None
     new_classes = []
     results: list[QuestionResult] = []
@@ -343,7 +434,7 @@ def analyze_run(
             _, labels, gold, g_label = hit
         else:
             if fn is None:
-                fn = _collapse_fn(collapse, **(collapse_opts or {}))
+                fn = _collapse_fn(collapse, style=info.style, **(collapse_opts or {}))
             all_texts = list(texts) + ([g.text] if g is not None else [])
             col = fn(q, all_texts)
             labs = tuple(col.labels)
@@ -392,13 +483,13 @@ def analyze_run(
         )
     if new_classes and cache:
         try:
-            store.save_classes(info.id, collapse, new_classes)
+            store.save_classes(info.id, ckey, new_classes)
         except StoreError as exc:
             log.warning("could not cache collapse results: %s", exc)
     if cache and results:
         try:
             store.save_grades(
-                info.id, collapse, grader_key,
+                info.id, ckey, grader_key,
                 [(r.qid, r.n_samples, r.prediction, r.count, r.correct) for r in results],
             )
         except StoreError as exc:
@@ -423,10 +514,42 @@ def analyze_run(
     except (ImportError, AttributeError, TypeError, SemcalError, ValueError) as exc:
         log.debug("tilt diagnostic unavailable: %s", exc)
     est = estimator_table(results, names, n_boot=min(n_boot, 200), seed=seed) if results else []
-    return RunAnalysis(
+    audit = collapse_audit(results)
+    if fn is not None and hasattr(fn, "fallbacks"):  # the judge B: how often it was overruled
+        audit.update(judge_calls=fn.calls, judged=fn.judged, judge_fallbacks=fn.fallbacks,
+                     judge_agrees_with_rules=fn.agree / fn.judged if fn.judged else float("nan"))
+    res = RunAnalysis(
         run=info, collapse=collapse, grader=grader, questions=results, summary=summary,
-        estimators=est, directory=store.directory,
+        estimators=est, directory=store.directory, audit=audit,
     )
+    if audit_against and audit_against != collapse:
+        other = analyze_run(store, info, collapse=audit_against, grader="auto", estimators=[],
+                            n_boot=0, seed=seed, cache=cache)
+        audit["against"] = compare_collapses(res, other)
+    return res
+
+
+_JUDGES: dict[Any, Any] = {}
+
+
+def _judge_sampler(judge: Any, info: RunInfo) -> Any:
+    """The judge model: an open Sampler as given, else opened (once per process) from a
+    JudgeSpec or from the run's own ``[judge]`` table."""
+    from semcal.spec import JudgeSpec
+
+    if judge is not None and not isinstance(judge, JudgeSpec):
+        return judge  # already a Sampler
+    if judge is None:
+        judge = JudgeSpec.parse((info.spec or {}).get("judge"), where=f"run {info.name}")
+    if judge is None:
+        raise InputError("the judge needs a judge model: --judge-model MODEL (and --judge-backend, "
+                         "--judge-base-url for a server), or a [judge] table in the run spec")
+    key = (judge.model, judge.backend, judge.base_url, tuple(sorted(judge.backend_options.items())))
+    if key not in _JUDGES:
+        from semcal.collapse import open_judge
+
+        _JUDGES[key] = open_judge(judge)
+    return _JUDGES[key]
 
 
 def _model_extra(

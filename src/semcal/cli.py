@@ -98,8 +98,20 @@ def _add_sampling_flags(p: argparse.ArgumentParser, with_model: bool = True) -> 
 
 def _add_analysis_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--collapse", default="auto",
-                   help="collapsing function B: auto (default), exact, math, embedding, nli")
-    p.add_argument("--grader", default="auto", help="grader: auto (default: numeric for math, exact otherwise), exact, numeric, judge")
+                   help="collapsing function B: auto (default), exact, math, embedding, "
+                   "judge (needs a judge model: --judge-model or the run's [judge] table)")
+    p.add_argument("--grader", default="auto", help="grader: auto (default: numeric for math, "
+                   "exact otherwise), exact, numeric, judge (needs a judge model)")
+    p.add_argument("--audit-against", dest="audit_against", metavar="B",
+                   help="compare B's classes with those of a second B and list the samples they "
+                   "disagree on (default for --collapse judge: auto)")
+    j = p.add_argument_group("judge model (for --collapse judge and --grader judge)")
+    j.add_argument("--judge-model", dest="judge_model",
+                   help="embedded name, GGUF path, HF id, or a server's model name")
+    j.add_argument("--judge-backend", dest="judge_backend", default=None,
+                   help="llamacpp (default), hf, vllm, openai")
+    j.add_argument("--judge-base-url", dest="judge_base_url",
+                   help="server URL for --judge-backend openai, e.g. http://127.0.0.1:8080/v1")
     p.add_argument("--estimators", default=None,
                    help="confidence estimators to compare: 'all' or a comma list")
     p.add_argument("--run", action="append", dest="runs", help="only this run (repeatable)")
@@ -226,14 +238,15 @@ def _f(v: Any, nd: int = 3) -> str:
 
 def format_summary_table(analyses: Sequence[Any]) -> str:
     """The printed table: model, accuracy, smECE ± CI, ECE, Brier, AUROC (one row per run)."""
-    header = ["run", "model", "style", "n", "M", "accuracy", "conf", "smECE [95% CI]", "ECE",
-              "Brier", "AUROC"]
+    header = ["run", "model", "style", "B", "grader", "n", "M", "accuracy", "conf",
+              "smECE [95% CI]", "ECE", "Brier", "AUROC"]
     rows = []
     for a in analyses:
         s = a.summary
         ci = f"{_f(s['smece'])} [{_f(s['smece_lo'])}, {_f(s['smece_hi'])}]"
         rows.append([
-            a.run.name, a.run.model, a.run.style, str(s["n"]), _f(s.get("mean_samples"), 1),
+            a.run.name, a.run.model, a.run.style, a.collapse, a.grader, str(s["n"]),
+            _f(s.get("mean_samples"), 1),
             _f(s["accuracy"]), _f(s["mean_confidence"]), ci, _f(s["ece"]), _f(s["brier"]),
             _f(s["auroc"]),
         ])
@@ -241,6 +254,38 @@ def format_summary_table(analyses: Sequence[Any]) -> str:
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths))
     out = [line, "  ".join("-" * w for w in widths)]
     out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    return "\n".join(out)
+
+
+def _pct(v: Any) -> str:
+    x = float(v) if v is not None else math.nan
+    return "-" if math.isnan(x) else f"{100 * x:.1f}%"
+
+
+def format_audit(a: Any, listed: int = 10) -> str:
+    """The B audit of one analysed run (see :func:`semcal.analysis.collapse_audit`)."""
+    au = a.audit
+    if not au:
+        return ""
+    out = [f"B audit, run {a.run.name} (B {a.collapse}, grader {a.grader}): "
+           f"{_f(au.get('classes_per_question'), 2)} classes per question, "
+           f"{_pct(au.get('singleton_share'))} of answer classes are singletons, "
+           f"no answer {_pct(au.get('no_answer_rate'))}, refusals {_pct(au.get('refusal_rate'))} "
+           f"of samples, ties {_pct(au.get('tie_rate'))} of questions"]
+    if "judged" in au:
+        out.append(f"  judge: {au['judged']} responses judged ({au['judge_calls']} calls), "
+                   f"{au['judge_fallbacks']} answers not found in their response (rule-based "
+                   f"label kept), same label as the rule-based B for "
+                   f"{_pct(au['judge_agrees_with_rules'])}")
+    ag = au.get("against")
+    if ag:
+        out.append(f"  against B {ag['against']}: {_pct(ag['agreement'])} of samples in the same "
+                   f"class, same plurality on {_pct(ag['same_plurality'])} of questions; "
+                   f"{ag['disagreements']} samples disagree"
+                   + (f" (first {min(listed, len(ag['listed']))}):" if ag["listed"] else ""))
+        for d in ag["listed"][:listed]:
+            text = " ".join(d["text"].split())[:70]
+            out.append(f"    {d['qid']} [{d['sample']}] {d['label']!r} vs {d['other_label']!r}: {text!r}")
     return "\n".join(out)
 
 
@@ -374,11 +419,20 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def _analyze(args: argparse.Namespace, dirs: Sequence[str]) -> list[Any]:
     from semcal import analysis
 
+    judge = None
+    if getattr(args, "judge_model", None):
+        from semcal.spec import JudgeSpec
+
+        judge = JudgeSpec(model=args.judge_model, backend=args.judge_backend or "llamacpp",
+                          base_url=args.judge_base_url)
+    elif getattr(args, "judge_backend", None) or getattr(args, "judge_base_url", None):
+        raise InputError("--judge-backend and --judge-base-url need --judge-model")
     out = []
     for d in dirs:
         out += analysis.analyze_dir(
             d, runs=getattr(args, "runs", None), collapse=args.collapse, grader=args.grader,
-            estimators=getattr(args, "estimators", None), n_boot=args.n_boot,
+            estimators=getattr(args, "estimators", None), n_boot=args.n_boot, judge=judge,
+            audit_against=getattr(args, "audit_against", None),
         )
     return out
 
@@ -390,11 +444,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(
             [{"run": a.run.name, "model": a.run.model, "collapse": a.collapse,
-              "grader": a.grader, **a.summary, "estimators": a.estimators} for a in analyses],
+              "grader": a.grader, **a.summary, "estimators": a.estimators, "audit": a.audit}
+             for a in analyses],
             indent=2, default=str,
         ))
     else:
         print(format_summary_table(analyses))
+        for a in analyses:
+            print(format_audit(a))
         for a in analyses:
             t = format_estimator_table(a)
             if t and not args.quiet:

@@ -495,7 +495,8 @@ def _score_run(
     from semcal.grade import is_correct, plurality
     from semcal.types import NO_ANSWER
 
-    collapse = get_collapse(collapse_name)
+    style = next((r.style for r in store.runs() if r.id == run_id), None)
+    collapse = get_collapse(collapse_name, style=style)  # a chain of thought is read as one
     questions = {q.id: q for q in store.questions(run_id)}
     if qids is not None:
         keep = set(qids)

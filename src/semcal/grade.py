@@ -22,6 +22,7 @@ Graders (``get_grader(name)``) wrap other notions of correctness over the same p
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -29,7 +30,14 @@ from typing import Any, Protocol
 from semcal.collapse.mathequiv import math_value
 from semcal.collapse.normalize import contains_as_words
 from semcal.errors import InputError
-from semcal.types import NO_ANSWER, Collapsed, Message, Prompt, Question, SamplingParams
+from semcal.types import (
+    NON_ANSWERS,
+    Collapsed,
+    Message,
+    Prompt,
+    Question,
+    SamplingParams,
+)
 
 
 @dataclass(frozen=True)
@@ -54,24 +62,25 @@ class Grade:
 
 
 def plurality(labels: Sequence[str]) -> tuple[str, int]:
-    """The most frequent label and its count.
+    """The most frequent label and its count, whatever the order of the samples.
 
-    Ties go to the label seen first, except that :data:`~semcal.types.NO_ANSWER` loses every
-    tie against a real answer. ``plurality([])`` raises :class:`InputError`.
+    Ties: a real answer beats :data:`~semcal.types.NO_ANSWER` and
+    :data:`~semcal.types.REFUSAL`; between tied answers the smallest label (in code-point
+    order) wins, so the prediction never depends on which sample came first.
+    ``plurality([])`` raises :class:`InputError`.
     """
     labels = list(labels)
     if not labels:
         raise InputError("plurality of an empty list of labels")
-    counts: dict[str, int] = {}
-    for lab in labels:  # dicts keep first-seen order
-        counts[lab] = counts.get(lab, 0) + 1
-    best_label, best_count = None, -1
-    for lab, c in counts.items():
-        better = c > best_count or (c == best_count and best_label == NO_ANSWER and lab != NO_ANSWER)
-        if better:
-            best_label, best_count = lab, c
-    assert best_label is not None
-    return best_label, best_count
+    counts = Counter(labels)
+    best = min(counts, key=lambda lab: (-counts[lab], lab in NON_ANSWERS, lab))
+    return best, counts[best]
+
+
+def is_tied(labels: Sequence[str]) -> bool:
+    """True when two or more classes share the largest count (the prediction is a tie-break)."""
+    top = Counter(labels).most_common(2)
+    return len(top) == 2 and top[0][1] == top[1][1]
 
 
 def is_correct(prediction: str, gold: Iterable[str], *, contains: bool = False, max_words: int = 6) -> bool:
@@ -80,9 +89,9 @@ def is_correct(prediction: str, gold: Iterable[str], *, contains: bool = False, 
     ``contains=True`` also accepts a prediction of at most ``max_words`` words that contains a
     gold label as whole words (labels must be normalised text for this to make sense).
     """
-    if prediction == NO_ANSWER:
+    if prediction in NON_ANSWERS:
         return False
-    gold = [g for g in gold if g != NO_ANSWER]
+    gold = [g for g in gold if g not in NON_ANSWERS]
     if prediction in gold:
         return True
     if contains and len(prediction.split()) <= max_words:
@@ -129,7 +138,7 @@ class LabelGrader:
 
 
 def _label_value(label: str) -> complex | None:
-    if label == NO_ANSWER or label.startswith("f("):
+    if label in NON_ANSWERS or label.startswith("f("):
         return None
     return math_value(label.lstrip("≈"))
 
@@ -154,7 +163,7 @@ class NumericGrader:
                  texts: Sequence[str] | None = None) -> Grade:
         label, count = plurality(collapsed.labels)
         n = len(collapsed.labels)
-        if label == NO_ANSWER:
+        if label in NON_ANSWERS:
             return Grade(label, count, n, False)
         if label in collapsed.gold:
             return Grade(label, count, n, True)
@@ -254,7 +263,7 @@ class JudgeGrader:
                  texts: Sequence[str] | None = None) -> Grade:
         label, count = plurality(collapsed.labels)
         n = len(collapsed.labels)
-        if label == NO_ANSWER:
+        if label in NON_ANSWERS:
             return Grade(label, count, n, False, verdict="NOT_ATTEMPTED")
         if texts is None or len(texts) != n:
             raise InputError("the judge grader needs the raw texts, one per label",
@@ -303,5 +312,6 @@ def get_grader(name: str, **opts: Any) -> Grader:
 
 __all__ = [
     "GRADERS", "AutoGrader", "Grade", "Grader", "JUDGE_GRADE_INSTRUCTIONS", "JUDGE_VERDICTS", "JudgeGrader",
-    "LabelGrader", "NumericGrader", "get_grader", "grade", "is_correct", "parse_verdict", "plurality",
+    "LabelGrader", "NumericGrader", "get_grader", "grade", "is_correct", "is_tied", "parse_verdict",
+    "plurality",
 ]

@@ -201,7 +201,12 @@ def preflight(spec: RunSpec) -> list[Question]:
     # before any sampling, not after the whole run
     from semcal.collapse import get_collapse
 
-    get_collapse(spec.collapse)
+    if spec.collapse == "judge":  # the judge model is opened only when the run needs it
+        if spec.judge is not None and spec.judge.backend not in BACKENDS:
+            raise InputError(f"unknown judge backend {spec.judge.backend!r} "
+                             f"(known: {', '.join(sorted(BACKENDS))})")
+    else:
+        get_collapse(spec.collapse, style=spec.style)
     return questions
 
 
@@ -480,9 +485,10 @@ class _Estimates:
 
         t0 = time.monotonic()
         if self.collapse_fn is None:
-            from semcal.collapse import get_collapse
+            from semcal.collapse import collapse_for
 
-            self.collapse_fn = get_collapse(self.spec.collapse)
+            self.collapse_fn = collapse_for(self.spec.collapse, style=self.spec.style,
+                                            judge=self.spec.judge)
         rated: list[tuple[Question, str, str, int]] = []  # (question, label, answer, n)
         empty: list[tuple[Question, str, int]] = []
         for q in todo:
@@ -609,9 +615,9 @@ def _run_adaptive(
     ad = spec.adaptive
     m_max = spec.samples
     if collapse_fn is None:
-        from semcal.collapse import get_collapse
+        from semcal.collapse import collapse_for
 
-        collapse_fn = get_collapse(spec.collapse)
+        collapse_fn = collapse_for(spec.collapse, style=spec.style, judge=spec.judge)
     new = 0
     n_done = total - len(pending)
     for group in _chunks(pending, spec.batch_questions):

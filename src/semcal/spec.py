@@ -22,6 +22,11 @@ both (flags override the file). Example::
     [backend_options]               # passed to the backend constructor
     n_ctx = 2048
 
+    [judge]                         # the judge model of collapse = "judge" / the judge grader
+    model = "smollm2-135m-instruct" # embedded name, GGUF path, HF id or a server's model name
+    backend = "llamacpp"            # llamacpp | hf | vllm | openai
+    base_url = "http://127.0.0.1:8080/v1"   # openai backend only
+
 Every value is checked here, so a bad spec fails before any model is loaded, with a message
 naming the file and the key.
 """
@@ -97,6 +102,54 @@ def read_toml(path: Path, what: str) -> dict[str, Any]:
         raise InputError(f"cannot read {what}: {exc}", where=str(path)) from None
 
 @dataclass(frozen=True)
+class JudgeSpec:
+    """The judge model of the judge B and the judge grader: any semcal backend.
+
+    ``base_url`` goes to the ``openai`` backend; ``backend_options`` to any backend.
+    """
+
+    model: str
+    backend: str = "llamacpp"
+    base_url: str | None = None
+    backend_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("model", "backend"):
+            v = getattr(self, name)
+            if not isinstance(v, str) or not v.strip():
+                raise InputError(f"judge.{name} must be a non-empty string, got {v!r}")
+        if self.base_url is not None and (not isinstance(self.base_url, str)
+                                          or not self.base_url.startswith(("http://", "https://"))):
+            raise InputError(f"judge.base_url must be an http(s) URL, got {self.base_url!r}")
+        if self.base_url is not None and self.backend != "openai":
+            raise InputError("judge.base_url needs judge.backend = \"openai\"")
+        if not isinstance(self.backend_options, Mapping):
+            raise InputError("judge.backend_options must be a table")
+
+    def options(self) -> dict[str, Any]:
+        """Keyword options for :func:`semcal.backends.get_sampler`."""
+        opts = dict(self.backend_options)
+        if self.base_url is not None:
+            opts["base_url"] = self.base_url
+        return opts
+
+    @classmethod
+    def parse(cls, data: Any, where: str | None = None) -> JudgeSpec | None:
+        """A judge from a ``[judge]`` table (None stays None)."""
+        if data is None or isinstance(data, JudgeSpec):
+            return data
+        if not isinstance(data, Mapping):
+            raise InputError("'judge' must be a table", where=where)
+        check_keys(data, cls, where, table="judge")
+        if "model" not in data:
+            raise InputError("[judge] has no 'model'", where=where)
+        try:
+            return cls(**dict(data))
+        except InputError as exc:
+            raise InputError(str(exc), where=where) from None
+
+
+@dataclass(frozen=True)
 class RunSpec:
     """Everything that defines a run. See the module docstring for the TOML form."""
 
@@ -122,6 +175,8 @@ class RunSpec:
     #: after a question's samples are stored, ask the model for P(True) and its verbalised
     #: confidence in the plurality answer (two extra calls per question; not part of the key)
     model_estimators: bool = False
+    #: the judge model for collapse = "judge" (not part of the key: it does not change samples)
+    judge: JudgeSpec | None = None
 
     def __post_init__(self) -> None:
         validate(self)
@@ -131,6 +186,10 @@ class RunSpec:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["backend_options"] = dict(self.backend_options)
+        if self.judge is None:
+            d.pop("judge")
+        else:
+            d["judge"]["backend_options"] = dict(self.judge.backend_options)
         return d
 
     @classmethod
@@ -153,6 +212,7 @@ class RunSpec:
         bo = data.get("backend_options", {})
         if not isinstance(bo, Mapping):
             raise InputError("'backend_options' must be a table", where=where)
+        data["judge"] = JudgeSpec.parse(data.get("judge"), where)
         try:
             return cls(**data, adaptive=ad)
         except InputError as exc:
@@ -274,6 +334,10 @@ def validate(spec: RunSpec) -> None:
         if v is not None and (not isinstance(v, str) or not v.strip()):
             raise InputError(f"{name} must be a non-empty string, got {v!r}")
     validate_adaptive(spec.adaptive)
+    if spec.judge is not None and not isinstance(spec.judge, JudgeSpec):
+        raise InputError(f"judge must be a JudgeSpec, got {type(spec.judge).__name__}")
+    if spec.collapse == "judge" and spec.judge is None:
+        raise InputError('collapse = "judge" needs a [judge] table naming the judge model')
     if spec.adaptive.enabled and spec.temperature == 0:
         raise InputError("adaptive sampling needs temperature > 0 (greedy samples are all equal)")
 

@@ -11,6 +11,10 @@ from semcal.errors import InputError
 
 #: The class label of a response from which no answer could be extracted.
 NO_ANSWER = "<no answer>"
+#: The class label of a response that declines to answer ("I don't know", "As an AI ...").
+REFUSAL = "<refusal>"
+#: Labels that are not answers: never correct, and they lose every plurality tie.
+NON_ANSWERS = frozenset({NO_ANSWER, REFUSAL})
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ math       extracted answer's exact value: "$1,200.00" == "1200", "0.75" == "\\f
 embedding  sentence-embedding clustering of the extracted answers (needs ``[embed]``)
 nli        bidirectional NLI entailment, Kuhn et al. 2023 (needs ``[hf]`` and ``model=``)
 judge      a judge LM extracts a short answer, then exact/math match (needs ``sampler=``)
-auto       math for questions with ``task == "math"``, exact otherwise
+auto       the default: math or exact labels, gold-alias closure, containment merge
+           (see :mod:`semcal.collapse.auto`); refusals are one class in every B
 ========== =========================================================================
 
 A user-defined B is three lines::
@@ -25,50 +26,70 @@ A user-defined B is three lines::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
+from semcal.collapse.auto import AutoCollapse
 from semcal.collapse.base import CollapseFn
 from semcal.collapse.embedding import EmbeddingCollapse
-from semcal.collapse.exact import ExactCollapse, MathCollapse, check_inputs
+from semcal.collapse.exact import ExactCollapse, MathCollapse
 from semcal.collapse.extract import extract_answer
 from semcal.collapse.judge import JudgeCollapse
 from semcal.collapse.mathequiv import math_equal, math_label, math_value
 from semcal.collapse.nli import NLICollapse
 from semcal.collapse.normalize import contains_as_words, normalize_answer
 from semcal.errors import InputError
-from semcal.types import Collapsed, Question
 
 COLLAPSE_NAMES = ("exact", "math", "embedding", "nli", "judge", "auto")
+#: bumped whenever a built-in B changes the labels it gives, so that class labels cached in a
+#: store by an older semcal are not reused (see :func:`collapse_key`)
+COLLAPSE_VERSION = 2
 
 
-class AutoCollapse:
-    """Math equivalence for ``task == "math"`` questions, normalised exact match otherwise."""
+def collapse_key(name: str, opts: dict[str, Any] | None = None) -> str:
+    """The key under which a B's results are cached: name, :data:`COLLAPSE_VERSION`, the judge
+    model and any plain options ("auto@2", "judge@2:smollm2", "embedding@2:{"threshold": 0.9}")."""
+    import json
 
-    name = "auto"
+    opts = dict(opts or {})
+    key = f"{name}@{COLLAPSE_VERSION}"
+    sampler = opts.pop("sampler", None)
+    if sampler is not None:
+        key += f":{getattr(sampler, 'model_name', type(sampler).__name__)}"
+    opts.pop("encoder", None)
+    opts.pop("relation", None)
+    opts.pop("style", None)  # a run has one style
+    if opts:
+        key += ":" + json.dumps(opts, sort_keys=True, default=str)
+    return key
 
-    def __init__(self, **opts: Any):
-        math_opts = {k: v for k, v in opts.items() if k in ("sig_digits", "time_budget", "extract")}
-        exact_opts = {k: v for k, v in opts.items() if k in ("accents", "use_question", "extract")}
-        unknown = set(opts) - set(math_opts) - set(exact_opts)
-        if unknown:
-            raise InputError(f"unknown option(s) for the auto collapsing function: {sorted(unknown)}")
-        self.math = MathCollapse(**math_opts)
-        self.exact = ExactCollapse(**exact_opts)
 
-    def __call__(self, question: Question, texts: Sequence[str]) -> Collapsed:
-        check_inputs(question, texts)
-        return (self.math if question.task == "math" else self.exact)(question, texts)
+def open_judge(judge: Any) -> Any:
+    """Open the judge model of a :class:`~semcal.spec.JudgeSpec` (a semcal Sampler)."""
+    from semcal.backends import get_sampler
 
-    def __repr__(self) -> str:
-        return f"AutoCollapse({self.math!r}, {self.exact!r})"
+    return get_sampler(judge.backend, judge.model, **judge.options())
+
+
+def collapse_for(name: str, *, style: str | None = None, judge: Any = None, **opts: Any) -> CollapseFn:
+    """The B ``name`` for a run of ``style``; for ``judge``, the judge model is opened from
+    ``judge`` (a :class:`~semcal.spec.JudgeSpec`) unless ``opts`` holds a ``sampler``."""
+    if name == "judge" and "sampler" not in opts:
+        if judge is None:
+            raise InputError("the judge collapsing function needs a judge model "
+                             "(--judge-model, or a [judge] table in the spec)")
+        opts["sampler"] = open_judge(judge)
+    opts.setdefault("style", style)
+    return get_collapse(name, **opts)
 
 
 def get_collapse(name: str, **opts: Any) -> CollapseFn:
     """A collapsing function by name (see the module docstring); ``opts`` go to its constructor.
 
     ``embedding``: model, encoder, threshold, device; ``nli``: model or relation, strict;
-    ``judge``: sampler (required), max_tokens, cache_path; ``math``: sig_digits.
+    ``judge``: sampler (required), max_tokens, cache_path; ``math``: sig_digits. Every built-in
+    B takes ``style`` (the run's response style: with "cot" only a stated final answer counts)
+    and ``unmarked`` (what an unmarked reasoning response counts as: "none", "last_number",
+    "first_sentence").
     """
     try:
         if name == "exact":
@@ -91,8 +112,8 @@ def get_collapse(name: str, **opts: Any) -> CollapseFn:
 
 
 __all__ = [
-    "COLLAPSE_NAMES", "AutoCollapse", "CollapseFn", "EmbeddingCollapse", "ExactCollapse",
+    "COLLAPSE_NAMES", "COLLAPSE_VERSION", "AutoCollapse", "CollapseFn", "EmbeddingCollapse", "ExactCollapse",
     "JudgeCollapse", "MathCollapse", "NLICollapse",
-    "contains_as_words", "extract_answer", "get_collapse", "math_equal", "math_label",
-    "math_value", "normalize_answer",
+    "collapse_for", "collapse_key", "contains_as_words", "extract_answer", "get_collapse", "math_equal", "math_label",
+    "math_value", "normalize_answer", "open_judge",
 ]

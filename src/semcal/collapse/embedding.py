@@ -9,9 +9,13 @@ sentence-embedding model and clustered greedily by cosine similarity:
    is most similar to it, if that similarity is at least ``threshold``; otherwise it leads a
    new cluster.
 
-A class label is the leader's normalised text ("paris" for {"paris", "paris france"}). A gold
-alias falls into the cluster of an identical member, else of its most similar leader above the
-threshold, else into a class of its own. Unlike the per-text B's, the partition depends on
+A class label is the leader's normalised text ("paris" for {"paris", "paris france"}).
+Grading never trusts the clustering: the gold classes are the gold aliases' own normalised
+texts, so a cluster is correct only when its *leader* is a gold alias ({cuba, cuba, havana}
+is labelled "cuba" and graded wrong for gold "Havana", however similar the embeddings).
+Refusals are one class, as in every B. Math questions (``task == "math"``) are not embedded:
+their numbers would merge by surface similarity ("1945" ~ "1944"), so they are labelled by
+the math B, with a warning. Unlike the per-text B's, the partition depends on
 the whole set of answers (as any clustering does), but it is deterministic given that set.
 
 Default model: all-MiniLM-L6-v2 as shipped, for offline use, by the PyPI package
@@ -24,18 +28,21 @@ Default threshold 0.85: with MiniLM it joins "paris"/"paris france" (0.95),
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from semcal.collapse.exact import short_answers
+from semcal.collapse.exact import MathCollapse, check_style, short_answers
 from semcal.collapse.normalize import normalize_answer
 from semcal.errors import InputError, MissingExtraError, require
-from semcal.types import NO_ANSWER, Collapsed, Question
+from semcal.types import Collapsed, Question
 
 #: cosine similarity at or above which two answers are one class
 DEFAULT_THRESHOLD = 0.85
+
+log = logging.getLogger(__name__)
 
 _MODELS: dict[tuple[str, str], Any] = {}
 _LOCK = threading.Lock()
@@ -109,7 +116,10 @@ class EmbeddingCollapse:
 
     def __init__(self, *, model: str | None = None, encoder: Callable[[list[str]], Any] | None = None,
                  threshold: float = DEFAULT_THRESHOLD, extract: bool = True, device: str = "cpu",
-                 batch_size: int = 64):
+                 batch_size: int = 64, style: str | None = None, unmarked: str = "none"):
+        check_style(style, unmarked)
+        self.style, self.unmarked = style, unmarked
+        self.math = MathCollapse(extract=extract, style=style, unmarked=unmarked)
         if not (isinstance(threshold, (int, float)) and -1.0 <= threshold <= 1.0):
             raise InputError(f"threshold must be a cosine similarity in [-1, 1], got {threshold!r}")
         self.model = model
@@ -144,38 +154,35 @@ class EmbeddingCollapse:
         return np.stack([self._cache[t] for t in texts])
 
     def __call__(self, question: Question, texts: Sequence[str]) -> Collapsed:
-        import numpy as np
-
-        answers, counts = short_answers(question, texts, self.extract)
+        if question.task == "math":
+            return math_instead(self, question, texts)
+        answers, counts = short_answers(question, texts, self.extract, style=self.style,
+                                        unmarked=self.unmarked)
         distinct = list(counts)  # first-seen order
         leader_name: dict[str, str] = {}
-        leaders: list[str] = []
         if distinct:
-            order = sorted(range(len(distinct)), key=lambda i: (-counts[distinct[i]], i))
-            vecs = self.encode(distinct)
-            leader_of = cluster_by_similarity(vecs, self.threshold, order)
+            # most frequent first; ties by the text, so the result does not depend on sample order
+            order = sorted(range(len(distinct)), key=lambda i: (-counts[distinct[i]], distinct[i]))
+            leader_of = cluster_by_similarity(self.encode(distinct), self.threshold, order)
             for i, a in enumerate(distinct):
                 leader_name[a] = distinct[leader_of[i]]
-            leaders = list(dict.fromkeys(distinct[leader_of[i]] for i in order))
-        labels = tuple(leader_name.get(a, NO_ANSWER) for a in answers)
-
-        gold: set[str] = set()
-        aliases = [g for g in (normalize_answer(a) for a in question.answers) if g]
-        if leaders:
-            lead_vecs = self.encode(leaders)
-        for g in aliases:
-            if g in leader_name:
-                gold.add(leader_name[g])
-                continue
-            if leaders:
-                v = self.encode([g])[0]
-                sims = lead_vecs @ v / (np.linalg.norm(lead_vecs, axis=1) * (np.linalg.norm(v) or 1.0))
-                j = int(np.argmax(sims))
-                if sims[j] >= self.threshold:
-                    gold.add(leaders[j])
-                    continue
-            gold.add(g)
-        return Collapsed(labels=labels, gold=frozenset(gold))
+        labels = tuple(leader_name.get(a, a) for a in answers)
+        return Collapsed(labels=labels, gold=exact_gold(question))
 
     def __repr__(self) -> str:
         return f"EmbeddingCollapse(model={self.model or 'all-MiniLM-L6-v2 (packaged)'!r}, threshold={self.threshold})"
+
+
+def exact_gold(question: Question) -> frozenset[str]:
+    """The gold classes of a clustering B: the aliases' own normalised texts, never a cluster
+    they were merged into (grading compares the prediction with the gold exactly)."""
+    return frozenset(g for g in (normalize_answer(a) for a in question.answers) if g)
+
+
+def math_instead(b: Any, question: Question, texts: Sequence[str]) -> Collapsed:
+    """Label a math question with the math B (``b.math``), warning once per B instance."""
+    if not getattr(b, "_warned_math", False):
+        log.warning("the %s collapsing function does not cluster math answers (numbers that look "
+                    "alike are not equal); math questions are labelled by the math B", b.name)
+        b._warned_math = True
+    return b.math(question, texts)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from semcal.collapse.extract import _NUMBER, extract_answer
+from semcal.collapse.extract import _NUMBER, UNMARKED_RULES, extract_answer, is_refusal
 from semcal.collapse.mathequiv import DEFAULT_TIME_BUDGET, math_label
 from semcal.collapse.normalize import normalize_answer
 from semcal.errors import InputError
-from semcal.types import NO_ANSWER, Collapsed, Question
+from semcal.types import NO_ANSWER, REFUSAL, Collapsed, Question
 
 
 def check_inputs(question: Question, texts: Sequence[str]) -> list[str]:
@@ -30,18 +30,32 @@ def check_inputs(question: Question, texts: Sequence[str]) -> list[str]:
     return out
 
 
+def check_style(style: str | None, unmarked: str) -> None:
+    """Validate the ``style`` / ``unmarked`` options every built-in B takes."""
+    if style is not None and style not in ("concise", "sentence", "cot"):
+        raise InputError(f"style must be concise, sentence or cot, got {style!r}")
+    if unmarked not in UNMARKED_RULES:
+        raise InputError(f"unmarked must be one of {', '.join(UNMARKED_RULES)}, got {unmarked!r}")
+
+
 def short_answers(
-    question: Question, texts: Sequence[str], extract: bool = True
+    question: Question, texts: Sequence[str], extract: bool = True, *,
+    style: str | None = None, unmarked: str = "none",
 ) -> tuple[list[str], dict[str, int]]:
-    """Each text's normalised short answer (``NO_ANSWER`` if none) and the counts of the real
-    answers in first-seen order: the common first step of the clustering Bs."""
+    """Each text's normalised short answer (``NO_ANSWER`` if none, ``REFUSAL`` for a refusal)
+    and the counts of the real answers in first-seen order: the common first step of the
+    clustering Bs."""
     answers = []
     for t in check_inputs(question, texts):
-        span = extract_answer(t, question.task, question=question.question) if extract else t
+        if extract and is_refusal(t):
+            answers.append(REFUSAL)
+            continue
+        span = (extract_answer(t, question.task, question=question.question, style=style,
+                               unmarked=unmarked) if extract else t)
         answers.append(NO_ANSWER if span is None else (normalize_answer(span) or NO_ANSWER))
     counts: dict[str, int] = {}
     for a in answers:
-        if a != NO_ANSWER:
+        if a not in (NO_ANSWER, REFUSAL):
             counts[a] = counts.get(a, 0) + 1
     return answers, counts
 
@@ -56,20 +70,39 @@ class ExactCollapse:
     first (False: normalise the whole text, for already-short answers); ``accents`` (default
     False) keeps accents when True; ``use_question`` (default True) lets extraction cut a
     one-sentence reply at its copula using the question ("The capital of France is Paris.").
+    ``style`` (the run's response style; ``"cot"``: only an explicitly stated final answer
+    counts) and ``unmarked`` (what an unmarked reasoning response counts as: ``"none"``,
+    ``"last_number"`` or ``"first_sentence"``) are passed to the extraction. A response that
+    declines to answer is labelled :data:`~semcal.types.REFUSAL`.
     """
 
     name = "exact"
+    #: the task whose extraction rules apply (None: the question's own task)
+    task: str | None = None
 
-    def __init__(self, *, extract: bool = True, accents: bool = False, use_question: bool = True):
+    def __init__(self, *, extract: bool = True, accents: bool = False, use_question: bool = True,
+                 style: str | None = None, unmarked: str = "none"):
+        check_style(style, unmarked)
         self.extract = extract
         self.accents = accents
         self.use_question = use_question
+        self.style = style
+        self.unmarked = unmarked
+
+    def span(self, question: Question, text: str) -> str | None:
+        """The extracted answer span of one response, :data:`REFUSAL`, or None."""
+        if not self.extract:
+            return text
+        if is_refusal(text):
+            return REFUSAL
+        return extract_answer(text, self.task or question.task, style=self.style, unmarked=self.unmarked,
+                              question=question.question if self.use_question else None)
 
     def label(self, question: Question, text: str) -> str:
         """The class label of one response."""
-        span = text
-        if self.extract:
-            span = extract_answer(text, question.task, question=question.question if self.use_question else None)
+        span = self.span(question, text)
+        if span == REFUSAL:
+            return REFUSAL
         if span is None:
             return NO_ANSWER
         return normalize_answer(span, accents=self.accents) or NO_ANSWER
@@ -85,7 +118,8 @@ class ExactCollapse:
         return Collapsed(labels=labels, gold=gold)
 
     def __repr__(self) -> str:
-        return f"ExactCollapse(extract={self.extract}, accents={self.accents}, use_question={self.use_question})"
+        return (f"ExactCollapse(extract={self.extract}, accents={self.accents}, "
+                f"use_question={self.use_question}, style={self.style!r}, unmarked={self.unmarked!r})")
 
 
 class MathCollapse(ExactCollapse):
@@ -98,10 +132,12 @@ class MathCollapse(ExactCollapse):
     """
 
     name = "math"
+    task = "math"
 
     def __init__(self, *, extract: bool = True, sig_digits: int | None = None,
-                 time_budget: float = DEFAULT_TIME_BUDGET):
-        super().__init__(extract=extract)
+                 time_budget: float = DEFAULT_TIME_BUDGET, style: str | None = None,
+                 unmarked: str = "none"):
+        super().__init__(extract=extract, style=style, unmarked=unmarked)
         if sig_digits is not None and (not isinstance(sig_digits, int) or not 1 <= sig_digits <= 30):
             raise InputError(f"sig_digits must be an integer from 1 to 30, got {sig_digits!r}")
         self.sig_digits = sig_digits
@@ -122,9 +158,9 @@ class MathCollapse(ExactCollapse):
         return normalize_answer(span) or NO_ANSWER
 
     def label(self, question: Question, text: str) -> str:
-        span = extract_answer(text, "math") if self.extract else text
-        if span is None:
-            return NO_ANSWER
+        span = self.span(question, text)
+        if span is None or span == REFUSAL:
+            return NO_ANSWER if span is None else REFUSAL
         return self.canonical(span)
 
     def gold_label(self, question: Question, alias: str) -> str:
@@ -135,4 +171,5 @@ class MathCollapse(ExactCollapse):
         return self.canonical(span) if span is not None else NO_ANSWER
 
     def __repr__(self) -> str:
-        return f"MathCollapse(extract={self.extract}, sig_digits={self.sig_digits})"
+        return (f"MathCollapse(extract={self.extract}, sig_digits={self.sig_digits}, "
+                f"style={self.style!r}, unmarked={self.unmarked!r})")

@@ -72,7 +72,8 @@ _DANGLING = re.compile(r"(?:it|that|this|the[ \t]+answer)(?![\w])", re.IGNORECAS
 _NUMBER = re.compile(r"[-−]?\d+(?:,\d{3})*(?:\.\d+)?(?:[ \t]*/[ \t]*\d+)?")
 _WORD = re.compile(r"[^\W_]+")
 _COPULA = re.compile(r"[ \t](?:is|was|are|were)[ \t]", re.IGNORECASE)
-_TRAILING_CLAUSE = re.compile(r",[ \t]*(?:which|who|whom|whose|where|when|and|but)\b", re.IGNORECASE)
+_TRAILING_CLAUSE = re.compile(r",[ \t]*(?:which|who|whom|whose|where|when|and|but|not)\b", re.IGNORECASE)
+_PARENTHETICAL = re.compile(r"[ \t]*\([^()\n]{0,80}\)")
 # abbreviations whose final period does not end a sentence
 _ABBREVIATIONS = frozenset(
     {"mr", "mrs", "ms", "dr", "st", "mt", "jr", "sr", "vs", "no", "co", "inc", "ltd", "etc",
@@ -86,21 +87,44 @@ _QA_STOPWORDS = frozenset(
 )
 
 
-def extract_answer(text: str | None, task: str = "qa", *, question: str | None = None) -> str | None:
+#: styles whose answer comes first (only the first line that says something is read)
+DIRECT_STYLES = ("concise", "sentence")
+#: what a reasoning (``style="cot"``) response without an explicit final answer counts as
+UNMARKED_RULES = ("none", "stated", "last_number", "first_sentence")
+
+
+def extract_answer(
+    text: str | None, task: str = "qa", *, question: str | None = None,
+    style: str | None = None, unmarked: str = "none",
+) -> str | None:
     """The final answer in ``text`` as a short span, or ``None`` when there is none.
 
     ``task`` is "math" for numeric answers (last-number fallback) and anything else ("qa") for
     short factual answers. ``question`` (optional) enables the copula rule for one-sentence
-    QA replies. Never raises on a ``str``; raises :class:`~semcal.errors.InputError` for a
-    non-string input.
+    QA replies. ``style`` "concise" or "sentence" reads only the first line that says something
+    (after a lead-in such as "Sure, here it is:"), without a question echoed at its start.
+    ``style="cot"`` marks a reasoning response: only an explicitly stated final
+    answer (``\\boxed{}``, ``####``, "The answer is ...") counts, and an unmarked response
+    (typically unfinished reasoning) gives ``None`` — unless ``unmarked`` names another rule:
+    ``"stated"`` (QA only: the first sentence that restates the question and states an answer,
+    "The capital of France is Paris."), ``"last_number"`` (the last number in the text, the old
+    rule) or ``"first_sentence"`` (the rules for direct answers). Never raises on a ``str``; raises
+    :class:`~semcal.errors.InputError` for a non-string input.
     """
     if text is None:
         return None
     if not isinstance(text, str):
         raise InputError(f"extract_answer expects a string, got {type(text).__name__}")
+    if unmarked not in UNMARKED_RULES:
+        raise InputError(f"unmarked must be one of {', '.join(UNMARKED_RULES)}, got {unmarked!r}")
     t = text[:MAX_EXTRACT_CHARS].replace("\r\n", "\n").replace("\r", "\n")
     t = cut_leftovers(t)
     math = task == "math"
+    if style in DIRECT_STYLES:
+        # a direct answer comes first: later lines are chatter ("The answer is a few words")
+        t = _direct_line(t)
+        if t is None:
+            return None
 
     boxed = last_boxed(t)
     if boxed is not None:
@@ -122,6 +146,15 @@ def extract_answer(text: str | None, task: str = "qa", *, question: str | None =
         if got is not None:
             return got
 
+    if style == "cot" and unmarked != "first_sentence":
+        if unmarked == "stated" and not math and question:
+            return _stated_answer(t, question)
+        if unmarked in ("none", "stated"):
+            return None
+        last_number = None
+        for m in _NUMBER.finditer(t):
+            last_number = m
+        return None if last_number is None else last_number.group(0).replace(" ", "").replace("\t", "")
     first = _first_line(t)
     if first is None:
         return None
@@ -139,7 +172,65 @@ def extract_answer(text: str | None, task: str = "qa", *, question: str | None =
         if last_number is not None:
             return last_number.group(0).replace(" ", "").replace("\t", "")
         return None
-    return _finish(first, False, question=question)
+    return _finish(skip_question_echo(first), False, question=question)
+
+
+_ECHO = re.compile(r"[^?!.\n]{0,300}\?[ \t]+(?=\S)")
+
+
+def skip_question_echo(line: str) -> str:
+    """Drop leading sentences that are questions: "What is the capital of Turkey? It is
+    Istanbul." -> "It is Istanbul." (a reply that is only a question is kept as it is)."""
+    for _ in range(4):
+        m = _ECHO.match(line)
+        if m is None:
+            break
+        line = line[m.end():]
+    return line
+
+
+_REFUSAL = re.compile(
+    r"^[\s*\"'“]*(?:(?:i['’]?m|i[ \t]+am)[ \t]+(?:so[ \t]+|very[ \t]+)?sorry|sorry|apologies|unfortunately"
+    r"|i[ \t]+(?:really[ \t]+)?(?:do[ \t]+not|don['’]?t|honestly[ \t]+don['’]?t)[ \t]+(?:know|have|recall|remember)"
+    r"|(?:i['’]?m|i[ \t]+am)[ \t]+(?:not[ \t]+(?:sure|certain|aware|able)|unable|unsure)"
+    r"|i[ \t]+(?:cannot|can['’]?t|could[ \t]+not|couldn['’]?t|am[ \t]+unable[ \t]+to)"
+    r"|as[ \t]+an[ \t]+(?:ai|a\.i\.|language[ \t]+model)"
+    r"|(?:there[ \t]+is|there['’]s)[ \t]+no[ \t]+(?:way|known|definitive|single|information|record|answer)"
+    r"|(?:it[ \t]+is|it['’]s|that[ \t]+is|this[ \t]+is)[ \t]+(?:unknown|not[ \t]+known|unclear|impossible[ \t]+to)"
+    r"|unknown[ \t.!]*$|no[ \t]+one[ \t]+knows|nobody[ \t]+knows|not[ \t]+enough[ \t]+information|no[ \t]+idea"
+    r"|(?:the[ \t]+)?answer[ \t]+is[ \t]+(?:unknown|not[ \t]+known|not[ \t]+available|unavailable))(?![\w])",
+    re.IGNORECASE,
+)
+# a refusal phrase followed by an answer after all: "I'm not sure, but I think it's Paris"
+_UNREFUSE = re.compile(
+    r"\b(?:but|however)\b[ \t,]*(?:i[ \t]+(?:think|believe|guess|would[ \t]+say)|i['’]d[ \t]+say"
+    r"|(?:it|that|the[ \t]+answer)[ \t]+(?:is|was|might[ \t]+be|may[ \t]+be|could[ \t]+be|would[ \t]+be)"
+    r"|probably|maybe|perhaps|my[ \t]+(?:best[ \t]+)?guess)"
+    r"|\b(?:the[ \t]+)?(?:final[ \t]+)?answer[ \t]+(?:is|would[ \t]+be)[ \t]+(?!unknown|not)\w",
+    re.IGNORECASE,
+)
+
+
+# "The author of the novel is unknown." / "... cannot be answered": a first sentence that says
+# the answer is not to be had
+_UNKNOWN = re.compile(
+    r"\b(?:is|are|was|remains)[ \t]+(?:unknown|not[ \t]+known|unspecified|undetermined|not[ \t]+available"
+    r"|unavailable)\b|\bcannot[ \t]+be[ \t]+(?:answered|determined)\b|^[ \t]*(?:undetermined|unspecified)\b",
+    re.IGNORECASE,
+)
+
+
+def is_refusal(text: str | None) -> bool:
+    """True when a response declines to answer: "I'm sorry, I don't know.", "As an AI ...",
+    "Unknown.", "The author of the novel is unknown.". A refusal phrase followed by an answer after all ("I'm not sure, but I think
+    it's Paris") is not a refusal. Only the start of the text (its first 400 characters after
+    few-shot leftovers are cut) is read."""
+    if not isinstance(text, str):
+        return False
+    head = cut_leftovers(text[:MAX_EXTRACT_CHARS])[:400].lstrip()
+    if _REFUSAL.match(head) is None and _UNKNOWN.search(first_sentence(head)) is None:
+        return False
+    return _UNREFUSE.search(head) is None
 
 
 def cut_leftovers(text: str) -> str:
@@ -218,6 +309,43 @@ def first_sentence(span: str) -> str:
     return span
 
 
+def _stated_answer(text: str, question: str, max_sentences: int = 4) -> str | None:
+    """The answer of the first of the first few sentences that is cut at its copula into a
+    side that restates the question and a side that answers it ("The capital of France is
+    Paris." -> "Paris"); None when no sentence does."""
+    rest = text
+    for _ in range(max_sentences):
+        rest = rest.lstrip()
+        if not rest:
+            return None
+        sentence = first_sentence(rest)
+        rest = rest[len(sentence) + 1:]
+        sentence = sentence.strip().strip(_STRIP_CHARS)
+        m = _COPULA.search(sentence)
+        if m is None:
+            continue
+        cut = _copula_cut(sentence, question)
+        left, right = sentence[: m.start()], sentence[m.end():]
+        restated = left if right.startswith(cut) else right
+        # the other side must restate the question (two of its words), the answer be short
+        if (cut != sentence and len(_content_words(restated) & _content_words(question)) >= 2
+                and len(cut.split()) <= 6):
+            return _finish(cut, False, question=None)
+    return None
+
+
+def _direct_line(text: str) -> str | None:
+    """The first non-empty line of a direct answer, past a lead-in line ending in ":" and a
+    question echoed at its start."""
+    lines = [ln for ln in text.split("\n") if ln.strip()]
+    if not lines:
+        return None
+    first = lines[0]
+    if first.rstrip(" *").endswith(":") and len(lines) > 1:
+        first = lines[1]
+    return skip_question_echo(first)
+
+
 def _first_line(text: str) -> str | None:
     for line in text.split("\n"):
         if line.strip():
@@ -257,6 +385,8 @@ def _finish(span: str, math: bool, *, question: str | None) -> str | None:
     span = span.strip(no_dot)
     span = strip_hedges(span)
     span = span.lstrip(lead)
+    if not math:
+        span = _PARENTHETICAL.sub("", span)  # "sodium (Na)" -> "sodium"
     span = first_sentence(span)
     if not math:
         span = _TRAILING_HEDGE.sub("", span)  # "Paris, I think" -> "Paris"

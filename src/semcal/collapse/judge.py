@@ -6,6 +6,13 @@ question, in as few words as possible, or NONE. The short answers are then compa
 normalisation: normalised exact match for QA, the math canonical label for ``task == "math"``.
 Gold aliases are normalised the same way (no judge call).
 
+The judge is held to the text: its answer must occur in the response (as whole words after
+normalisation; for math, as one of the response's numbers) or be NONE. Any other reply — an
+answer the judge made up, or corrected — is not trusted: the response keeps the label of the
+rule-based default B, and the fallback is counted (``fallbacks``). Refusals are recognised
+before the judge is asked, as in every B, and the judge's labels then go through the same
+gold-alias closure and containment merge as the default B.
+
 Judge replies are cached in memory, keyed by (judge model + prompt version, question,
 response), and optionally on disk in a small SQLite file (``cache_path=``), so re-analysing a
 run never asks the judge twice. The prompt is written for both chat models (instructions in
@@ -21,11 +28,12 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from semcal.collapse.exact import MathCollapse, check_inputs
+from semcal.collapse.auto import AutoCollapse
+from semcal.collapse.exact import _NUMBER, MathCollapse, check_inputs
 from semcal.collapse.extract import cut_leftovers, strip_hedges
-from semcal.collapse.normalize import normalize_answer
+from semcal.collapse.normalize import contains_as_words, normalize_answer
 from semcal.errors import InputError, StoreError
-from semcal.types import NO_ANSWER, Collapsed, Message, Prompt, Question, SamplingParams
+from semcal.types import NO_ANSWER, REFUSAL, Collapsed, Message, Prompt, Question, SamplingParams
 
 #: bump when the prompt changes, so cached replies of the old prompt are not reused
 PROMPT_VERSION = "extract-v1"
@@ -154,12 +162,19 @@ class JudgeCollapse:
     """The paper's B: a judge model extracts a short answer from each response.
 
     ``sampler``: any semcal Sampler (chat or base); ``max_tokens``: reply budget (default 24);
-    ``cache_path``: optional SQLite file that keeps judge replies across runs.
+    ``cache_path``: optional SQLite file that keeps judge replies across runs; ``style`` and
+    ``unmarked``: how the rule-based fallback reads a response (see
+    :class:`~semcal.collapse.auto.AutoCollapse`).
+
+    Counters for reporting: ``calls`` (judge calls made), ``judged`` (responses labelled),
+    ``fallbacks`` (judge answers not found in their response, so the rule-based label was
+    kept), ``agree`` (responses whose judge label equals the rule-based label).
     """
 
     name = "judge"
 
-    def __init__(self, sampler: Any, *, max_tokens: int = 24, cache_path: str | os.PathLike | None = None):
+    def __init__(self, sampler: Any, *, max_tokens: int = 24, cache_path: str | os.PathLike | None = None,
+                 style: str | None = None, unmarked: str = "none"):
         if sampler is None or not hasattr(sampler, "sample"):
             raise InputError("the judge collapsing function needs sampler=<a semcal Sampler>")
         if not isinstance(max_tokens, int) or max_tokens < 1:
@@ -170,8 +185,12 @@ class JudgeCollapse:
         self._memory: dict[tuple[str, str, str], str] = {}
         self._disk = _DiskCache(os.fspath(cache_path)) if cache_path is not None else None
         self._math = MathCollapse(extract=False)
+        self.rules = AutoCollapse(style=style, unmarked=unmarked)
         #: number of judge calls actually made (cache misses), for reporting
         self.calls = 0
+        self.judged = 0
+        self.fallbacks = 0
+        self.agree = 0
 
     def replies(self, question: Question, texts: Sequence[str]) -> list[str]:
         """The judge's raw reply for each text (cached)."""
@@ -202,16 +221,37 @@ class JudgeCollapse:
             return self._math.canonical(answer)
         return normalize_answer(answer) or NO_ANSWER
 
+    def grounded(self, question: Question, answer: str, response: str) -> bool:
+        """True when the judge's ``answer`` occurs in ``response``: as whole words after
+        normalisation, or (math) as the value of one of the response's numbers."""
+        if question.task == "math":
+            value = self._math.canonical(answer)
+            return any(self._math.canonical(m.group(0)) == value
+                       for m in _NUMBER.finditer(response[:8000]))
+        return contains_as_words(normalize_answer(response), normalize_answer(answer))
+
     def __call__(self, question: Question, texts: Sequence[str]) -> Collapsed:
         texts = check_inputs(question, texts)
-        asked = [t for t in dict.fromkeys(texts) if t.strip()]  # empty responses need no judge
+        base = self.rules.base(question)
+        rule_labels = [base.label(question, t) for t in texts]
+        # empty responses and refusals need no judge
+        asked = list(dict.fromkeys(t for t, lab in zip(texts, rule_labels) if t.strip() and lab != REFUSAL))
         reply_of = dict(zip(asked, self.replies(question, asked)))
-        labels = [
-            self._normalise(question, parse_judge_answer(reply_of[t])) if t in reply_of else NO_ANSWER
-            for t in texts
-        ]
-        gold = frozenset(g for g in (self._normalise(question, a) for a in question.answers) if g != NO_ANSWER)
-        return Collapsed(labels=tuple(labels), gold=gold)
+        labels = []
+        for t, rule in zip(texts, rule_labels):
+            if t not in reply_of:
+                labels.append(rule if rule == REFUSAL else NO_ANSWER)
+                continue
+            answer = parse_judge_answer(reply_of[t])
+            self.judged += 1
+            if answer is not None and not self.grounded(question, answer, t):
+                self.fallbacks += 1
+                labels.append(rule)
+                continue
+            lab = self._normalise(question, answer)
+            self.agree += lab == rule
+            labels.append(lab)
+        return self.rules.finish(question, labels)
 
     def close(self) -> None:
         """Close the disk cache (the sampler belongs to the caller)."""
@@ -220,4 +260,4 @@ class JudgeCollapse:
             self._disk = None
 
     def __repr__(self) -> str:
-        return f"JudgeCollapse(judge={self.model_key!r})"
+        return f"JudgeCollapse(judge={self.model_key!r}, rules={self.rules!r})"

@@ -27,10 +27,10 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from semcal.collapse.exact import short_answers
-from semcal.collapse.normalize import normalize_answer
+from semcal.collapse.embedding import exact_gold, math_instead
+from semcal.collapse.exact import MathCollapse, check_style, short_answers
 from semcal.errors import InputError, require
-from semcal.types import NO_ANSWER, Collapsed, Question
+from semcal.types import Collapsed, Question
 
 Relation = Callable[[str, str], str]
 RELATIONS = ("entailment", "neutral", "contradiction")
@@ -100,7 +100,10 @@ class NLICollapse:
 
     def __init__(self, *, model: str | None = None, relation: Relation | None = None,
                  strict: bool = True, with_question: bool = True, extract: bool = True,
-                 device: str = "cpu"):
+                 device: str = "cpu", style: str | None = None, unmarked: str = "none"):
+        check_style(style, unmarked)
+        self.style, self.unmarked = style, unmarked
+        self.math = MathCollapse(extract=extract, style=style, unmarked=unmarked)
         if relation is None and model is None:
             raise InputError("the NLI collapsing function needs model=<NLI model path or hub id> "
                              "(or relation=<callable>)")
@@ -144,8 +147,12 @@ class NLICollapse:
         return not (ab == "neutral" and ba == "neutral")
 
     def __call__(self, question: Question, texts: Sequence[str]) -> Collapsed:
-        answers, counts = short_answers(question, texts, self.extract)
-        ordered = sorted(counts, key=lambda a: -counts[a])  # stable: ties keep first-seen order
+        if question.task == "math":
+            return math_instead(self, question, texts)
+        answers, counts = short_answers(question, texts, self.extract, style=self.style,
+                                        unmarked=self.unmarked)
+        # most frequent first; ties by the text, so the result does not depend on sample order
+        ordered = sorted(counts, key=lambda a: (-counts[a], a))
         leaders: list[str] = []
         leader_of: dict[str, str] = {}
         for a in ordered:
@@ -156,22 +163,8 @@ class NLICollapse:
             else:
                 leaders.append(a)
                 leader_of[a] = a
-        labels = tuple(leader_of.get(a, NO_ANSWER) for a in answers)
-        gold: set[str] = set()
-        for alias in question.answers:
-            g = normalize_answer(alias)
-            if not g:
-                continue
-            if g in leader_of:
-                gold.add(leader_of[g])
-                continue
-            for lead in leaders:
-                if self.equivalent(question, lead, g):
-                    gold.add(lead)
-                    break
-            else:
-                gold.add(g)
-        return Collapsed(labels=labels, gold=frozenset(gold))
+        labels = tuple(leader_of.get(a, a) for a in answers)
+        return Collapsed(labels=labels, gold=exact_gold(question))
 
     def __repr__(self) -> str:
         return f"NLICollapse(model={self.model!r}, strict={self.strict})"

@@ -231,6 +231,8 @@ def _run_context(a: Any, idx: int) -> dict[str, Any]:
         "settings": _settings(a),
         "summary": a.summary,
         "estimators": a.estimators,
+        "audit": a.audit,
+        "collapse": a.collapse,
         "examples": _examples(a),
         "n_shown": min(len(a.questions), MAX_EXAMPLES),
         "figs": figs,

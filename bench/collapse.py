@@ -1,0 +1,116 @@
+"""Collapsing functions B against hand labels (bench/data/collapse, see its README).
+
+    python bench/collapse.py                         # auto, exact, previous, embedding
+    python bench/collapse.py --collapse auto --examples 5
+    python bench/collapse.py --collapse judge --judge-model smollm2-135m-instruct
+
+For each B x model x set it prints: questions, pairwise same-class precision / recall / F1
+against the hand labels, the mean |plurality count - hand plurality count|, the share of
+questions whose plurality class differs from the hand one, the grade error (the auto grader
+on B's prediction vs the hand truth) and B's tie rate. Definitions:
+:mod:`semcal.collapse.labelled`.
+
+The Bs:
+- ``auto``: the default B (style-aware extraction, refusals, gold-alias closure,
+  containment merge);
+- ``exact``: per-text normalised exact match with the same style-aware extraction;
+- ``previous``: the default B before the benchmark existed (no style: a chain of thought
+  without a stated answer is read by its last number or its first sentence; no alias closure,
+  no merge);
+- ``embedding``: MiniLM clustering of the extracted answers (needs ``semcal[embed]``);
+- ``judge``: a judge model extracts each response's answer (``--judge-model``, and
+  ``--judge-backend`` / ``--judge-base-url`` for a server).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from semcal.collapse import get_collapse
+from semcal.collapse.labelled import LabelledItem, load_labelled, score_collapse
+
+DATA = Path(__file__).resolve().parent / "data" / "collapse"
+COLUMNS = ("B", "model", "set", "n", "P", "R", "F1", "|Δcount|", "plur≠", "grade err", "ties")
+
+
+def make_collapse(name: str, style: str, judge: Any = None) -> Any:
+    if name == "auto":
+        return get_collapse("auto", style=style)
+    if name == "exact":
+        return get_collapse("exact", style=style)
+    if name == "previous":
+        return get_collapse("auto", aliases=False, merge=False, max_words=None)
+    if name == "embedding":
+        return get_collapse("embedding", style=style)
+    if name == "judge":
+        return get_collapse("judge", sampler=judge, style=style)
+    raise SystemExit(f"unknown B {name!r}")
+
+
+def judge_sampler(args: argparse.Namespace) -> Any:
+    from semcal.backends import get_sampler
+
+    opts: dict[str, Any] = {}
+    if args.judge_base_url:
+        opts["base_url"] = args.judge_base_url
+    return get_sampler(args.judge_backend, args.judge_model, **opts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default=str(DATA), help="labelled data directory")
+    ap.add_argument("--collapse", default="auto,exact,previous,embedding",
+                    help="comma-separated Bs: auto, exact, previous, embedding, judge")
+    ap.add_argument("--sets", default="", help="only these sets (comma-separated), e.g. world-sentence")
+    ap.add_argument("--judge-model", default="smollm2-135m-instruct")
+    ap.add_argument("--judge-backend", default="llamacpp")
+    ap.add_argument("--judge-base-url", default=None)
+    ap.add_argument("--examples", type=int, default=0, help="print this many failures per B")
+    ap.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    args = ap.parse_args(argv)
+
+    items = load_labelled(args.data, require_labels=False)  # unlabelled sample files are skipped
+    groups: dict[tuple[str, str], list[LabelledItem]] = defaultdict(list)
+    for it in items:
+        set_name = it.source.split("--", 1)[1]
+        if args.sets and set_name not in args.sets.split(","):
+            continue
+        groups[(it.model, set_name)].append(it)
+    judge = judge_sampler(args) if "judge" in args.collapse.split(",") else None
+
+    rows = []
+    for b in args.collapse.split(","):
+        examples: list[dict[str, Any]] = []
+        t0 = time.perf_counter()
+        for (model, set_name), its in sorted(groups.items()):
+            fn = make_collapse(b, its[0].style, judge)
+            m = score_collapse(fn, its, examples=examples)
+            rows.append((b, model, set_name, m["questions"], f"{m['precision']:.3f}",
+                         f"{m['recall']:.3f}", f"{m['f1']:.3f}", f"{m['count_error']:.2f}",
+                         f"{m['plurality_differs']:.3f}", f"{m['grade_error']:.3f}",
+                         f"{m['tie_rate']:.3f}"))
+        print(f"# {b}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        for ex in examples[: args.examples]:
+            print(f"\n[{b}] {ex['source']} {ex['id']}: {ex['question']} (gold {ex['gold']!r}, "
+                  f"B graded {'correct' if ex['b_correct'] else 'wrong'})", file=sys.stderr)
+            for t, bl, h in zip(ex["texts"], ex["b_labels"], ex["hand"]):
+                print(f"   B={bl!r:28} hand={h!r:20} {t.strip()[:110]!r}", file=sys.stderr)
+    if args.markdown:
+        print("| " + " | ".join(COLUMNS) + " |")
+        print("|" + "|".join("---" if i < 3 else "---:" for i in range(len(COLUMNS))) + "|")
+        for r in rows:
+            print("| " + " | ".join(str(x) for x in r) + " |")
+    else:
+        widths = [max(len(str(x)) for x in col) for col in zip(COLUMNS, *rows)]
+        for r in (COLUMNS, *rows):
+            print("  ".join(str(x).ljust(w) for x, w in zip(r, widths)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""The default collapsing function B (``auto``): per-text answers, then two meaning-preserving
+merges that a per-text B cannot make on its own.
+
+Steps, for one question's responses:
+
+1. **Per-text label** — a refusal ("I don't know", "As an AI ...") is
+   :data:`~semcal.types.REFUSAL`; otherwise the final answer is extracted (style-aware: in a
+   chain of thought only an explicitly stated final answer counts) and normalised: the math
+   canonical value for ``task == "math"``, normalised text otherwise.
+2. **Gold-alias closure** — every label equal to the label of one of the question's gold
+   aliases becomes one class, named by the first alias ("praha" and "prague" are one class).
+3. **Containment merge** (QA only) — a longer answer that names, as whole words, exactly one
+   shorter answer (another sampled class or a gold alias) and no other joins that class:
+   "havana capital of cuba" joins "havana", "ho chi minh city" joins "ho chi minh". Words of
+   the question do not count as an answer ("cuba" in "What is the capital of Cuba?" is no
+   candidate), and an answer naming two candidates ("sydney or melbourne") stays on its own.
+4. **Length** (QA only) — an answer still longer than ``max_words`` words (default 6) is not a
+   short answer but a sentence about something else ("kyrgyzstan is located in northern part
+   of asia"): it counts as :data:`~semcal.types.NO_ANSWER`.
+
+Step 3 looks at the other responses of the question, so the partition depends on what was
+sampled (as any clustering does); it is deterministic given that set and does not depend on
+the order of the samples. Ties in the plurality are broken by
+:func:`semcal.grade.plurality`, which is order-free too.
+
+Measured against hand labels with ``python bench/collapse.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from semcal.collapse.exact import ExactCollapse, MathCollapse, check_inputs
+from semcal.collapse.mathequiv import DEFAULT_TIME_BUDGET
+from semcal.collapse.normalize import contains_as_words, normalize_answer
+from semcal.errors import InputError
+from semcal.types import NO_ANSWER, NON_ANSWERS, Collapsed, Question
+
+#: a QA answer that is still longer than this many words after extraction and merging is not
+#: a short answer but a sentence about something else: it counts as no answer
+DEFAULT_MAX_WORDS = 6
+
+# words that never make an answer on their own (function words and question words)
+_STOP = frozenset(
+    {"the", "a", "an", "of", "in", "on", "at", "to", "for", "by", "with", "and", "or", "is",
+     "was", "are", "were", "be", "been", "what", "which", "who", "whom", "whose", "when",
+     "where", "why", "how", "did", "does", "do", "that", "this", "it", "its", "as", "from",
+     "name", "called", "known"}
+)
+
+
+def question_words(question: str) -> frozenset[str]:
+    """The normalised words of a question (plus function words): none of them is an answer."""
+    return frozenset(normalize_answer(question).split()) | _STOP
+
+
+def merge_contained(
+    labels: Sequence[str], anchors: Sequence[str], qwords: frozenset[str]
+) -> dict[str, str]:
+    """Map each label to the class it joins by containment (see the module docstring).
+
+    ``anchors`` are extra candidate classes that need not be sampled (the gold label). A
+    label that joins no class maps to itself. Shorter labels are settled first, so a chain
+    ("ho chi minh city vietnam" -> "ho chi minh city" -> "ho chi minh") ends at its root.
+    """
+    real = sorted({lab for lab in labels if lab not in NON_ANSWERS},
+                  key=lambda lab: (len(lab.split()), len(lab), lab))
+    root: dict[str, str] = {}
+    candidates = [a for a in dict.fromkeys(anchors) if a not in NON_ANSWERS]
+    for lab in real:
+        if lab in root:
+            continue
+        hits = [c for c in candidates
+                if c != lab and len(c) < len(lab) and contains_as_words(lab, c)
+                and not set(c.split()) <= qwords]
+        # keep the most specific candidates: "new york" rather than "york" inside it
+        hits = [c for c in hits if not any(o != c and contains_as_words(o, c) for o in hits)]
+        targets = {root.get(c, c) for c in hits}
+        if len(targets) == 1:
+            root[lab] = targets.pop()
+        else:
+            root[lab] = lab
+            candidates.append(lab)
+    return root
+
+
+class AutoCollapse:
+    """The default B: per-text labels (math or exact), gold-alias closure, containment merge.
+
+    Options: ``style`` and ``unmarked`` (how a reasoning response is read, see
+    :class:`~semcal.collapse.exact.ExactCollapse`), ``aliases`` (step 2, default True),
+    ``merge`` (step 3, default True), ``max_words`` (step 4, default 6; None keeps every
+    answer), ``sig_digits``, ``time_budget`` (math), ``accents``,
+    ``use_question`` (exact), ``extract``.
+    """
+
+    name = "auto"
+
+    def __init__(self, *, style: str | None = None, unmarked: str = "none", aliases: bool = True,
+                 merge: bool = True, max_words: int | None = DEFAULT_MAX_WORDS,
+                 extract: bool = True, accents: bool = False,
+                 use_question: bool = True, sig_digits: int | None = None,
+                 time_budget: float = DEFAULT_TIME_BUDGET):
+        self.math = MathCollapse(extract=extract, sig_digits=sig_digits, time_budget=time_budget,
+                                 style=style, unmarked=unmarked)
+        self.exact = ExactCollapse(extract=extract, accents=accents, use_question=use_question,
+                                   style=style, unmarked=unmarked)
+        if max_words is not None and (isinstance(max_words, bool) or not isinstance(max_words, int)
+                                      or max_words < 1):
+            raise InputError(f"max_words must be an integer >= 1 or None, got {max_words!r}")
+        self.max_words = max_words
+        self.aliases = bool(aliases)
+        self.merge = bool(merge)
+        self.style = style
+
+    def base(self, question: Question) -> ExactCollapse:
+        """The per-text B for ``question``: math for ``task == "math"``, exact otherwise."""
+        return self.math if question.task == "math" else self.exact
+
+    def __call__(self, question: Question, texts: Sequence[str]) -> Collapsed:
+        texts = check_inputs(question, texts)
+        base = self.base(question)
+        return self.finish(question, [base.label(question, t) for t in texts])
+
+    def finish(self, question: Question, labels: Sequence[str]) -> Collapsed:
+        """Steps 2 and 3 (gold-alias closure, containment merge) over per-text ``labels``
+        made the way :meth:`base` makes them (the judge B re-uses this)."""
+        base = self.base(question)
+        labels = list(labels)
+        gold_labels = [g for g in (base.gold_label(question, a) for a in question.answers)
+                       if g not in NON_ANSWERS]
+        gold = frozenset(gold_labels)
+        if self.aliases and gold_labels:
+            canon = gold_labels[0]
+            labels = [canon if lab in gold else lab for lab in labels]
+            gold = frozenset({canon})
+        if self.merge and question.task != "math":
+            anchors = sorted(gold) if self.aliases else []
+            root = merge_contained(labels, anchors, question_words(question.question))
+            labels = [root.get(lab, lab) for lab in labels]
+        if self.max_words is not None and question.task != "math":
+            labels = [NO_ANSWER if lab not in gold and len(lab.split()) > self.max_words else lab
+                      for lab in labels]
+        return Collapsed(labels=tuple(labels), gold=gold)
+
+    def __repr__(self) -> str:
+        return (f"AutoCollapse(style={self.style!r}, aliases={self.aliases}, merge={self.merge}, "
+                f"{self.math!r}, {self.exact!r})")
