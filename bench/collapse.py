@@ -35,7 +35,8 @@ from semcal.collapse import get_collapse
 from semcal.collapse.labelled import LabelledItem, load_labelled, score_collapse
 
 DATA = Path(__file__).resolve().parent / "data" / "collapse"
-COLUMNS = ("B", "model", "set", "n", "P", "R", "F1", "|Δcount|", "plur≠", "grade err", "ties")
+COLUMNS = ("B", "model", "set", "n", "P", "R", "F1 [95% CI]", "ans F1", "|Δcount|", "plur≠",
+           "grade err [95% CI]", "ties")
 
 
 def make_collapse(name: str, style: str, judge: Any = None) -> Any:
@@ -74,13 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table")
     args = ap.parse_args(argv)
 
-    items = load_labelled(args.data, require_labels=False)  # unlabelled sample files are skipped
+    sets = [x for x in args.sets.split(",") if x] or None
+    items = load_labelled(args.data, sets=sets)
     groups: dict[tuple[str, str], list[LabelledItem]] = defaultdict(list)
     for it in items:
-        set_name = it.source.split("--", 1)[1]
-        if args.sets and set_name not in args.sets.split(","):
-            continue
-        groups[(it.model, set_name)].append(it)
+        groups[(it.model, it.source.split("--", 1)[1])].append(it)
     judge = judge_sampler(args) if "judge" in args.collapse.split(",") else None
 
     rows = []
@@ -91,8 +90,11 @@ def main(argv: list[str] | None = None) -> int:
             fn = make_collapse(b, its[0].style, judge)
             m = score_collapse(fn, its, examples=examples)
             rows.append((b, model, set_name, m["questions"], f"{m['precision']:.3f}",
-                         f"{m['recall']:.3f}", f"{m['f1']:.3f}", f"{m['count_error']:.2f}",
-                         f"{m['plurality_differs']:.3f}", f"{m['grade_error']:.3f}",
+                         f"{m['recall']:.3f}",
+                         f"{m['f1']:.3f} [{m['f1_lo']:.2f}, {m['f1_hi']:.2f}]",
+                         f"{m['answer_f1']:.3f}", f"{m['count_error']:.2f}",
+                         f"{m['plurality_differs']:.3f}",
+                         f"{m['grade_error']:.3f} [{m['grade_error_lo']:.2f}, {m['grade_error_hi']:.2f}]",
                          f"{m['tie_rate']:.3f}"))
         print(f"# {b}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
         for ex in examples[: args.examples]:

@@ -69,16 +69,6 @@ def _signature(out):
     return [[(c.text, c.token_logprobs, c.finish_reason) for c in row] for row in out]
 
 
-@pytest.fixture(scope="module")
-def llama_srv():
-    if not HAS_SERVER:
-        pytest.skip("llama-cpp-python[server] not installed")
-    server = procs.llama_server()
-    try:
-        server.start(timeout=180)
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

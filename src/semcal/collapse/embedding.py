@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from semcal.collapse.exact import MathCollapse, check_style, short_answers
+from semcal.collapse.extract import DEFAULT_UNMARKED
 from semcal.collapse.normalize import normalize_answer
 from semcal.errors import InputError, MissingExtraError, require
 from semcal.types import Collapsed, Question
@@ -116,7 +117,7 @@ class EmbeddingCollapse:
 
     def __init__(self, *, model: str | None = None, encoder: Callable[[list[str]], Any] | None = None,
                  threshold: float = DEFAULT_THRESHOLD, extract: bool = True, device: str = "cpu",
-                 batch_size: int = 64, style: str | None = None, unmarked: str = "none"):
+                 batch_size: int = 64, style: str | None = None, unmarked: str = DEFAULT_UNMARKED):
         check_style(style, unmarked)
         self.style, self.unmarked = style, unmarked
         self.math = MathCollapse(extract=extract, style=style, unmarked=unmarked)

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from semcal.collapse.extract import _NUMBER, UNMARKED_RULES, extract_answer, is_refusal
+from semcal.collapse.extract import (
+    _NUMBER,
+    DEFAULT_UNMARKED,
+    UNMARKED_RULES,
+    extract_answer,
+    is_refusal,
+)
 from semcal.collapse.mathequiv import DEFAULT_TIME_BUDGET, math_label
 from semcal.collapse.normalize import normalize_answer
 from semcal.errors import InputError
@@ -40,7 +46,7 @@ def check_style(style: str | None, unmarked: str) -> None:
 
 def short_answers(
     question: Question, texts: Sequence[str], extract: bool = True, *,
-    style: str | None = None, unmarked: str = "none",
+    style: str | None = None, unmarked: str = DEFAULT_UNMARKED,
 ) -> tuple[list[str], dict[str, int]]:
     """Each text's normalised short answer (``NO_ANSWER`` if none, ``REFUSAL`` for a refusal)
     and the counts of the real answers in first-seen order: the common first step of the
@@ -81,7 +87,7 @@ class ExactCollapse:
     task: str | None = None
 
     def __init__(self, *, extract: bool = True, accents: bool = False, use_question: bool = True,
-                 style: str | None = None, unmarked: str = "none"):
+                 style: str | None = None, unmarked: str = DEFAULT_UNMARKED):
         check_style(style, unmarked)
         self.extract = extract
         self.accents = accents
@@ -136,7 +142,7 @@ class MathCollapse(ExactCollapse):
 
     def __init__(self, *, extract: bool = True, sig_digits: int | None = None,
                  time_budget: float = DEFAULT_TIME_BUDGET, style: str | None = None,
-                 unmarked: str = "none"):
+                 unmarked: str = DEFAULT_UNMARKED):
         super().__init__(extract=extract, style=style, unmarked=unmarked)
         if sig_digits is not None and (not isinstance(sig_digits, int) or not 1 <= sig_digits <= 30):
             raise InputError(f"sig_digits must be an integer from 1 to 30, got {sig_digits!r}")

@@ -91,6 +91,9 @@ _QA_STOPWORDS = frozenset(
 DIRECT_STYLES = ("concise", "sentence")
 #: what a reasoning (``style="cot"``) response without an explicit final answer counts as
 UNMARKED_RULES = ("none", "stated", "last_number", "first_sentence")
+#: the rule the built-in Bs use: on the labelled benchmark it beat "none" in count and grade
+#: error on both models' QA chains of thought (docs/collapse.md); for math it is "none"
+DEFAULT_UNMARKED = "stated"
 
 
 def extract_answer(

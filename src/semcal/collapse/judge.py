@@ -30,7 +30,7 @@ from typing import Any
 
 from semcal.collapse.auto import AutoCollapse
 from semcal.collapse.exact import _NUMBER, MathCollapse, check_inputs
-from semcal.collapse.extract import cut_leftovers, strip_hedges
+from semcal.collapse.extract import DEFAULT_UNMARKED, cut_leftovers, strip_hedges
 from semcal.collapse.normalize import contains_as_words, normalize_answer
 from semcal.errors import InputError, StoreError
 from semcal.types import NO_ANSWER, REFUSAL, Collapsed, Message, Prompt, Question, SamplingParams
@@ -174,7 +174,7 @@ class JudgeCollapse:
     name = "judge"
 
     def __init__(self, sampler: Any, *, max_tokens: int = 24, cache_path: str | os.PathLike | None = None,
-                 style: str | None = None, unmarked: str = "none"):
+                 style: str | None = None, unmarked: str = DEFAULT_UNMARKED):
         if sampler is None or not hasattr(sampler, "sample"):
             raise InputError("the judge collapsing function needs sampler=<a semcal Sampler>")
         if not isinstance(max_tokens, int) or max_tokens < 1:

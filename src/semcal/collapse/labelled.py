@@ -8,6 +8,8 @@ on the responses and compares:
 * **pairwise precision / recall / F1**: over all pairs of responses of a question, "same
   class under B" against "same hand label" (a pair of no-answers is a same-class pair, as B
   puts them in one class too);
+* **answer F1**: the same over the pairs whose two responses both give an answer by hand
+  (how well B groups answers, apart from how well it recognises non-answers);
 * **count error**: mean |plurality count under B - plurality count under the hand labels|;
 * **plurality differs**: share of questions whose plurality class under B (as a set of
   responses) is not a largest hand-labelled class;
@@ -15,6 +17,10 @@ on the responses and compares:
   from the hand truth (the largest hand-labelled class is the gold label; when hand classes
   tie for largest, either verdict of the tie is accepted);
 * **tie rate**: share of questions whose plurality under B is a tie.
+
+``f1_lo``/``f1_hi`` and ``grade_error_lo``/``grade_error_hi`` are 95% percentile bootstrap
+intervals over questions (1,000 resamples, seed 0): with 60 questions a difference of one or
+two graded questions is noise.
 
 The labelled files of semcal's own benchmark are in ``bench/data/collapse`` (see its README);
 ``python bench/collapse.py`` prints the table.
@@ -33,7 +39,7 @@ from typing import Any
 
 from semcal.errors import InputError
 from semcal.grade import Grader, get_grader, is_tied, plurality
-from semcal.types import NO_ANSWER, REFUSAL, Collapsed, Question
+from semcal.types import NO_ANSWER, NON_ANSWERS, REFUSAL, Collapsed, Question
 
 NONE_LABEL = "<none>"
 REFUSAL_LABEL = "<refusal>"
@@ -68,13 +74,16 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def load_labelled(directory: str | Path, *, require_labels: bool = True) -> list[LabelledItem]:
+def load_labelled(directory: str | Path, *, require_labels: bool = True,
+                  sets: Sequence[str] | None = None) -> list[LabelledItem]:
     """Every labelled question of ``directory`` (``<source>.jsonl`` samples and
-    ``labels/<source>.jsonl`` hand labels). Sources without a labels file are skipped unless
-    ``require_labels``. Errors name the file and line."""
+    ``labels/<source>.jsonl`` hand labels), or only those of the named ``sets`` ("world-cot").
+    Sources without a labels file are skipped unless ``require_labels``. Errors name the file
+    and line."""
     directory = Path(directory)
     items: list[LabelledItem] = []
-    samples = sorted(directory.glob("*--*.jsonl"))
+    samples = sorted(p for p in directory.glob("*--*.jsonl")
+                     if not sets or p.stem.split("--", 1)[1] in sets)
     if not samples:
         raise InputError("no sample files (<model>--<set>.jsonl)", where=str(directory))
     for path in samples:
@@ -120,6 +129,28 @@ def _f1(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
     return p, r, f
 
 
+def _bootstrap(per_q: list[tuple[int, int, int, int]], n_boot: int = 1000,
+               seed: int = 0) -> tuple[tuple[float, float], tuple[float, float]]:
+    """95% percentile intervals of the pairwise F1 and the grade error, resampling questions."""
+    import numpy as np
+
+    if not per_q:
+        return (math.nan, math.nan), (math.nan, math.nan)
+    a = np.asarray(per_q, dtype=float)
+    idx = np.random.default_rng(seed).integers(0, len(a), size=(n_boot, len(a)))
+    sums = a[idx].sum(axis=1)  # (n_boot, 4)
+    tp, fp, fn = sums[:, 0], sums[:, 1], sums[:, 2]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = np.where(tp + fp > 0, tp / (tp + fp), 1.0)
+        r = np.where(tp + fn > 0, tp / (tp + fn), 1.0)
+        f = np.where(p + r > 0, 2 * p * r / (p + r), 0.0)
+    ge = sums[:, 3] / len(a)
+    q = (2.5, 97.5)
+    f_lo, f_hi = np.percentile(f, q)
+    g_lo, g_hi = np.percentile(ge, q)
+    return (float(f_lo), float(f_hi)), (float(g_lo), float(g_hi))
+
+
 def _canonical_hand(label: str) -> str:
     return {NONE_LABEL: NO_ANSWER, REFUSAL_LABEL: REFUSAL}.get(label, label)
 
@@ -138,6 +169,8 @@ def score_collapse(
     """
     grader = grader or get_grader("auto")
     tp = fp = fn = 0
+    atp = afp = afn = 0
+    per_q: list[tuple[int, int, int, int]] = []  # (tp, fp, fn, grade error) per question
     n_q = count_err = differs = grade_err = ties = 0
     n_resp = 0
     for it in items:
@@ -147,11 +180,16 @@ def score_collapse(
             raise InputError(f"B returned {len(pred)} labels for {len(it.texts)} texts",
                              where=f"{it.source} {it.question.id}")
         hand = tuple(_canonical_hand(h) for h in it.labels)
+        q_tp, q_fp, q_fn = tp, fp, fn
         for i, j in combinations(range(len(pred)), 2):
             same_b, same_h = pred[i] == pred[j], hand[i] == hand[j]
             tp += same_b and same_h
             fp += same_b and not same_h
             fn += same_h and not same_b
+            if hand[i] not in NON_ANSWERS and hand[j] not in NON_ANSWERS:
+                atp += same_b and same_h
+                afp += same_b and not same_h
+                afn += same_h and not same_b
         n_q += 1
         n_resp += len(pred)
         b_label, b_count = plurality(pred)
@@ -167,6 +205,7 @@ def score_collapse(
         verdict = bool(grader(it.question, col, list(it.texts)).correct)
         wrong_grade = verdict not in truths
         grade_err += wrong_grade
+        per_q.append((tp - q_tp, fp - q_fp, fn - q_fn, int(wrong_grade)))
         if examples is not None and (wrong_grade or not plural_ok):
             examples.append({"source": it.source, "id": it.question.id,
                              "question": it.question.question, "gold": it.gold,
@@ -174,9 +213,12 @@ def score_collapse(
                              "b_correct": verdict, "texts": list(it.texts)})
     p, r, f = _f1(tp, fp, fn)
     nan = math.nan
+    f1_ci, ge_ci = _bootstrap(per_q)
     return {
+        "f1_lo": f1_ci[0], "f1_hi": f1_ci[1],
+        "grade_error_lo": ge_ci[0], "grade_error_hi": ge_ci[1],
         "questions": n_q, "responses": n_resp,
-        "precision": p, "recall": r, "f1": f,
+        "precision": p, "recall": r, "f1": f, "answer_f1": _f1(atp, afp, afn)[2],
         "count_error": count_err / n_q if n_q else nan,
         "plurality_differs": differs / n_q if n_q else nan,
         "grade_error": grade_err / n_q if n_q else nan,

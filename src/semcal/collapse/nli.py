@@ -29,6 +29,7 @@ from typing import Any
 
 from semcal.collapse.embedding import exact_gold, math_instead
 from semcal.collapse.exact import MathCollapse, check_style, short_answers
+from semcal.collapse.extract import DEFAULT_UNMARKED
 from semcal.errors import InputError, require
 from semcal.types import Collapsed, Question
 
@@ -100,7 +101,7 @@ class NLICollapse:
 
     def __init__(self, *, model: str | None = None, relation: Relation | None = None,
                  strict: bool = True, with_question: bool = True, extract: bool = True,
-                 device: str = "cpu", style: str | None = None, unmarked: str = "none"):
+                 device: str = "cpu", style: str | None = None, unmarked: str = DEFAULT_UNMARKED):
         check_style(style, unmarked)
         self.style, self.unmarked = style, unmarked
         self.math = MathCollapse(extract=extract, style=style, unmarked=unmarked)

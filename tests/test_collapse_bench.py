@@ -1,0 +1,76 @@
+"""The default B against the hand-labelled benchmark (bench/data/collapse): floors that a
+regression of the collapsing functions cannot pass. The floors are the measured figures of
+``python bench/collapse.py`` (docs/collapse.md) less a small margin."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from semcal.collapse import get_collapse
+from semcal.collapse.labelled import LabelledItem, load_labelled, score_collapse
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "bench" / "data" / "collapse"
+
+#: (model, set) -> (least pairwise F1, largest grade error) of the default B: the measured
+#: F1 less 0.02 and the measured grade error plus two questions in 60
+FLOORS = {
+    ("gemma-3-270m", "world-concise"): (0.92, 0.05),      # measured 0.947, 0.017
+    ("gemma-3-270m", "world-sentence"): (0.67, 0.12),     # measured 0.697, 0.083
+    ("gemma-3-270m", "world-cot"): (0.74, 0.15),          # measured 0.763, 0.117
+    ("gemma-3-270m", "gsm8k-cot"): (0.72, 0.04),          # measured 0.744, 0.000
+    ("smollm2-135m-instruct", "world-concise"): (0.21, 0.17),   # measured 0.230, 0.133
+    ("smollm2-135m-instruct", "world-sentence"): (0.62, 0.14),  # measured 0.645, 0.100
+    ("smollm2-135m-instruct", "world-cot"): (0.34, 0.14),       # measured 0.369, 0.100
+    ("smollm2-135m-instruct", "gsm8k-cot"): (0.85, 0.04),       # measured 0.873, 0.000
+}
+
+
+@pytest.fixture(scope="module")
+def groups() -> dict[tuple[str, str], list[LabelledItem]]:
+    out: dict[tuple[str, str], list[LabelledItem]] = defaultdict(list)
+    for it in load_labelled(DATA):
+        out[(it.model, it.source.split("--", 1)[1])].append(it)
+    return out
+
+
+def test_every_sample_file_is_labelled(groups) -> None:
+    assert set(groups) == set(FLOORS)
+    for key, items in groups.items():
+        assert len(items) == 60, key
+        assert sum(len(it.texts) for it in items) == 360, key
+
+
+@pytest.mark.parametrize("key", sorted(FLOORS))
+def test_default_b_holds_its_floor(groups, key) -> None:
+    items = groups[key]
+    m = score_collapse(get_collapse("auto", style=items[0].style), items)
+    min_f1, max_grade_error = FLOORS[key]
+    assert m["f1"] >= min_f1, (key, m)
+    assert m["grade_error"] <= max_grade_error, (key, m)
+
+
+def test_default_b_is_no_worse_than_the_previous_rule_on_direct_answers(groups) -> None:
+    """On concise and sentence answers the default B is at least as good as the B it replaced
+    (no style, no alias closure, no merge) in F1 and in grade error."""
+    for (model, set_name), items in groups.items():
+        if set_name.endswith("cot"):
+            continue
+        new = score_collapse(get_collapse("auto", style=items[0].style), items)
+        old = score_collapse(get_collapse("auto", aliases=False, merge=False), items)
+        assert new["f1"] >= old["f1"] - 1e-9, (model, set_name, new, old)
+        assert new["grade_error"] <= old["grade_error"] + 1e-9, (model, set_name, new, old)
+
+
+def test_the_benchmark_script_prints_its_table() -> None:
+    p = subprocess.run([sys.executable, str(ROOT / "bench" / "collapse.py"), "--collapse",
+                        "auto,exact", "--markdown"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0].startswith("| B | model | set |") and "grade err [95% CI]" in lines[0]
+    assert len(lines) == 2 + 2 * len(FLOORS)
