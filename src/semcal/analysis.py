@@ -436,7 +436,7 @@ def analyze_run(
             _, labels, gold, g_label = hit
         else:
             if fn is None:
-                fn = _collapse_fn(collapse, style=info.style, **(collapse_opts or {}))
+                fn = _collapse_fn(collapse, **{"style": info.style, **(collapse_opts or {})})
             all_texts = list(texts) + ([g.text] if g is not None else [])
             col = fn(q, all_texts)
             labs = tuple(col.labels)

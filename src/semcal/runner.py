@@ -479,9 +479,10 @@ class _Estimates:
         if not todo:
             return
         from semcal.collapse import extract_answer
+        from semcal.collapse.extract import DEFAULT_UNMARKED
         from semcal.confidence import p_true, verbalized_confidence
         from semcal.grade import plurality
-        from semcal.types import NO_ANSWER
+        from semcal.types import NON_ANSWERS
 
         t0 = time.monotonic()
         if self.collapse_fn is None:
@@ -499,8 +500,10 @@ class _Estimates:
             label, _ = plurality(labels)
             label = str(label)
             first = texts[labels.index(label)]
-            answer = extract_answer(first, q.task, question=q.question) if label != NO_ANSWER else None
-            if label == NO_ANSWER or answer is None or not answer.strip():
+            answer = (extract_answer(first, q.task, question=q.question, style=self.spec.style,
+                                     unmarked=DEFAULT_UNMARKED)
+                      if label not in NON_ANSWERS else None)
+            if label in NON_ANSWERS or answer is None or not answer.strip():
                 empty.append((q, label, len(texts)))  # nothing to rate: values stay None
             else:
                 rated.append((q, label, answer.strip(), len(texts)))
