@@ -57,7 +57,6 @@ def collapse_key(name: str, opts: dict[str, Any] | None = None) -> str:
         key += f":{getattr(sampler, 'model_name', type(sampler).__name__)}"
     opts.pop("encoder", None)
     opts.pop("relation", None)
-    opts.pop("style", None)  # a run has one style
     if opts:
         key += ":" + json.dumps(opts, sort_keys=True, default=str)
     return key
