@@ -318,3 +318,48 @@ def test_retry_after_and_backoff_growth():
         assert cap / 2 <= d <= cap  # jitter keeps it in [cap/2, cap]
     assert s._delay(0, 0.8) >= 0.8  # Retry-After is honoured...
     assert s._delay(0, 100.0) <= 1.0  # ...up to max_backoff
+
+
+# ------------------------------------------------------------------ bad fields in a 200 answer
+
+
+@pytest.mark.parametrize("prompt", [PROMPTS[0], PROMPTS[2]], ids=["completion", "chat"])
+def test_an_answer_without_text_is_malformed_not_empty(faulty, prompt):
+    """A 200 answer whose choice has a null text / message.content was stored as '' before;
+    it is a malformed answer: retried, and a clear BackendError when it persists."""
+    procs.set_faults(faulty, ["nulltext", "ok"])
+    with OpenAISampler("synthetic", base_url=faulty.base_url, max_retries=3, backoff=0.01) as s:
+        (out,) = s.sample([prompt], 1, PARAMS)
+        assert out[0].text.strip()  # the retry's real answer, not ''
+        assert s.stats.failures["malformed"] == 1 and s.stats.retries == 1
+    procs.set_faults(faulty, ["nulltext"] * 10)
+    with OpenAISampler("synthetic", base_url=faulty.base_url, max_retries=2, backoff=0.01) as s:
+        with pytest.raises(BackendError, match="has no (text|content)"):
+            s.sample([prompt], 1, PARAMS)
+    procs.set_faults(faulty, [])
+
+
+def test_surrogates_and_absurd_token_counts_are_sanitised_into_the_store(faulty, tmp_path):
+    """A lone surrogate in the text (UnicodeEncodeError in SQLite before) and
+    usage.completion_tokens = 10**30 (OverflowError before) end in a complete, stored run."""
+    from semcal.runner import run
+    from semcal.spec import RunSpec
+    from semcal.store import Store
+
+    qfile = tmp_path / "q.jsonl"
+    qfile.write_text('{"id": "a", "question": "Capital of Spain?", "answers": ["Madrid"]}\n'
+                     '{"id": "b", "question": "Capital of Peru?", "answers": ["Lima"]}\n')
+    procs.set_faults(faulty, ["surrogate", "hugeusage"])
+    spec = RunSpec(model="synthetic", backend="openai", dataset=str(qfile), samples=1,
+                   greedy=False, style="concise", k_shot=0, max_tokens=6,
+                   backend_options={"base_url": faulty.base_url, "chat": False, "concurrency": 1})
+    res = run(spec, tmp_path / "exp", quiet=True)
+    assert not res.interrupted
+    with Store(tmp_path / "exp", readonly=True) as st:
+        (info,) = st.runs()
+        samples = [s.completion for ss in st.all_samples(info.id).values() for s in ss]
+    assert len(samples) == 2
+    texts = sorted(c.text for c in samples)
+    assert any("\ufffd" in t for t in texts)  # the surrogate became U+FFFD
+    assert all(0 <= c.n_tokens < 2**31 for c in samples)
+    procs.set_faults(faulty, [])

@@ -42,7 +42,8 @@ import urllib.request
 from collections import Counter, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-FAULTS = ("ok", "500", "502", "503", "429", "400", "hang", "garbage", "truncated", "badshape", "reset", "die")
+FAULTS = ("ok", "500", "502", "503", "429", "400", "hang", "garbage", "truncated", "badshape", "reset", "die",
+          "nulltext", "surrogate", "hugeusage")
 
 
 class State:
@@ -166,6 +167,23 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
             elif fault == "truncated":
                 full = json.dumps(_synthetic(self.path, json.loads(raw or b"{}"))).encode()
                 self._send(200, full[: len(full) // 2])
+            elif fault in ("nulltext", "surrogate", "hugeusage"):
+                # a 200 answer with one bad field: no text (null), a lone surrogate in the text,
+                # or a token count no engine produces
+                data = _synthetic(self.path, json.loads(raw or b"{}"))
+                for c in data["choices"]:
+                    field = c["message"] if "message" in c else c
+                    key = "content" if "message" in c else "text"
+                    if fault == "nulltext":
+                        field[key] = None
+                    elif fault == "surrogate":
+                        field[key] = "bad \ud800 text"
+                        c.pop("logprobs", None)
+                if fault == "hugeusage":
+                    for c in data["choices"]:
+                        c.pop("logprobs", None)
+                    data["usage"] = {"completion_tokens": 10**30}
+                self._json(200, data)
             elif fault == "badshape":
                 self._json(200, {"object": "error", "message": "model is loading"})
             elif fault == "reset":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -98,6 +99,16 @@ def _server_message(resp: requests.Response, limit: int = 300) -> str:
 def _short(exc: BaseException, limit: int = 200) -> str:
     text = " ".join(f"{type(exc).__name__}: {exc}".split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+#: a usage count above this is not believed (it would not fit the store's integers anyway)
+MAX_USAGE_TOKENS = 2**31 - 1
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _clean_text(text: str) -> str:
+    """A server's text made storable: lone surrogates (invalid in UTF-8) become U+FFFD."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def _as_float_list(values: Any) -> list[float] | None:
@@ -363,17 +374,20 @@ class OpenAISampler:
         choices = sorted(choices, key=lambda c: c.get("index", 0) if isinstance(c.get("index"), int) else 0)
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         total_tokens = usage.get("completion_tokens")
+        if not (isinstance(total_tokens, int) and 0 <= total_tokens <= MAX_USAGE_TOKENS):
+            total_tokens = None  # absent, or a count no engine produces: not trusted
         out: list[Completion] = []
         for c in choices:
             if chat:
                 msg = c.get("message")
                 if not isinstance(msg, dict):
                     raise _Malformed("a chat choice has no 'message'")
-                text = msg.get("content") or ""
+                text = msg.get("content")
             else:
                 text = c.get("text")
-            if not isinstance(text, str):
-                raise _Malformed("a choice has no text")
+            if not isinstance(text, str):  # missing or null: not an (empty) answer
+                raise _Malformed("a choice has no text" if not chat else "a chat choice has no content")
+            text = _clean_text(text)
             tokens: list[str] | None = None
             lps: list[float] | None = None
             lp = c.get("logprobs")
@@ -381,18 +395,18 @@ class OpenAISampler:
                 if chat:
                     content = lp.get("content")
                     if isinstance(content, list) and all(isinstance(t, dict) for t in content):
-                        tokens = [str(t.get("token", "")) for t in content]
+                        tokens = [_clean_text(str(t.get("token", ""))) for t in content]
                         lps = _as_float_list([t.get("logprob") for t in content])
                 else:
                     raw_tokens = lp.get("tokens")
                     if isinstance(raw_tokens, list):
-                        tokens = [str(t) for t in raw_tokens]
+                        tokens = [_clean_text(str(t)) for t in raw_tokens]
                         lps = _as_float_list(lp.get("token_logprobs"))
                 if lps is None or tokens is None or len(lps) != len(tokens):
                     tokens = lps = None
             n_tokens: int | None = None
             if tokens is None:
-                if isinstance(total_tokens, int) and total_tokens >= 0:
+                if total_tokens is not None:
                     # exact for one choice; an even share when the server pooled the usage
                     n_tokens = round(total_tokens / len(choices))
                 else:
