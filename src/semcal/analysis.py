@@ -251,11 +251,9 @@ def _auroc(c: np.ndarray, y: np.ndarray) -> float:
 # ----------------------------------------------------------------------------- analysis
 
 
-def _collapse_fn(name: str, *, style: str | None = None, **opts: Any) -> Callable[[Question, Sequence[str]], Collapsed]:
-    """A built-in B by name, reading responses the way the run's ``style`` asks."""
+def _collapse_fn(name: str, **opts: Any) -> Callable[[Question, Sequence[str]], Collapsed]:
     from semcal.collapse import get_collapse
 
-    opts.setdefault("style", style)
     return get_collapse(name, **opts)
 
 

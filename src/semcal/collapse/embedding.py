@@ -28,22 +28,18 @@ Default threshold 0.85: with MiniLM it joins "paris"/"paris france" (0.95),
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from semcal.collapse.exact import MathCollapse, check_style, short_answers
+from semcal.collapse.exact import MathCollapse, check_style, exact_gold, math_instead, short_answers
 from semcal.collapse.extract import DEFAULT_UNMARKED
-from semcal.collapse.normalize import normalize_answer
 from semcal.errors import InputError, MissingExtraError, require
 from semcal.types import Collapsed, Question
 
 #: cosine similarity at or above which two answers are one class
 DEFAULT_THRESHOLD = 0.85
-
-log = logging.getLogger(__name__)
 
 _MODELS: dict[tuple[str, str], Any] = {}
 _LOCK = threading.Lock()
@@ -173,17 +169,3 @@ class EmbeddingCollapse:
     def __repr__(self) -> str:
         return f"EmbeddingCollapse(model={self.model or 'all-MiniLM-L6-v2 (packaged)'!r}, threshold={self.threshold})"
 
-
-def exact_gold(question: Question) -> frozenset[str]:
-    """The gold classes of a clustering B: the aliases' own normalised texts, never a cluster
-    they were merged into (grading compares the prediction with the gold exactly)."""
-    return frozenset(g for g in (normalize_answer(a) for a in question.answers) if g)
-
-
-def math_instead(b: Any, question: Question, texts: Sequence[str]) -> Collapsed:
-    """Label a math question with the math B (``b.math``), warning once per B instance."""
-    if not getattr(b, "_warned_math", False):
-        log.warning("the %s collapsing function does not cluster math answers (numbers that look "
-                    "alike are not equal); math questions are labelled by the math B", b.name)
-        b._warned_math = True
-    return b.math(question, texts)

@@ -7,7 +7,9 @@ deterministic and safe to re-run on stored samples.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from typing import Any
 
 from semcal.collapse.extract import (
     _NUMBER,
@@ -19,7 +21,10 @@ from semcal.collapse.extract import (
 from semcal.collapse.mathequiv import DEFAULT_TIME_BUDGET, math_label
 from semcal.collapse.normalize import normalize_answer
 from semcal.errors import InputError
+from semcal.prompts.styles import STYLES
 from semcal.types import NO_ANSWER, REFUSAL, Collapsed, Question
+
+log = logging.getLogger(__name__)
 
 
 def check_inputs(question: Question, texts: Sequence[str]) -> list[str]:
@@ -38,8 +43,8 @@ def check_inputs(question: Question, texts: Sequence[str]) -> list[str]:
 
 def check_style(style: str | None, unmarked: str) -> None:
     """Validate the ``style`` / ``unmarked`` options every built-in B takes."""
-    if style is not None and style not in ("concise", "sentence", "cot"):
-        raise InputError(f"style must be concise, sentence or cot, got {style!r}")
+    if style is not None and style not in STYLES:
+        raise InputError(f"style must be one of {', '.join(STYLES)}, got {style!r}")
     if unmarked not in UNMARKED_RULES:
         raise InputError(f"unmarked must be one of {', '.join(UNMARKED_RULES)}, got {unmarked!r}")
 
@@ -179,3 +184,18 @@ class MathCollapse(ExactCollapse):
     def __repr__(self) -> str:
         return (f"MathCollapse(extract={self.extract}, sig_digits={self.sig_digits}, "
                 f"style={self.style!r}, unmarked={self.unmarked!r})")
+
+
+def exact_gold(question: Question) -> frozenset[str]:
+    """The gold classes of a clustering B: the aliases' own normalised texts, never a cluster
+    they were merged into (grading compares the prediction with the gold exactly)."""
+    return frozenset(g for g in (normalize_answer(a) for a in question.answers) if g)
+
+
+def math_instead(b: Any, question: Question, texts: Sequence[str]) -> Collapsed:
+    """Label a math question with the math B (``b.math``), warning once per B instance."""
+    if not getattr(b, "_warned_math", False):
+        log.warning("the %s collapsing function does not cluster math answers (numbers that look "
+                    "alike are not equal); math questions are labelled by the math B", b.name)
+        b._warned_math = True
+    return b.math(question, texts)

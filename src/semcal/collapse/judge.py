@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from semcal.collapse.auto import AutoCollapse
-from semcal.collapse.exact import _NUMBER, MathCollapse, check_inputs
+from semcal.collapse.exact import _NUMBER, check_inputs
 from semcal.collapse.extract import DEFAULT_UNMARKED, cut_leftovers, strip_hedges
 from semcal.collapse.normalize import contains_as_words, normalize_answer
 from semcal.errors import InputError, StoreError
@@ -184,8 +184,8 @@ class JudgeCollapse:
         self.model_key = f"{getattr(sampler, 'model_name', type(sampler).__name__)}|{PROMPT_VERSION}"
         self._memory: dict[tuple[str, str, str], str] = {}
         self._disk = _DiskCache(os.fspath(cache_path)) if cache_path is not None else None
-        self._math = MathCollapse(extract=False)
         self.rules = AutoCollapse(style=style, unmarked=unmarked)
+        self._math = self.rules.math  # its canonical() labels extracted answers
         #: number of judge calls actually made (cache misses), for reporting
         self.calls = 0
         self.judged = 0

@@ -27,8 +27,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from semcal.collapse.embedding import exact_gold, math_instead
-from semcal.collapse.exact import MathCollapse, check_style, short_answers
+from semcal.collapse.exact import MathCollapse, check_style, exact_gold, math_instead, short_answers
 from semcal.collapse.extract import DEFAULT_UNMARKED
 from semcal.errors import InputError, require
 from semcal.types import Collapsed, Question
