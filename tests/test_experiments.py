@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from semcal.errors import InputError
+from semcal.analysis import calibration_summary
+from semcal.metrics import summarize
 from semcal.experiments import (
     ExperimentSpec,
     ModelEntry,
@@ -23,8 +25,6 @@ from semcal.experiments import (
     parse_model_arg,
     plan,
     reproduce,
-    run_metrics,
-    signed_error,
     summary_markdown,
 )
 from semcal.spec import RunSpec
@@ -109,20 +109,21 @@ def test_parse_model_arg() -> None:
 # ----------------------------------------------------------------------------- metrics + figures
 
 
-def test_signed_error_and_run_metrics() -> None:
-    need("semcal.metrics", "bootstrap_ci")
+def test_run_summary_is_metrics_summarize() -> None:
+    """reproduce shows the one summary (metrics.summarize through analysis): the signed error
+    is ``overconfidence`` with its interval, one key convention (``_lo``/``_hi``)."""
     rng = np.random.default_rng(0)
     conf = rng.uniform(0.2, 1.0, 400)
     over = rng.uniform(size=400) < conf - 0.2  # accuracy 0.2 below confidence
-    assert signed_error(conf, over) == pytest.approx(conf.mean() - over.mean())
-    m = run_metrics(conf, over, n_boot=200)
+    m = calibration_summary(conf, over, n_boot=200)
     assert m["n"] == 400
-    assert m["signed_error"] > 0.1
-    lo, hi = m["signed_error_ci"]
-    assert lo <= m["signed_error"] <= hi and lo > 0
+    assert m["overconfidence"] == pytest.approx(conf.mean() - over.mean())
+    assert m["overconfidence_lo"] <= m["overconfidence"] <= m["overconfidence_hi"]
+    assert m["overconfidence_lo"] > 0.1 - 0.05
     assert m["smece"] > 0.1
+    assert m == summarize(conf, over.astype(float), n_boot=200, seed=0, tilt=True) | {}
     cal = rng.uniform(size=400) < conf
-    assert run_metrics(conf, cal, n_boot=100)["smece"] < m["smece"]
+    assert calibration_summary(conf, cal, n_boot=100)["smece"] < m["smece"]
 
 
 def _fake_outcome(model: ModelEntry, ds: str, style: str, t: float, comps, rng) -> RunOutcome:
@@ -131,7 +132,7 @@ def _fake_outcome(model: ModelEntry, ds: str, style: str, t: float, comps, rng) 
     conf = rng.uniform(0.1, 1, 60)
     corr = rng.uniform(size=60) < conf
     oc = RunOutcome(pr, [str(i) for i in range(60)], conf, corr)
-    oc.metrics = run_metrics(conf, corr, n_boot=50)
+    oc.metrics = calibration_summary(conf, corr, n_boot=50)
     return oc
 
 
@@ -185,21 +186,38 @@ def test_reproduce_smoke_end_to_end(tmp_path: Path) -> None:
     again = reproduce(exp, out, quiet=True)
     assert not (out / "theory").exists()
     assert [o.metrics["smece"] for o in again.runs] == [o.metrics["smece"] for o in res.runs]
+    # one road: `semcal analyze` and `semcal report` show the very numbers reproduce shows
+    from semcal.cli import main as cli_main
+
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert cli_main(["analyze", str(out), "--json", "--n-boot", "50", "-q"]) == 0
+    shown = {r["run"]: r for r in json.loads(buf.getvalue())}
+    assert len(shown) == 3
+    for o in res.runs:
+        a = shown[o.run.spec.name]
+        for key in ("n", "accuracy", "mean_confidence", "smece", "smece_lo", "smece_hi",
+                    "overconfidence", "brier"):
+            assert a[key] == o.metrics[key], (o.run.spec.name, key)
+        assert (a["collapse"], a["grader"]) == (o.metrics["collapse"], o.metrics["grader"])
+    assert cli_main(["report", str(out), "-q"]) == 0
+    html = (out / "report.html").read_text()
+    for o in res.runs:
+        assert f"{o.metrics['smece']:.3f}" in html
 
 
-def test_run_metrics_report_the_tilt_gain() -> None:
+def test_run_summary_reports_the_tilt_gain() -> None:
     """The local-loss-optimality diagnostic beside smECE: a clearly underconfident model gains
     from the tilt on held-out questions; a calibrated one does not (gain within 3 SE of 0)."""
-    import numpy as np
-
-    from semcal.experiments import run_metrics
-
     rng = np.random.default_rng(3)
     conf = rng.uniform(0.05, 0.95, 400)
     calibrated = rng.random(400) < conf
     under = rng.random(400) < np.clip(conf + 0.35, 0, 0.98)  # right far more often than it says
-    good = run_metrics(conf, calibrated, n_boot=50)
-    bad = run_metrics(conf, under, n_boot=50)
+    good = calibration_summary(conf, calibrated, n_boot=50)
+    bad = calibration_summary(conf, under, n_boot=50)
     assert abs(good["tilt_gain"]) < 3 * good["tilt_gain_se"] + 1e-3
     assert bad["tilt_gain"] > 3 * bad["tilt_gain_se"] > 0
-    assert "tilt_gain" not in run_metrics(conf[:5], calibrated[:5], n_boot=10)  # too few questions
+    assert np.isnan(calibration_summary(conf[:5], calibrated[:5], n_boot=10)["tilt_gain"])  # too few

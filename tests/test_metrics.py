@@ -57,8 +57,22 @@ BAD_INPUTS = [
 @pytest.mark.parametrize("fn", ALL_METRICS, ids=lambda f: getattr(f, "__name__", "ece_mass"))
 @pytest.mark.parametrize("conf,correct,message", BAD_INPUTS)
 def test_bad_input_raises_input_error(fn, conf, correct, message) -> None:
+    if fn is auroc and message == "outside [0, 1]":
+        assert 0 <= fn(conf, correct) <= 1  # AUROC takes any real score (an entropy, a count)
+        return
     with pytest.raises(InputError, match=message.replace("[", r"\[").replace("]", r"\]")):
         fn(conf, correct)
+
+
+def test_auroc_of_real_valued_scores() -> None:
+    """AUROC is a rank statistic: any real score works and a monotone map leaves it unchanged."""
+    rng = np.random.default_rng(0)
+    y = rng.random(300) < 0.5
+    s = rng.normal(size=300) + y
+    assert auroc(s, y) == pytest.approx(auroc(1 / (1 + np.exp(-s)), y))
+    assert auroc(-3 * s + 7, y) == pytest.approx(1 - auroc(s, y))
+    with pytest.raises(InputError):
+        auroc([0.1, float("nan")], [1, 0])
 
 
 def test_error_names_position_and_function() -> None:

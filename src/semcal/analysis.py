@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from semcal import metrics as M
 from semcal.errors import InputError, SemcalError, StoreError
 from semcal.store import RunInfo, Store
 from semcal.types import NO_ANSWER, Collapsed, Completion, Question
@@ -146,45 +147,11 @@ def calibration_summary(
     correct: Sequence[float] | np.ndarray,
     n_boot: int = 1000,
     seed: int = 0,
-    alpha: float = 0.05,
 ) -> dict[str, Any]:
-    """Accuracy, mean confidence, smECE (± sigma, bootstrap CI), ECE, Brier, log-loss, AUROC.
-
-    ``conf`` (shape (n,), in [0, 1]) and ``correct`` (shape (n,), 0/1). Undefined metrics
-    (AUROC when every answer is right or every answer is wrong) are NaN.
-    """
-    from semcal import metrics as M
-
-    c = np.asarray(conf, dtype=float)
-    y = np.asarray(correct, dtype=float)
-    n = int(c.size)
-    out: dict[str, Any] = {"n": n}
-    if n == 0:
-        for k in ("accuracy", "mean_confidence", "smece", "smece_sigma", "smece_lo", "smece_hi",
-                  "ece", "ece_mass", "brier", "log_loss", "auroc"):
-            out[k] = float("nan")
-        return out
-    out["accuracy"] = float(y.mean())
-    out["mean_confidence"] = float(c.mean())
-    sm = M.smece(c, y)
-    out["smece"] = float(getattr(sm, "value", sm))
-    out["smece_sigma"] = float(getattr(sm, "sigma", float("nan")))
-    if n >= 2 and n_boot > 0:
-        try:
-            # by name: the batched smECE path (same interval, about 5x faster than a lambda)
-            lo, hi = M.bootstrap_ci("smece", c, y, n_boot=n_boot, alpha=alpha, seed=seed)
-        except (SemcalError, ValueError) as exc:
-            log.debug("bootstrap failed: %s", exc)
-            lo = hi = float("nan")
-    else:
-        lo = hi = float("nan")
-    out["smece_lo"], out["smece_hi"] = float(lo), float(hi)
-    out["ece"] = _safe(lambda: M.ece(c, y, n_bins=15, strategy="width"))
-    out["ece_mass"] = _safe(lambda: M.ece(c, y, n_bins=15, strategy="mass"))
-    out["brier"] = _safe(lambda: M.brier(c, y))
-    out["log_loss"] = _safe(lambda: M.log_loss(c, y))
-    out["auroc"] = _safe(lambda: M.auroc(c, y)) if 0 < y.sum() < n else float("nan")
-    return out
+    """The summary of one run's (confidence, correct) pairs: :func:`semcal.metrics.summarize`
+    with the tilt diagnostic, NaN everywhere for no pairs (the one summary every command shows)."""
+    return M.summarize(np.asarray(conf, dtype=float), np.asarray(correct, dtype=float),
+                     n_boot=n_boot, seed=seed, tilt=True, allow_empty=True)
 
 
 def estimator_table(
@@ -225,7 +192,7 @@ def estimator_table(
         c, y = np.array(conf), np.array(ys)
         row["accuracy"] = float(y.mean())
         row["auroc"] = (
-            _safe(lambda c=c, y=y: _auroc(c, y)) if 0 < y.sum() < len(y) else float("nan")
+            _safe(lambda c=c, y=y: M.auroc(c, y)) if 0 < y.sum() < len(y) else float("nan")
         )
         if est.is_probability:
             s = calibration_summary(c, y, n_boot=n_boot, seed=seed)
@@ -233,19 +200,6 @@ def estimator_table(
                 row[k] = s[k]
         rows.append(row)
     return rows
-
-
-def _auroc(c: np.ndarray, y: np.ndarray) -> float:
-    """AUROC of any real-valued score (not only probabilities): the Mann-Whitney statistic,
-    ties counted as one half."""
-    from scipy.stats import rankdata
-
-    y = np.asarray(y, dtype=bool)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = rankdata(np.asarray(c, dtype=float))
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 # ----------------------------------------------------------------------------- analysis
@@ -355,6 +309,7 @@ def analyze_run(
     grader_opts: dict[str, Any] | None = None,
     judge: Any = None,
     audit_against: str | None = None,
+    only: Sequence[str] | None = None,
 ) -> RunAnalysis:
     """Analyse one run of ``store``. See the module docstring.
 
@@ -366,7 +321,8 @@ def analyze_run(
     ``run`` is a :class:`RunInfo`, a run name or a run id. ``estimators`` is a list of names,
     "all" (every registered estimator) or None (:data:`DEFAULT_ESTIMATORS`). ``cache`` writes
     collapse results and grades back into the store (skipped for a read-only store).
-    Only questions whose sampling is finished are analysed.
+    Only questions whose sampling is finished are analysed (and, with ``only``, only those
+    ids).
     """
     from semcal.collapse import collapse_key
     from semcal.confidence import ESTIMATORS, estimate_all
@@ -421,7 +377,9 @@ def analyze_run(
     fn = None
     new_classes = []
     results: list[QuestionResult] = []
-    order = [qid for qid in questions if qid in done and samples.get(qid)]
+    keep = None if only is None else set(only)
+    order = [qid for qid in questions
+             if qid in done and samples.get(qid) and (keep is None or qid in keep)]
     for qid in order:
         q = questions[qid]
         comps: list[Completion] = [s.completion for s in samples[qid]]
@@ -504,13 +462,6 @@ def analyze_run(
         if results and summary["n_samples_total"]
         else float("nan")
     )
-    try:
-        from semcal.metrics.tilt import recalibration_gain  # type: ignore[attr-defined]
-
-        if len(results) >= 5:
-            summary["tilt_gain"] = float(getattr(recalibration_gain(conf, corr), "gain", float("nan")))
-    except (ImportError, AttributeError, TypeError, SemcalError, ValueError) as exc:
-        log.debug("tilt diagnostic unavailable: %s", exc)
     est = estimator_table(results, names, n_boot=min(n_boot, 200), seed=seed) if results else []
     audit = collapse_audit([r.labels for r in results])
     if fn is not None and hasattr(fn, "fallbacks"):  # the judge B: how often it was overruled

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from semcal.analysis import analyze_run
 from semcal.errors import InputError
 from semcal.spec import STYLES, RunSpec, check_keys, read_toml
 
@@ -423,99 +424,7 @@ class RunOutcome:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
-def signed_error(conf: np.ndarray, correct: np.ndarray) -> float:
-    """Mean confidence minus accuracy (> 0: overconfident on average, < 0: underconfident)."""
-    from semcal.metrics import overconfidence
-
-    return float(overconfidence(conf, correct))
-
-
-def run_metrics(
-    conf: Sequence[float], correct: Sequence[bool], n_boot: int = 1000, seed: int = 0
-) -> dict[str, Any]:
-    """smECE, accuracy, mean confidence, signed error (each with a 95% bootstrap CI), ECE, Brier.
-
-    ``conf``: (n,) semantic confidences; ``correct``: (n,) bools. ``signed_error`` is
-    mean(conf) - accuracy (> 0: overconfident).
-    """
-    from semcal import metrics as M
-
-    c = np.asarray(conf, dtype=float)
-    y = np.asarray(correct, dtype=bool)
-    if c.size == 0:
-        return {"n": 0}
-
-    def ci(name: str) -> list[float]:
-        lo, hi = M.bootstrap_ci(name, c, y, n_boot=n_boot, seed=seed)
-        return [float(lo), float(hi)]
-
-    sm = M.smece(c, y)
-    return {
-        "n": int(c.size),
-        "smece": float(sm.value),
-        "smece_sigma": float(sm.sigma),
-        "smece_ci": ci("smece"),
-        "accuracy": float(M.accuracy(c, y)),
-        "accuracy_ci": ci("accuracy"),
-        "mean_confidence": float(M.mean_confidence(c, y)),
-        "mean_confidence_ci": ci("mean_confidence"),
-        "signed_error": signed_error(c, y),
-        "signed_error_ci": ci("overconfidence"),
-        "ece": float(M.ece(c, y)),
-        "brier": float(M.brier(c, y)),
-        **_tilt_metrics(c, y, seed),
-    }
-
-
-def _tilt_metrics(c: np.ndarray, y: np.ndarray, seed: int) -> dict[str, Any]:
-    """The local-loss-optimality diagnostic: held-out log-loss gain of the best Platt-style
-    tilt of the confidence (5-fold CV; about 0 for a calibrated model), with its standard
-    error. Needs both outcomes among at least 10 questions."""
-    from semcal.errors import SemcalError
-    from semcal.metrics.tilt import recalibration_gain
-
-    if c.size < 10 or y.all() or not y.any():
-        return {}
-    try:
-        r = recalibration_gain(c, y, seed=seed)
-    except (SemcalError, ValueError, FloatingPointError):
-        return {}
-    return {"tilt_gain": float(r.log_loss_gain), "tilt_gain_se": float(r.log_loss_gain_se),
-            "tilt_brier_gain": float(r.brier_gain)}
-
-
 # ----------------------------------------------------------------------------- execution
-
-
-def _score_run(
-    store: Any, run_id: int, collapse_name: str, qids: Sequence[str] | None = None
-) -> tuple[list[str], np.ndarray, np.ndarray, dict[str, Any]]:
-    """Collapse and grade a stored run (only ``qids`` when given): (ids, plurality share,
-    correct, B audit)."""
-    from semcal.analysis import collapse_audit
-    from semcal.collapse import get_collapse
-    from semcal.grade import is_correct, plurality
-    from semcal.types import NO_ANSWER
-
-    style = next((r.style for r in store.runs() if r.id == run_id), None)
-    collapse = get_collapse(collapse_name, style=style)  # a chain of thought is read as one
-    questions = {q.id: q for q in store.questions(run_id)}
-    if qids is not None:
-        keep = set(qids)
-        questions = {k: v for k, v in questions.items() if k in keep}
-    samples = store.all_samples(run_id)
-    ids, conf, corr, labels = [], [], [], []
-    for qid, q in questions.items():
-        ss = samples.get(qid, [])
-        if not ss:
-            continue
-        collapsed = collapse(q, [s.completion.text for s in ss])
-        labels.append(collapsed.labels)
-        top, count = plurality(list(collapsed.labels))
-        ids.append(qid)
-        conf.append(count / len(ss))
-        corr.append(top != NO_ANSWER and bool(is_correct(top, collapsed.gold)))
-    return ids, np.asarray(conf, dtype=float), np.asarray(corr, dtype=bool), collapse_audit(labels)
 
 
 def _run_complete(out: Path, spec: RunSpec) -> bool:
@@ -689,10 +598,14 @@ def reproduce(
                     raise KeyboardInterrupt
                 qids = [q.id for q in runner.load_spec_questions(p.spec)]
                 with Store(out) as store:
-                    ids, conf, corr, audit = _score_run(store, rr.run_id, p.spec.collapse, qids)
-                oc = RunOutcome(p, ids, conf, corr)
-                oc.metrics = run_metrics(conf, corr, n_boot=exp.n_boot, seed=exp.seed)
-                oc.metrics["audit"] = audit
+                    # the one road from stored samples to numbers, as `semcal analyze` takes it
+                    ana = analyze_run(store, rr.run_id, collapse=p.spec.collapse, grader="auto",
+                                      estimators=[], n_boot=exp.n_boot, seed=exp.seed, only=qids)
+                oc = RunOutcome(p, [q.qid for q in ana.questions],
+                                np.asarray([q.confidence for q in ana.questions], dtype=float),
+                                np.asarray([q.correct for q in ana.questions], dtype=bool))
+                oc.metrics = {**ana.summary, "collapse": ana.collapse, "grader": ana.grader,
+                              "audit": ana.audit}
                 result.runs.append(oc)
             if theory:
                 say(f"[reproduce] opening {m.model} ({b})")
@@ -896,8 +809,8 @@ def plot_smece_accuracy(outcomes: Sequence[RunOutcome], path: Path) -> Path:
     for o in outcomes:
         g = o.run.group
         mt = o.metrics
-        xe = np.abs(np.array(mt["accuracy_ci"]) - mt["accuracy"])[:, None]
-        ye = np.abs(np.array(mt["smece_ci"]) - mt["smece"])[:, None]
+        xe = np.abs(np.array(_ci(mt, "accuracy")) - mt["accuracy"])[:, None]
+        ye = np.abs(np.array(_ci(mt, "smece")) - mt["smece"])[:, None]
         ax.errorbar(mt["accuracy"], mt["smece"], xerr=xe, yerr=ye, fmt="o", ms=5,
                     color=GROUP_COLORS[g], alpha=0.8, elinewidth=0.7,
                     label=g if g not in seen else None)
@@ -929,9 +842,9 @@ def plot_temperature(outcomes: Sequence[RunOutcome], path: Path) -> Path:
     for ds, items in by_ds.items():
         items = sorted(items, key=lambda o: o.run.temperature)
         t = np.array([o.run.temperature for o in items])
-        for ax, key in zip(axes, ("smece", "signed_error")):
+        for ax, key in zip(axes, ("smece", "overconfidence")):
             v = np.array([o.metrics[key] for o in items])
-            ci = np.array([o.metrics[f"{key}_ci"] for o in items])
+            ci = np.array([_ci(o.metrics, key) for o in items])
             ax.errorbar(t, v, yerr=np.abs(ci.T - v), marker="o", ms=4, capsize=2, label=ds)
     axes[0].set_ylabel("smECE")
     axes[1].set_ylabel("mean confidence - accuracy")
@@ -958,15 +871,24 @@ def _fmt(v: Any, ci: Any = None, digits: int = 3) -> str:
     return s
 
 
+def _ci(m: Mapping[str, Any], key: str) -> list[float] | None:
+    """The interval of ``key``: ``key_lo``/``key_hi`` (metrics.summarize) or ``key_ci``."""
+    if f"{key}_lo" in m:
+        return [m[f"{key}_lo"], m[f"{key}_hi"]]
+    ci = m.get(f"{key}_ci")
+    return list(ci) if ci else None
+
+
 def _fmt_gain(mt: Mapping[str, Any]) -> str:
-    if "tilt_gain" not in mt:
+    g = mt.get("tilt_gain")
+    if g is None or not math.isfinite(g):
         return "-"
     return f"{mt['tilt_gain']:+.3f} ± {mt['tilt_gain_se']:.3f}"
 
 
 def _fmt_ci(m: Mapping[str, Any], key: str, signed: bool = False) -> str:
     v = m.get(key)
-    ci = m.get(f"{key}_ci")
+    ci = _ci(m, key)
     if v is None or not isinstance(v, (int, float)) or not math.isfinite(v):
         return "n/a"
     s = f"{v:+.3f}" if signed else f"{v:.3f}"
@@ -1009,7 +931,7 @@ def summary_markdown(result: ReproduceResult) -> str:
                 f"| {o.run.model.name} | {o.run.model.role} | {_dataset_name(o.run.dataset)} | "
                 f"{o.run.style} | {o.run.temperature:g} | {mt.get('n', 0)} | "
                 f"{_fmt_ci(mt, 'accuracy')} | {_fmt_ci(mt, 'mean_confidence')} | "
-                f"{_fmt_ci(mt, 'signed_error', True)} | {_fmt_ci(mt, 'smece')} | "
+                f"{_fmt_ci(mt, 'overconfidence', True)} | {_fmt_ci(mt, 'smece')} | "
                 f"{_fmt_gain(mt)} |"
             )
         lines.append("")

@@ -27,6 +27,7 @@ from semcal.metrics.bootstrap import (
     percentile_interval,
     resample_indices,
     summarize,
+    tilt_summary,
 )
 from semcal.metrics.scores import (
     LOG_LOSS_EPS,
@@ -70,4 +71,5 @@ __all__ = [
     "smece_at",
     "smooth_reliability",
     "summarize",
+    "tilt_summary",
 ]

@@ -44,7 +44,8 @@ def _as_vector(values: Any, name: str, where: str) -> np.ndarray:
     return arr
 
 
-def check_pair(conf: Any, correct: Any, where: str = "metrics") -> tuple[np.ndarray, np.ndarray]:
+def check_pair(conf: Any, correct: Any, where: str = "metrics", *,
+               scores: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Validate a (confidence, correctness) pair.
 
     Parameters
@@ -55,6 +56,9 @@ def check_pair(conf: Any, correct: Any, where: str = "metrics") -> tuple[np.ndar
         Array-like of shape (n,), 1/True where the prediction was right, 0/False where not.
     where:
         Name of the calling function, used in error messages.
+    scores:
+        True when ``conf`` may be any real-valued score (AUROC of an entropy or a count):
+        only the [0, 1] range check is skipped.
 
     Returns
     -------
@@ -72,7 +76,7 @@ def check_pair(conf: Any, correct: Any, where: str = "metrics") -> tuple[np.ndar
         raise InputError(
             f"conf and correct have different lengths ({c.size} vs {y.size})", where=where
         )
-    out = (c < 0.0) | (c > 1.0)
+    out = np.zeros(c.shape, dtype=bool) if scores else (c < 0.0) | (c > 1.0)
     if out.any():
         i = int(np.flatnonzero(out)[0])
         raise InputError(

@@ -236,6 +236,8 @@ def summarize(
     alpha: float = 0.05,
     n_bins: int = 15,
     method: str = "percentile",
+    tilt: bool = False,
+    allow_empty: bool = False,
 ) -> dict[str, Any]:
     """Every metric with its percentile bootstrap interval, as one flat dict.
 
@@ -244,8 +246,26 @@ def summarize(
     overconfidence``), ``name``, ``name_lo`` and ``name_hi``. ``ece``/``ece_mass`` use
     ``n_bins`` bins. With ``n_boot=0`` no resampling is done and the bounds are NaN. All metrics
     share the same resamples. ``method``: interval construction, see :func:`bootstrap_ci`.
+
+    With ``tilt=True`` also the local-loss-optimality diagnostic of
+    :func:`semcal.metrics.tilt.recalibration_gain` (5-fold, ``seed``): ``tilt_gain`` and
+    ``tilt_gain_se`` (held-out log-loss gain, nats) and ``tilt_brier_gain``; NaN unless there
+    are at least :data:`TILT_MIN_N` questions with both outcomes.
+
+    This is the one summary of (confidence, correct) pairs: ``analyze``, ``report`` and
+    ``reproduce`` all show what it returns. ``allow_empty=True``: no pairs give ``n = 0`` and NaN
+    everywhere instead of an error.
     """
     where = "summarize"
+    if allow_empty and np.asarray(conf).size == 0 and np.asarray(correct).size == 0:
+        nan = float("nan")
+        empty: dict[str, Any] = {"n": 0, "n_boot": n_boot, "alpha": alpha, "method": method,
+                                 "smece_sigma": nan}
+        for name in METRICS:
+            empty[name] = empty[f"{name}_lo"] = empty[f"{name}_hi"] = nan
+        if tilt:
+            empty.update(tilt_gain=nan, tilt_gain_se=nan, tilt_brier_gain=nan)
+        return empty
     c, y = check_pair(conf, correct, where=where)
     nb = check_n_boot(n_boot, where, allow_zero=True)
     a = check_alpha(alpha, where)
@@ -272,4 +292,29 @@ def summarize(
         else:
             lo = hi = float("nan")
         out[f"{name}_lo"], out[f"{name}_hi"] = lo, hi
+    if tilt:
+        out.update(tilt_summary(c, y, seed=0 if seed is None else int(seed)))
     return out
+
+
+#: the tilt diagnostic needs at least this many questions, with both outcomes among them
+TILT_MIN_N = 10
+
+
+def tilt_summary(conf: Any, correct: Any, seed: int = 0) -> dict[str, float]:
+    """``tilt_gain``, ``tilt_gain_se``, ``tilt_brier_gain`` of the pairs (NaN when undefined:
+    fewer than :data:`TILT_MIN_N` questions, one outcome only, or a fit that fails)."""
+    from semcal.errors import SemcalError
+    from semcal.metrics.tilt import recalibration_gain
+
+    nan = float("nan")
+    out = {"tilt_gain": nan, "tilt_gain_se": nan, "tilt_brier_gain": nan}
+    c, y = check_pair(conf, correct, where="tilt_summary")
+    if c.size < TILT_MIN_N or y.all() or not y.any():
+        return out
+    try:
+        r = recalibration_gain(c, y.astype(bool), seed=seed)
+    except (SemcalError, ValueError, FloatingPointError):
+        return out
+    return {"tilt_gain": float(r.log_loss_gain), "tilt_gain_se": float(r.log_loss_gain_se),
+            "tilt_brier_gain": float(r.brier_gain)}

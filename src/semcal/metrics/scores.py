@@ -84,9 +84,10 @@ def auroc(conf: Any, correct: Any) -> float:
     Equals the probability that a random correct answer has higher confidence than a random
     wrong one, ties counting 1/2 (the Mann-Whitney statistic with average ranks). Returns
     ``nan`` (no warning, no error) when all answers are correct or all are wrong: the quantity
-    is undefined then. Summaries and bootstrap intervals skip NaN resamples.
+    is undefined then. Summaries and bootstrap intervals skip NaN resamples. ``conf`` may be
+    any real-valued score (semantic entropy, number of classes), not only a probability.
     """
-    c, y = check_pair(conf, correct, where="auroc")
+    c, y = check_pair(conf, correct, where="auroc", scores=True)
     n_pos = int(y.sum())
     n_neg = y.size - n_pos
     if n_pos == 0 or n_neg == 0:

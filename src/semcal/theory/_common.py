@@ -133,13 +133,8 @@ def cluster_bootstrap(
 
 
 def auroc_or_nan(scores: Sequence[float], labels: Sequence[bool]) -> float:
-    """AUROC of ``scores`` for ``labels`` (ties count one half), NaN when one class is absent."""
-    s = np.asarray(scores, dtype=float)
-    y = np.asarray(labels, dtype=bool)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    from scipy.stats import rankdata
+    """AUROC of any real ``scores`` for ``labels``: :func:`semcal.metrics.auroc` (ties count one
+    half, NaN when one class is absent)."""
+    from semcal.metrics import auroc
 
-    r = rankdata(s)
-    return float((r[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return auroc(np.asarray(scores, dtype=float), np.asarray(labels, dtype=float))
