@@ -94,6 +94,7 @@ def test_everything_is_escaped(analyses, tmp_path: Path) -> None:
 
 
 def test_report_is_self_contained(analyses, tmp_path: Path) -> None:
+    (tmp_path / "r").mkdir()  # the folder must exist: a mistyped -o is an error, not new folders
     paths = write_report(analyses, tmp_path / "r" / "report.html")
     html = paths["html"].read_text(encoding="utf-8")
     assert "<link" not in html and "http://" not in html and "https://" not in html
@@ -109,6 +110,7 @@ def test_report_is_self_contained(analyses, tmp_path: Path) -> None:
 
 
 def test_csv_and_parquet_export(analyses, tmp_path: Path) -> None:
+    (tmp_path / "e").mkdir()
     paths = write_report(analyses, tmp_path / "e" / "report.html")
     with open(paths["csv"], newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))

@@ -118,3 +118,39 @@ def test_sigkill_mid_run_then_resume(tmp_path: Path) -> None:
     keys = ("n", "accuracy", "mean_confidence", "smece", "smece_lo", "smece_hi", "ece", "brier")
     assert [{k: m[k] for k in keys} for m in ma] == [{k: m[k] for k in keys} for m in mb]
     print(f"uninterrupted run {t_ref:.1f}s; killed after {killed_at}/{N_Q} questions")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_stop_like_ctrl_c(tmp_path: Path, sig: str) -> None:
+    """`timeout`, a batch scheduler or a closed terminal stop a run the way Ctrl-C does: what
+    is committed stays, the resume command is printed, the exit status is 128 + signal."""
+    pytest.importorskip("llama_cpp")
+    signum = getattr(signal, sig)
+    out = tmp_path / "cut"
+    proc = subprocess.Popen(_cmd(out), env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 600
+        while _done(out) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run finished before it could be stopped"
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signum, err  # before: killed silently by the signal
+    assert f"stopped by {sig}" in err and f"Resume with: semcal resume {out}" in err, err
+    assert "Traceback" not in err
+    stopped_at = _done(out)
+    assert 2 <= stopped_at <= N_Q
+    p = subprocess.run(
+        [sys.executable, "-c", "import sys; from semcal.cli import main; sys.exit(main())",
+         "resume", str(out)],
+        env=_env(), capture_output=True, text=True, timeout=600,
+    )
+    assert p.returncode == 0, p.stderr
+    got = _content(out)
+    assert got["done"] == sorted(got["samples"]) and len(got["done"]) == N_Q
+    assert sum(len(v) for v in got["samples"].values()) == N_Q * M

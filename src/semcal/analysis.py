@@ -27,6 +27,7 @@ import numpy as np
 
 from semcal import metrics as M
 from semcal.errors import InputError, SemcalError, StoreError
+from semcal.files import atomic_path
 from semcal.store import RunInfo, Store
 from semcal.types import NO_ANSWER, Collapsed, Completion, Question
 
@@ -637,11 +638,15 @@ def write_table(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str]) ->
             if k not in cols:
                 cols.append(k)
     if p.suffix == ".csv":
-        with p.open("w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=cols)
-            w.writeheader()
-            for r in rows:
-                w.writerow({k: _csv_safe(r.get(k)) for k in cols})
+        with atomic_path(p) as tmp:
+            try:
+                with tmp.open("w", newline="", encoding="utf-8") as f:
+                    w = csv.DictWriter(f, fieldnames=cols)
+                    w.writeheader()
+                    for r in rows:
+                        w.writerow({k: _csv_safe(r.get(k)) for k in cols})
+            except OSError as exc:
+                raise InputError(f"cannot write {p}: {exc.strerror or exc}") from None
     elif p.suffix == ".parquet":
         from semcal.errors import require
 
@@ -649,7 +654,11 @@ def write_table(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str]) ->
         import pyarrow.parquet as pq
 
         table = pa.Table.from_pylist([{k: r.get(k) for k in cols} for r in rows])
-        pq.write_table(table, str(p))
+        with atomic_path(p) as tmp:
+            try:
+                pq.write_table(table, str(tmp))
+            except OSError as exc:
+                raise InputError(f"cannot write {p}: {exc.strerror or exc}") from None
     else:
         raise InputError(f"unknown export format {p.suffix!r} (use .csv or .parquet)")
     return p

@@ -12,7 +12,9 @@ import argparse
 import json
 import logging
 import math
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,6 +29,37 @@ log = logging.getLogger("semcal")
 EXIT_ERROR = 2
 EXIT_UNEXPECTED = 1
 EXIT_INTERRUPTED = 130
+
+#: the signal that stopped this command (SIGTERM from `timeout` or a batch scheduler, SIGHUP
+#: from a closed terminal); None for Ctrl-C. Each is handled like Ctrl-C: the batch in progress
+#: is dropped, everything committed stays, the resume command is printed, and the exit status is
+#: the shell's convention 128 + signal number.
+_STOP_SIGNAL: int | None = None
+
+
+def _on_stop_signal(signum: int, frame: Any) -> None:
+    global _STOP_SIGNAL
+    _STOP_SIGNAL = signum
+    raise KeyboardInterrupt
+
+
+def _install_stop_signals() -> None:
+    global _STOP_SIGNAL
+    _STOP_SIGNAL = None
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers can only be set from the main thread
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            signal.signal(sig, _on_stop_signal)
+
+
+def _interrupt_status() -> int:
+    return EXIT_INTERRUPTED if _STOP_SIGNAL is None else 128 + int(_STOP_SIGNAL)
+
+
+def _stop_name() -> str:
+    return "interrupted" if _STOP_SIGNAL is None else f"stopped by {signal.Signals(_STOP_SIGNAL).name}"
 
 #: the demo: an embedded base model and an embedded instruct model on the bundled questions
 DEMO_MODELS = ("gemma-3-270m", "smollm2-135m-instruct")
@@ -354,12 +387,23 @@ def _print_results(analyses: Sequence[Any], args: argparse.Namespace) -> None:
 
 def _interrupted(args: argparse.Namespace, res: Any, how: str) -> int:
     print(
-        f"semcal: interrupted: {res.n_done}/{res.n_questions} questions of run {res.run_name!r} "
-        f"are stored in {res.directory}; nothing committed is lost.\n"
+        f"semcal: {_stop_name()}: {res.n_done}/{res.n_questions} questions of run "
+        f"{res.run_name!r} are stored in {res.directory}; nothing committed is lost.\n"
         f"Resume with: {how}",
         file=sys.stderr,
     )
-    return EXIT_INTERRUPTED
+    return _interrupt_status()
+
+
+def _run_or_hint(runner: Any, spec: Any, out: Any, quiet: bool, how: str) -> Any:
+    """``runner.run``; a backend that fails for good (a server gone, a model that cannot
+    answer) ends with its message and how to resume the stored part."""
+    from semcal.errors import BackendError
+
+    try:
+        return runner.run(spec, out, quiet=quiet)
+    except BackendError as exc:
+        raise BackendError(f"{exc} (every finished question is stored; resume with: {how})") from None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -367,7 +411,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     spec = _spec_from_args(args)
     runner.preflight(spec)
-    res = runner.run(spec, args.out, quiet=args.quiet)
+    res = _run_or_hint(runner, spec, args.out, args.quiet, f"semcal resume {args.out}")
     if res.interrupted:
         return _interrupted(args, res, f"semcal resume {args.out}")
     _say(args, _run_line(res))
@@ -411,7 +455,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         return 0
     for r in todo:
         spec = RunSpec.from_dict(r.spec, where=f"run {r.name}")
-        res = runner.run(spec, args.dir, quiet=args.quiet)
+        res = _run_or_hint(runner, spec, args.dir, args.quiet, f"semcal resume {args.dir}")
         if res.interrupted:
             return _interrupted(args, res, f"semcal resume {args.dir}")
         _say(args, _run_line(res))
@@ -526,11 +570,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         )
     except KeyboardInterrupt:
         print(
-            f"semcal: interrupted: every finished batch is stored in {args.out}; "
+            f"semcal: {_stop_name()}: every finished batch is stored in {args.out}; "
             "run the same command again to resume",
             file=sys.stderr,
         )
-        return EXIT_INTERRUPTED
+        return _interrupt_status()
     summary = Path(res.out_dir) / "summary.md"
     if summary.is_file():
         print(summary.read_text(encoding="utf-8").rstrip())
@@ -598,7 +642,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                f"-> {args.out}")
     names = []
     for s in specs:
-        res = runner.run(s, args.out, quiet=args.quiet)
+        res = _run_or_hint(runner, s, args.out, args.quiet, _demo_cmd(args))
         if res.interrupted:
             return _interrupted(args, res, _demo_cmd(args))
         _say(args, _run_line(res))
@@ -657,6 +701,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     _setup_logging(args)
+    _install_stop_signals()
     try:
         return COMMANDS[args.command](args)
     except SemcalError as exc:
@@ -666,8 +711,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"semcal: error: {msg}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("semcal: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        print(f"semcal: {_stop_name()}", file=sys.stderr)
+        return _interrupt_status()
     except Exception as exc:
         if getattr(args, "debug", False):
             raise

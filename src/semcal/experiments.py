@@ -38,6 +38,7 @@ import numpy as np
 
 from semcal.analysis import analyze_run
 from semcal.errors import InputError
+from semcal.files import save_figure, write_text
 from semcal.spec import STYLES, RunSpec, check_keys, read_toml
 
 log = logging.getLogger(__name__)
@@ -627,10 +628,8 @@ def reproduce(
 def _write(result: ReproduceResult) -> None:
     """Write results.json and summary.md (called after every phase and at the end)."""
     out = result.out_dir
-    (out / "results.json").write_text(
-        json.dumps(result.to_dict(), indent=1, default=_json_default), encoding="utf-8"
-    )
-    (out / "summary.md").write_text(summary_markdown(result), encoding="utf-8")
+    write_text(out / "results.json", json.dumps(result.to_dict(), indent=1, default=_json_default))
+    write_text(out / "summary.md", summary_markdown(result))
 
 
 def _json_default(o: Any) -> Any:
@@ -680,7 +679,7 @@ def _theory(
                     max_tokens=ts.max_tokens or exp.max_tokens.get(style),
                     k_shot=exp.k_shot, seed=exp.seed,
                 )
-                f.write_text(json.dumps(res.to_dict()))
+                write_text(f, json.dumps(res.to_dict()))
             summ = tj.summarize_trajectories(res, n_boot=exp.n_boot, seed=exp.seed)
             summ["dataset"] = ds
             result.trajectories[style] = {"summary": summ, "result": res}
@@ -701,7 +700,7 @@ def _theory(
                     max_tokens=ss.max_tokens or exp.max_tokens.get(style),
                     k_shot=exp.k_shot, seed=exp.seed,
                 )
-                f.write_text(json.dumps(sp.rows_to_dicts(rows)))
+                write_text(f, json.dumps(sp.rows_to_dicts(rows)))
             summ = sp.summarize_self_prediction(rows, n_boot=exp.n_boot, seed=exp.seed)
             summ["dataset"] = ds
             summ["model"] = m.model
@@ -714,6 +713,7 @@ def _theory(
 def make_figures(result: ReproduceResult, fig_dir: Path) -> dict[str, Path]:
     """Draw every figure the results allow; returns name -> PNG path."""
     figs: dict[str, Path] = {}
+    fig_dir.mkdir(parents=True, exist_ok=True)
     runs = result.runs
     for comp, title in (
         ("styles", "Base models: concise vs sentence"),
@@ -794,7 +794,7 @@ def plot_reliability_grid(outcomes: Sequence[RunOutcome], path: Path, title: str
     axes[0][0].set_ylabel("accuracy (smoothed)")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -826,7 +826,7 @@ def plot_smece_accuracy(outcomes: Sequence[RunOutcome], path: Path) -> Path:
     ax.legend(fontsize=7)
     ax.set_title("smECE vs accuracy (95% bootstrap CIs)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -856,7 +856,7 @@ def plot_temperature(outcomes: Sequence[RunOutcome], path: Path) -> Path:
         ax.legend(fontsize=7)
     fig.suptitle("Temperature perturbation (>0: overconfident)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 

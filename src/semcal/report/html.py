@@ -280,11 +280,9 @@ def render_compare(analyses: Sequence[Any], title: str | None = None) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    from semcal.files import write_text
+
+    write_text(path, text)
 
 
 def write_report(analyses: Sequence[Any], path: str | Path, export: bool = True) -> dict[str, Path]:

@@ -257,13 +257,19 @@ def save_figure(fig: Figure, path: str | Path, dpi: int | None = None) -> Path:
     PNG is rendered by Agg at ``dpi`` (default: the figure's). SVG keeps text as text (not
     outlines), so labels stay searchable and the file small in an HTML report.
     """
+    from semcal.files import atomic_path
+
     p, ext = _check_path(path, "save_figure")
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        with matplotlib.rc_context({"svg.fonttype": "none"}):
-            fig.savefig(p, format=ext, dpi=dpi)
     except OSError as exc:
         raise InputError(f"cannot write {str(p)!r}: {exc}", where="save_figure") from exc
+    with atomic_path(p, "save_figure") as tmp:
+        try:
+            with matplotlib.rc_context({"svg.fonttype": "none"}):
+                fig.savefig(tmp, format=ext, dpi=dpi)
+        except OSError as exc:
+            raise InputError(f"cannot write {str(p)!r}: {exc}", where="save_figure") from exc
     return p
 
 

@@ -282,7 +282,9 @@ def plot_self_prediction(
         ax.grid(alpha=0.3)
     fig.suptitle(title or "Self-prediction from the first-token distribution", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
+    from semcal.files import save_figure
+
+    save_figure(fig, path)
     plt.close(fig)
     return path
 

@@ -403,6 +403,8 @@ def plot_trajectories(
     fig.suptitle(title or "Intermediate B-confidence (thin: one trajectory; dotted: does not end in z*)",
                  fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
+    from semcal.files import save_figure
+
+    save_figure(fig, path)
     plt.close(fig)
     return path
