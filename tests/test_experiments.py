@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semcal.errors import InputError
 from semcal.analysis import calibration_summary
-from semcal.metrics import summarize
+from semcal.errors import InputError
 from semcal.experiments import (
     ExperimentSpec,
     ModelEntry,
@@ -27,6 +26,7 @@ from semcal.experiments import (
     reproduce,
     summary_markdown,
 )
+from semcal.metrics import summarize
 from semcal.spec import RunSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -187,10 +187,10 @@ def test_reproduce_smoke_end_to_end(tmp_path: Path) -> None:
     assert not (out / "theory").exists()
     assert [o.metrics["smece"] for o in again.runs] == [o.metrics["smece"] for o in res.runs]
     # one road: `semcal analyze` and `semcal report` show the very numbers reproduce shows
-    from semcal.cli import main as cli_main
-
     import contextlib
     import io
+
+    from semcal.cli import main as cli_main
 
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
