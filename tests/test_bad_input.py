@@ -62,6 +62,9 @@ DATASETS: list[Any] = [
     ("jsonl-answer-nested", "d.jsonl", b'{"question": "Q?", "answers": [["x"]]}\n', "nested list"),
     ("jsonl-id-list", "d.jsonl", b'{"id": [1], "question": "Q?", "answer": "x"}\n', "field 'id' must be text"),
     ("jsonl-unknown-task", "d.jsonl", b'{"question": "Q?", "answer": "x", "task": "poetry"}\n', "unknown task 'poetry'"),
+    ("jsonl-lone-surrogate-question", "d.jsonl", b'{"question": "Q \\ud800?", "answer": "x"}\n', r"d.jsonl:1: question holds a lone surrogate"),
+    ("jsonl-lone-surrogate-answer", "d.jsonl", GOOD + b'{"question": "Q?", "answer": "\\udfff"}\n', r"d.jsonl:2: answer holds a lone surrogate"),
+    ("jsonl-lone-surrogate-id", "d.jsonl", b'{"id": "a\\ud800", "question": "Q?", "answer": "x"}\n', "id holds a lone surrogate"),
     ("jsonl-gz-not-gzip", "d.jsonl.gz", b"plain text, not gzip", "cannot read the file"),
     ("jsonl-deep-nesting", "d.jsonl", b"[" * 100_000 + b"]" * 100_000 + b"\n", "invalid JSON|too deep|nested"),
     ("jsonl-huge-integer", "d.jsonl", b'{"question": "Q?", "answer": 1' + b"0" * 5000 + b"}\n", "invalid JSON|too long|digits"),
@@ -368,6 +371,8 @@ def _files(tmp: Path) -> None:
     (tmp / "empty.jsonl").write_text("")
     (tmp / "list.jsonl").write_text('["Q?", "a"]\n')
     (tmp / "fake.gguf").write_bytes(b"nope" * 100)
+    (tmp / "surrogate.jsonl").write_bytes(b'{"id": "s1", "question": "What is \\ud800?", "answer": "x"}\n')
+    (tmp / "huge.toml").write_text('model = "gemma-3-270m"\nsamples = 9223372036854775807\n')
     from semcal.store import Store
     from semcal.types import Completion
 
@@ -396,6 +401,11 @@ CLI: list[Any] = [
     ("top-p-zero", [*_GEMMA, "--top-p", "0"], "top_p must be in"),
     ("max-tokens-zero", [*_GEMMA, "--max-tokens", "0"], "max_tokens must be >= 1"),
     ("seed-negative", [*_GEMMA, "--seed", "-1"], "seed must be >= 0"),
+    ("seed-beyond-int64", [*_GEMMA, "--seed", "9223372036854775808"], "seed must be <= 2147483647"),
+    ("samples-huge", [*_GEMMA, "--samples", "10000000"], "samples must be <= 100000"),
+    ("max-tokens-huge", [*_GEMMA, "--max-tokens", "99999999"], "max_tokens must be <= 1000000"),
+    ("spec-samples-int64", [*_RUN[:1], "{tmp}/huge.toml", *_RUN[1:]], "huge.toml: samples must be <= 100000"),
+    ("dataset-lone-surrogate", [*_GEMMA, "--dataset", "{tmp}/surrogate.jsonl"], r"surrogate.jsonl:1: question holds a lone surrogate"),
     ("style-unknown", [*_GEMMA, "--style", "poem"], "unknown style 'poem'"),
     ("backend-unknown", [*_GEMMA, "--backend", "warp"], "unknown backend 'warp'"),
     ("adaptive-bad-epsilon", [*_GEMMA, "--adaptive", "--epsilon", "2"], "adaptive.epsilon must be in"),
@@ -411,6 +421,8 @@ CLI: list[Any] = [
     ("analyze-bad-n-boot", ["analyze", "{tmp}/exp", "--n-boot", "-5"], "n.boot.*>= 0"),
     ("analyze-unknown-run", ["analyze", "{tmp}/exp", "--run", "nope"], "no run 'nope'"),
     ("analyze-no-store", ["analyze", "{tmp}"], "no semcal store"),
+    ("analyze-csv-missing-folder", ["analyze", "{tmp}/exp", "--csv", "{tmp}/nowhere/d/q.csv"], "folder .* does not exist"),
+    ("reproduce-seed-huge", ["reproduce", "--out", "{tmp}/rep", "--seed", "9223372036854775808"], "seed must be <= 2147483647"),
     ("report-missing-dir", ["report", "{tmp}/nowhere"], "not found"),
 ]
 

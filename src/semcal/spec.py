@@ -251,12 +251,9 @@ class RunSpec:
     def resolved_max_tokens(self) -> int:
         if self.max_tokens is not None:
             return self.max_tokens
-        try:
-            from semcal.prompts import default_max_tokens
+        from semcal.prompts import default_max_tokens
 
-            return int(default_max_tokens(self.style))
-        except ImportError:  # pragma: no cover - prompts is part of the package
-            return {"concise": 16, "sentence": 48, "cot": 256}[self.style]
+        return int(default_max_tokens(self.style))
 
     def dataset_id(self) -> str:
         """The dataset as recorded in the run key: an absolute path for files, else the name."""
@@ -286,11 +283,21 @@ class RunSpec:
         return d
 
 
+#: upper bounds of the integer fields: every integer that reaches numpy, an engine or SQLite is
+#: checked against one, so a typo fails before a model is loaded (the seed: the 31-bit range
+#: every engine takes; llama.cpp reads 2**32 - 1 as "pick a random seed")
+INT_LIMITS = {"samples": 100_000, "k_shot": 1_000, "seed": 2**31 - 1, "batch_questions": 100_000,
+              "limit": 10**9, "max_tokens": 1_000_000}
+
+
 def _int(name: str, v: Any, lo: int | None = None) -> None:
     if isinstance(v, bool) or not isinstance(v, int):
         raise InputError(f"{name} must be an integer, got {v!r}")
     if lo is not None and v < lo:
         raise InputError(f"{name} must be >= {lo}, got {v}")
+    hi = INT_LIMITS.get(name)
+    if hi is not None and v > hi:
+        raise InputError(f"{name} must be <= {hi}, got {v}")
 
 
 def _num(name: str, v: Any) -> float:

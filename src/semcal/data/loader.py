@@ -142,6 +142,25 @@ def load_questions(
     return _build(records, adapter, task, limit, source_str)
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_text(parsed: Parsed, where: str) -> None:
+    """Every text of a question must be valid Unicode: a lone surrogate (JSON allows
+    ``"\\ud800"``) cannot be tokenised, stored or shown, so it fails here, naming the line."""
+    fields = [("question", parsed.question), *(("answer", a) for a in parsed.answers)]
+    if parsed.id is not None:
+        fields.append(("id", parsed.id))
+    for name, text in fields:
+        if isinstance(text, str) and not _encodable(text):
+            raise InputError(f"{name} holds a lone surrogate (invalid Unicode)", where=where)
+
+
 def _build(
     records: Any, adapter: Adapter | None, task: str | None, limit: int | None, source: str
 ) -> list[Question]:
@@ -153,6 +172,7 @@ def _build(
         if adapter is None:
             adapter = detect_adapter(record.row)
         parsed: Parsed = adapter.parse(Row(record.row, record.where), record.where)
+        _check_text(parsed, record.where)
         if parsed.id is not None:
             if parsed.id in explicit_ids:
                 raise InputError(
