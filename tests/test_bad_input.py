@@ -405,6 +405,11 @@ CLI: list[Any] = [
     ("samples-huge", [*_GEMMA, "--samples", "10000000"], "samples must be <= 100000"),
     ("max-tokens-huge", [*_GEMMA, "--max-tokens", "99999999"], "max_tokens must be <= 1000000"),
     ("spec-samples-int64", [*_RUN[:1], "{tmp}/huge.toml", *_RUN[1:]], "huge.toml: samples must be <= 100000"),
+    ("format-with-bundled-set", [*_GEMMA, "--dataset", "world", "--format", "csv"], "applies to dataset files; 'world' is a bundled set"),
+    ("task-absent-from-bundled-set", [*_GEMMA, "--dataset", "world", "--task", "math"], "has no 'math' questions"),
+    ("threads-zero", [*_GEMMA, "--threads", "0"], "--threads must be between 1 and 4096, got 0"),
+    ("threads-negative", [*_GEMMA, "--threads", "-2"], "--threads must be between 1 and 4096, got -2"),
+    ("demo-threads-zero", ["demo", "--out", "{tmp}/o", "--threads", "0"], "--threads must be between 1 and 4096"),
     ("dataset-lone-surrogate", [*_GEMMA, "--dataset", "{tmp}/surrogate.jsonl"], r"surrogate.jsonl:1: question holds a lone surrogate"),
     ("style-unknown", [*_GEMMA, "--style", "poem"], "unknown style 'poem'"),
     ("backend-unknown", [*_GEMMA, "--backend", "warp"], "unknown backend 'warp'"),
@@ -450,6 +455,19 @@ def test_bad_input_through_the_cli(cli_tmp: Path, argv: list[str], fragment: str
     assert "unexpected error" not in err
     assert re.search(fragment, lines[0]), lines[0]
     assert not (cli_tmp / "o" / "semcal.sqlite").exists()  # nothing was sampled
+
+
+def test_task_picks_the_questions_of_a_bundled_set() -> None:
+    """`--task` is honoured with a bundled set: it keeps that task's questions (the demo set
+    mixes qa and math)."""
+    from semcal.runner import load_spec_questions
+    from semcal.spec import RunSpec
+
+    math = load_spec_questions(RunSpec(model="-", dataset="demo", task="math"))
+    qa = load_spec_questions(RunSpec(model="-", dataset="demo", task="qa"))
+    assert math and {q.task for q in math} == {"math"}
+    assert qa and {q.task for q in qa} == {"qa"}
+    assert len(math) + len(qa) == len(load_spec_questions(RunSpec(model="-", dataset="demo")))
 
 
 def test_corpus_size() -> None:

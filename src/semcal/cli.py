@@ -106,8 +106,10 @@ def _add_sampling_flags(p: argparse.ArgumentParser, with_model: bool = True) -> 
         p.add_argument("--model", help="embedded model name (see 'semcal models'), GGUF path or HF id")
         p.add_argument("--backend", help="sampling engine: llamacpp (default), hf, openai, vllm")
         p.add_argument("--dataset", help="bundled question set (demo, world, arithmetic) or a file")
-        p.add_argument("--format", help="file format/layout (e.g. jsonl, csv, triviaqa, gsm8k)")
-        p.add_argument("--task", help="task family of the questions: qa or math")
+        p.add_argument("--format", help="format/layout of a dataset file (e.g. jsonl, csv, "
+                       "triviaqa, gsm8k); an error with a bundled set")
+        p.add_argument("--task", help="task family of the questions, qa or math: forced on a "
+                       "file's questions; picks that task's questions of a bundled set")
         p.add_argument("--style", help="response style: concise, sentence (default) or cot")
     p.add_argument("--samples", "-M", type=int, help="samples per question M (M_max if adaptive)")
     p.add_argument("--temperature", type=float, help="sampling temperature (default 1.0)")
@@ -174,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--models", help="comma list of models (default: the two embedded ones)")
     d.add_argument("--adaptive", action="store_true", help="use adaptive sampling")
     d.add_argument("--seed", type=int, default=0, help="run seed (0)")
-    d.add_argument("--threads", type=int, help="CPU threads for llama.cpp")
+    d.add_argument("--threads", type=int, help="CPU threads for llama.cpp, 1-4096 (default: every core)")
     d.add_argument("--no-model-estimators", action="store_false", dest="model_estimators",
                    help="skip P(True) and verbalised confidence (two extra model calls per "
                    "question; measured 2%% extra time for the instruct model, 20%% for the base "
@@ -191,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--limit", type=_positive_int, help="first N questions only")
     r.add_argument("--no-greedy", action="store_false", dest="greedy", default=None,
                    help="skip the greedy completion per question (used by baselines)")
-    r.add_argument("--threads", type=int, help="CPU threads for llama.cpp")
+    r.add_argument("--threads", type=int, help="CPU threads for llama.cpp, 1-4096 (default: every core)")
     r.add_argument("--model-estimators", action="store_true", dest="model_estimators",
                    default=None,
                    help="also ask the model for P(True) and its verbalised confidence in each "
@@ -374,11 +376,18 @@ def _spec_from_args(args: argparse.Namespace) -> Any:
         spec = dataclasses.replace(
             spec, adaptive=AdaptiveSpec(**{**dataclasses.asdict(base), **ad_flags, "enabled": enabled})
         )
-    if getattr(args, "threads", None):
+    if getattr(args, "threads", None) is not None:
+        _check_threads(args.threads)
         opts = dict(spec.backend_options)
         opts["n_threads"] = args.threads
         spec = spec.replace(backend_options=opts)
     return spec
+
+
+def _check_threads(n: int) -> None:
+    if not 1 <= n <= 4096:
+        raise InputError(f"--threads must be between 1 and 4096, got {n} "
+                         "(leave it out to use every core)")
 
 
 def _print_results(analyses: Sequence[Any], args: argparse.Namespace) -> None:
@@ -626,7 +635,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.samples:
         m = args.samples
     models_ = [s.strip() for s in args.models.split(",")] if args.models else list(DEMO_MODELS)
-    opts = {"n_threads": args.threads} if args.threads else {}
+    if args.threads is not None:
+        _check_threads(args.threads)
+    opts = {"n_threads": args.threads} if args.threads is not None else {}
     specs = [
         RunSpec(
             model=mname, dataset="demo", style=args.style, samples=m, limit=n_q, seed=args.seed,

@@ -161,9 +161,17 @@ def load_spec_questions(spec: RunSpec) -> list[Question]:
     # a bare bundled name means the bundled set even when a file or folder of that name
     # happens to sit in the working directory (write ./demo for that one)
     if source in bundled_names:
+        if spec.format:
+            raise InputError(f"format = {spec.format!r} applies to dataset files; {source!r} is "
+                             "a bundled set (give a file path, or leave the format out)")
         qs = list(data.bundled(source))
         if spec.task:
-            qs = [q for q in qs if q.task == spec.task] or qs
+            # a bundled set keeps its own tasks: `task` picks the questions of that task
+            tasks = sorted({q.task for q in qs})
+            qs = [q for q in qs if q.task == spec.task]
+            if not qs:
+                raise InputError(f"the bundled set {source!r} has no {spec.task!r} questions "
+                                 f"(its tasks: {', '.join(tasks)})")
         if spec.limit is not None:
             qs = qs[: spec.limit]
     else:
