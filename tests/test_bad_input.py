@@ -372,6 +372,14 @@ def _files(tmp: Path) -> None:
     (tmp / "list.jsonl").write_text('["Q?", "a"]\n')
     (tmp / "fake.gguf").write_bytes(b"nope" * 100)
     (tmp / "surrogate.jsonl").write_bytes(b'{"id": "s1", "question": "What is \\ud800?", "answer": "x"}\n')
+    for name, opt in [("npar", "n_parallel = 0"), ("unknownopt", "bogus = 3"), ("negthreads", "n_threads = -2")]:
+        (tmp / f"{name}.toml").write_text('model = "smollm2-135m-instruct"\ndataset = "world"\n'
+                                          f'limit = 1\nsamples = 1\n[backend_options]\n{opt}\n')
+    # a real GGUF cut to a third: its header reads, llama.cpp cannot load it
+    from semcal.backends.models import resolve_model
+
+    real = resolve_model("smollm2-135m-instruct").path.read_bytes()
+    (tmp / "cut.gguf").write_bytes(real[: len(real) // 3])
     (tmp / "huge.toml").write_text('model = "gemma-3-270m"\nsamples = 9223372036854775807\n')
     from semcal.store import Store
     from semcal.types import Completion
@@ -410,6 +418,10 @@ CLI: list[Any] = [
     ("threads-zero", [*_GEMMA, "--threads", "0"], "--threads must be between 1 and 4096, got 0"),
     ("threads-negative", [*_GEMMA, "--threads", "-2"], "--threads must be between 1 and 4096, got -2"),
     ("demo-threads-zero", ["demo", "--out", "{tmp}/o", "--threads", "0"], "--threads must be between 1 and 4096"),
+    ("backend-option-n-parallel-0", [*_RUN[:1], "{tmp}/npar.toml", *_RUN[1:]], "n_parallel must be an integer in 1..255"),
+    ("backend-option-unknown", [*_RUN[:1], "{tmp}/unknownopt.toml", *_RUN[1:]], "unexpected keyword argument 'bogus'"),
+    ("backend-option-n-threads-negative", [*_RUN[:1], "{tmp}/negthreads.toml", *_RUN[1:]], "n_threads must be an integer >= 1"),
+    ("model-gguf-cut-short", [*_RUN, "--model", "{tmp}/cut.gguf", "--dataset", "world", "--limit", "1"], "could not load the model file"),
     ("dataset-lone-surrogate", [*_GEMMA, "--dataset", "{tmp}/surrogate.jsonl"], r"surrogate.jsonl:1: question holds a lone surrogate"),
     ("style-unknown", [*_GEMMA, "--style", "poem"], "unknown style 'poem'"),
     ("backend-unknown", [*_GEMMA, "--backend", "warp"], "unknown backend 'warp'"),

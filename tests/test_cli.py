@@ -246,3 +246,25 @@ def test_ctrl_c_prints_how_to_resume(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
     with Store(tmp_path / "o", readonly=True) as st:
         assert st.progress(st.runs()[0].id) == (6, 6, 18)
+
+
+def test_a_backend_error_names_the_resume_command_only_when_something_is_stored(tmp_path) -> None:
+    """`_run_or_hint`: a BackendError from the runner gets "resume with: ..." once the store
+    exists; before it exists (the model failed to open) there is nothing to resume."""
+    from semcal import cli
+    from semcal.errors import BackendError
+    from semcal.store import Store
+
+    class Failing:  # the runner's interface, failing as a dead server does
+        @staticmethod
+        def run(spec, out, quiet=False):
+            raise BackendError("server gone")
+
+    out = tmp_path / "exp"
+    with pytest.raises(BackendError) as e:
+        cli._run_or_hint(Failing, None, out, True, f"semcal resume {out}")
+    assert str(e.value) == "server gone"
+    Store(out).close()
+    with pytest.raises(BackendError, match=r"server gone \(every finished question is stored; "
+                                           r"resume with: semcal resume .*exp\)"):
+        cli._run_or_hint(Failing, None, out, True, f"semcal resume {out}")

@@ -408,10 +408,13 @@ def _run_or_hint(runner: Any, spec: Any, out: Any, quiet: bool, how: str) -> Any
     """``runner.run``; a backend that fails for good (a server gone, a model that cannot
     answer) ends with its message and how to resume the stored part."""
     from semcal.errors import BackendError
+    from semcal.store import STORE_NAME
 
     try:
         return runner.run(spec, out, quiet=quiet)
     except BackendError as exc:
+        if not (Path(out) / STORE_NAME).is_file():  # it failed before anything was stored
+            raise
         raise BackendError(f"{exc} (every finished question is stored; resume with: {how})") from None
 
 

@@ -40,7 +40,7 @@ from typing import Any
 from semcal.backends.base import Sampler, prompt_seed, sample_seed
 from semcal.errors import InputError, SemcalError, StoreError
 from semcal.spec import AdaptiveSpec, RunSpec
-from semcal.store import RunInfo, Store, spec_key
+from semcal.store import STORE_NAME, RunInfo, Store, check_writable, spec_key
 from semcal.types import Completion, Prompt, Question, SamplingParams
 
 log = logging.getLogger(__name__)
@@ -240,6 +240,27 @@ def _unique_name(store: Store, base: str) -> str:
     return f"{base}-{i}"
 
 
+def _run_exists(out: Path, spec: RunSpec) -> bool:
+    """Whether ``out`` already holds a store with the run of ``spec`` (read only; creates nothing)."""
+    if not (out / STORE_NAME).is_file():
+        return False
+    try:
+        with Store(out, readonly=True) as store:
+            return store.find_run_by_key(spec_key(spec.key_fields())) is not None
+    except SemcalError:
+        return False  # an unreadable store fails with its own message when opened for writing
+
+
+def _open_sampler(spec: RunSpec) -> Sampler:
+    from semcal.backends import get_sampler
+
+    log.info("opening model %s on %s", spec.model, spec.backend)
+    # llama.cpp's prefix cache stays on (its default): for the one-question calls the runner
+    # makes it changes no bit of the samples (tests/test_determinism.py), so a resumed run
+    # repeats an uninterrupted one
+    return get_sampler(spec.backend, spec.model, **dict(spec.backend_options))
+
+
 def open_run(store: Store, spec: RunSpec) -> tuple[RunInfo, bool]:
     """Find the run of ``spec`` in ``store`` (same key) or create it. Returns (run, resumed)."""
     key = spec_key(spec.key_fields())
@@ -325,8 +346,19 @@ def run(
     t0 = time.monotonic()
     questions = load_spec_questions(spec)
     out = Path(out)
-    store = Store(out)
     own_sampler = sampler is None
+    if sampler is None and not _run_exists(out, spec):
+        check_writable(out)  # fail on an unwritable --out before minutes of model loading
+        # a new run: the model is opened (its file read, the backend options checked) before a
+        # store or a run row exists, so a spec that cannot run leaves nothing behind that
+        # `analyze` would show with n = 0 or `resume` would repeat
+        sampler = _open_sampler(spec)
+    try:
+        store = Store(out)
+    except BaseException:
+        if own_sampler and sampler is not None:
+            sampler.close()
+        raise
     interrupted = False
     samples_new = 0
     try:
@@ -350,13 +382,7 @@ def run(
             log.info("run %r is already complete", run_info.name)
         else:
             if sampler is None:
-                from semcal.backends import get_sampler
-
-                log.info("opening model %s on %s", spec.model, spec.backend)
-                # llama.cpp's prefix cache stays on (its default): for the one-question calls
-                # the runner makes it changes no bit of the samples (tests/test_determinism.py),
-                # so a resumed run repeats an uninterrupted one
-                sampler = get_sampler(spec.backend, spec.model, **dict(spec.backend_options))
+                sampler = _open_sampler(spec)
             is_chat = bool(getattr(sampler, "is_chat", False))
             if run_info.is_chat is None:
                 store.set_run_chat(run_info.id, is_chat)

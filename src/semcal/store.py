@@ -231,6 +231,31 @@ def _store_message(exc: sqlite3.Error, path: Path, action: str) -> str:
 # ----------------------------------------------------------------------------- store
 
 
+def check_writable(directory: str | os.PathLike[str]) -> None:
+    """Raise :class:`StoreError` when a store could not be created in ``directory``, without
+    creating anything (the runner asks before it spends minutes loading a model)."""
+    directory = Path(directory)
+    target = directory if directory.suffix != ".sqlite" else directory.parent
+    probe = target
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise StoreError(f"{directory}: cannot create the experiment directory: "
+                         f"{probe} is not a directory")
+    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+        why = "read-only file system" if _read_only_fs(probe) else "permission denied"
+        raise StoreError(f"{directory}: cannot create the store there: {why} ({probe})")
+
+
+def _read_only_fs(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:  # pragma: no cover - statvfs of an existing path
+        return False
+
+
 class Store:
     """The SQLite results store of one experiment directory.
 
