@@ -455,3 +455,44 @@ def test_bundled_name_wins_over_a_folder_of_that_name(tmp_path, monkeypatch) -> 
     assert len(qs) == 3 and all(q.question for q in qs)
     with pytest.raises(InputError, match="folder"):
         load_spec_questions(RunSpec(model="gemma-3-270m", dataset="./demo"))
+
+
+def test_resume_from_anywhere_without_the_data_file(tmp_path: Path, monkeypatch) -> None:
+    """A run started with relative paths resumes from another directory after its data file
+    was deleted (the paths are stored absolute, the questions come from the store), and
+    ``m.gguf``, ``./m.gguf`` and the absolute path are one run. Real model (smollm2-135m)."""
+    from semcal.backends.models import resolve_model
+    from semcal.cli import main as cli_main
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "m.gguf").symlink_to(resolve_model("smollm2-135m-instruct").path)
+    (a / "q.jsonl").write_text("".join(
+        json.dumps({"id": f"q{i}", "question": q, "answer": g}) + "\n"
+        for i, (q, g) in enumerate([("What is the capital of France?", "Paris"),
+                                    ("What is the capital of Italy?", "Rome"),
+                                    ("What is the capital of Spain?", "Madrid")])))
+    monkeypatch.chdir(a)
+    kw = dict(dataset="q.jsonl", samples=2, max_tokens=8, style="concise", seed=1)
+    spec = RunSpec(model="m.gguf", **kw)
+    assert spec.key_fields() == RunSpec(model="./m.gguf", **kw).key_fields()
+    assert spec.key_fields() == RunSpec(model=str(a / "m.gguf"), **kw).key_fields()
+    ref = run(spec, tmp_path / "ref", quiet=True)
+    assert ref.complete
+
+    def stop_after_one(done: int, total: int) -> None:
+        if done >= 1:
+            raise KeyboardInterrupt
+
+    cut = run(spec, tmp_path / "exp", quiet=True, on_batch=stop_after_one)
+    assert cut.interrupted and cut.n_done == 1
+    (a / "q.jsonl").unlink()
+    monkeypatch.chdir(b)
+    assert cli_main(["resume", str(tmp_path / "exp"), "-q"]) == 0
+    with Store(tmp_path / "exp", readonly=True) as st:
+        (info,) = st.runs()
+        assert st.progress(info.id)[:2] == (3, 3) and info.finished is not None
+        assert info.spec["model"] == str((a / "m.gguf").resolve())
+    got, want = _dump(tmp_path / "exp"), _dump(tmp_path / "ref")
+    assert got["samples"] == want["samples"] and got["greedy"] == want["greedy"]

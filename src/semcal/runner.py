@@ -240,15 +240,23 @@ def _unique_name(store: Store, base: str) -> str:
     return f"{base}-{i}"
 
 
-def _run_exists(out: Path, spec: RunSpec) -> bool:
-    """Whether ``out`` already holds a store with the run of ``spec`` (read only; creates nothing)."""
+def _stored_run(out: Path, spec: RunSpec) -> tuple[bool, list[Question]]:
+    """Whether ``out`` already holds the run of ``spec``, and its stored questions (read only;
+    creates nothing)."""
     if not (out / STORE_NAME).is_file():
-        return False
+        return False, []
     try:
         with Store(out, readonly=True) as store:
-            return store.find_run_by_key(spec_key(spec.key_fields())) is not None
+            found = store.find_run_by_key(spec_key(spec.key_fields()))
+            if found is None and spec.model_id() != spec.model:
+                found = store.find_run_by_key(spec_key(spec.key_fields(legacy_model=True)))
+            return (True, store.questions(found.id)) if found is not None else (False, [])
     except SemcalError:
-        return False  # an unreadable store fails with its own message when opened for writing
+        return False, []  # an unreadable store fails with its own message when opened for writing
+
+
+def _run_exists(out: Path, spec: RunSpec) -> bool:
+    return _stored_run(out, spec)[0]
 
 
 def _open_sampler(spec: RunSpec) -> Sampler:
@@ -265,6 +273,8 @@ def open_run(store: Store, spec: RunSpec) -> tuple[RunInfo, bool]:
     """Find the run of ``spec`` in ``store`` (same key) or create it. Returns (run, resumed)."""
     key = spec_key(spec.key_fields())
     found = store.find_run_by_key(key)
+    if found is None and spec.model_id() != spec.model:  # a run keyed by the model as typed
+        found = store.find_run_by_key(spec_key(spec.key_fields(legacy_model=True)))
     if found is not None:
         if spec.name and found.name != spec.name:
             log.info("resuming run %r (same settings as requested name %r)", found.name, spec.name)
@@ -282,7 +292,8 @@ def open_run(store: Store, spec: RunSpec) -> tuple[RunInfo, bool]:
     run = store.create_run(
         name=name,
         key=key,
-        spec={**spec.to_dict(), "dataset": spec.dataset_id()},  # absolute: resumable anywhere
+        # absolute paths: resumable from any directory
+        spec={**spec.to_dict(), "dataset": spec.dataset_id(), "model": spec.model_id()},
         model=spec.model,
         backend=spec.backend,
         style=spec.style,
@@ -344,8 +355,16 @@ def run(
     committed), the store is closed and the result has ``interrupted=True``.
     """
     t0 = time.monotonic()
-    questions = load_spec_questions(spec)
     out = Path(out)
+    try:
+        questions = load_spec_questions(spec)
+    except InputError as exc:
+        # resuming needs no data file: every question of a run is stored before its sampling
+        stored = _stored_run(out, spec)[1]
+        if not stored:
+            raise
+        log.info("%s; resuming from the %d questions stored with the run", exc, len(stored))
+        questions = stored
     own_sampler = sampler is None
     if sampler is None and not _run_exists(out, spec):
         check_writable(out)  # fail on an unwritable --out before minutes of model loading

@@ -260,10 +260,28 @@ class RunSpec:
         p = Path(self.dataset)
         return str(p.resolve()) if p.exists() else self.dataset
 
-    def key_fields(self) -> dict[str, Any]:
-        """The fields that change the samples: equal fields = the same run (resume)."""
+    def model_id(self) -> str:
+        """The model as recorded in the run key: an absolute path for a local model file or
+        folder (``m.gguf``, ``./m.gguf`` and ``/abs/m.gguf`` are one run, resumable from any
+        directory), the canonical name for an embedded model, else the name as given (a
+        server's model name, a hub id)."""
+        if self.backend == "openai":
+            return self.model
+        from semcal.backends.models import EMBEDDED
+
+        key = self.model.strip().lower()
+        if key in EMBEDDED:
+            return EMBEDDED[key].name
+        p = Path(self.model).expanduser()
+        if p.exists() or self.model.endswith(".gguf"):
+            return str(p.resolve())
+        return self.model
+
+    def key_fields(self, *, legacy_model: bool = False) -> dict[str, Any]:
+        """The fields that change the samples: equal fields = the same run (resume).
+        ``legacy_model``: the model as given, as keys of semcal before 0.1.1 had it."""
         d: dict[str, Any] = {
-            "model": self.model,
+            "model": self.model if legacy_model else self.model_id(),
             "backend": self.backend,
             "dataset": self.dataset_id(),
             "format": self.format,
