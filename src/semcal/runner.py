@@ -231,15 +231,6 @@ def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def _unique_name(store: Store, base: str) -> str:
-    if store.find_run(base) is None:
-        return base
-    i = 2
-    while store.find_run(f"{base}-{i}") is not None:
-        i += 1
-    return f"{base}-{i}"
-
-
 def _stored_run(out: Path, spec: RunSpec) -> tuple[bool, list[Question]]:
     """Whether ``out`` already holds the run of ``spec``, and its stored questions (read only;
     creates nothing)."""
@@ -270,42 +261,35 @@ def _open_sampler(spec: RunSpec) -> Sampler:
 
 
 def open_run(store: Store, spec: RunSpec) -> tuple[RunInfo, bool]:
-    """Find the run of ``spec`` in ``store`` (same key) or create it. Returns (run, resumed)."""
-    key = spec_key(spec.key_fields())
-    found = store.find_run_by_key(key)
-    if found is None and spec.model_id() != spec.model:  # a run keyed by the model as typed
+    """Find the run of ``spec`` in ``store`` (same key) or create it. Returns (run, resumed).
+    The lookup and the creation are one transaction, so two processes starting the same spec
+    at once get the same run (and the run lock then lets one of them sample it)."""
+    found = None
+    if spec.model_id() != spec.model:  # a run keyed by the model as typed (before 0.1.1)
         found = store.find_run_by_key(spec_key(spec.key_fields(legacy_model=True)))
-    if found is not None:
-        if spec.name and found.name != spec.name:
-            log.info("resuming run %r (same settings as requested name %r)", found.name, spec.name)
-        return found, True
-    if spec.name:
-        other = store.find_run(spec.name)
-        if other is not None:
-            raise StoreError(
-                f"{store.directory}: a run named {spec.name!r} with different settings already "
-                "exists; pick another name or another --out directory"
-            )
-        name = spec.name
-    else:
-        name = _unique_name(store, spec.run_name)
-    run = store.create_run(
-        name=name,
-        key=key,
-        # absolute paths: resumable from any directory
-        spec={**spec.to_dict(), "dataset": spec.dataset_id(), "model": spec.model_id()},
-        model=spec.model,
-        backend=spec.backend,
-        style=spec.style,
-        dataset=spec.dataset,
-        temperature=spec.temperature,
-        top_p=spec.top_p,
-        max_tokens=spec.resolved_max_tokens(),
-        n_samples=spec.samples,
-        seed=spec.seed,
-        adaptive=spec.adaptive.enabled,
-    )
-    return run, False
+    if found is None:
+        found, created = store.open_or_create_run(
+            key=spec_key(spec.key_fields()),
+            name=spec.name or spec.run_name,
+            exact_name=bool(spec.name),
+            # absolute paths: resumable from any directory
+            spec={**spec.to_dict(), "dataset": spec.dataset_id(), "model": spec.model_id()},
+            model=spec.model,
+            backend=spec.backend,
+            style=spec.style,
+            dataset=spec.dataset,
+            temperature=spec.temperature,
+            top_p=spec.top_p,
+            max_tokens=spec.resolved_max_tokens(),
+            n_samples=spec.samples,
+            seed=spec.seed,
+            adaptive=spec.adaptive.enabled,
+        )
+        if created:
+            return found, False
+    if spec.name and found.name != spec.name:
+        log.info("resuming run %r (same settings as requested name %r)", found.name, spec.name)
+    return found, True
 
 
 class _Progress:
@@ -380,8 +364,12 @@ def run(
         raise
     interrupted = False
     samples_new = 0
+    lock = None
     try:
         run_info, resumed = open_run(store, spec)
+        # one writer per run: a second process sampling the same run fails here, naming the
+        # holder (other runs of the store go on concurrently)
+        lock = store.lock_run(run_info)
         log.info(
             "%s run %r in %s (%d questions, M=%d%s)",
             "resuming" if resumed else "starting",
@@ -464,6 +452,8 @@ def run(
             estimate_seconds=0.0 if est is None else est.seconds,
         )
     finally:
+        if lock is not None:
+            lock.release()
         store.close()
         if own_sampler and sampler is not None:
             try:

@@ -25,11 +25,14 @@ mode, every statement is parameterised, and the schema carries a version number.
 from __future__ import annotations
 
 import datetime as _dt
+import fcntl
 import hashlib
 import json
 import logging
 import os
+import socket
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -231,6 +234,47 @@ def _store_message(exc: sqlite3.Error, path: Path, action: str) -> str:
 # ----------------------------------------------------------------------------- store
 
 
+LOCK_DIR = ".semcal-locks"
+
+
+class RunLock:
+    """An exclusive lock on one run of a store: an ``flock`` on
+    ``<store dir>/.semcal-locks/run-<id>.lock``, which holds the holder's pid and host. The
+    operating system drops it when the process ends in any way (kill -9 included), so a lock
+    never outlives its holder on a local file system."""
+
+    def __init__(self, path: Path, run_name: str):
+        self.path = path
+        self._fd: int | None = None
+        try:
+            path.parent.mkdir(exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot create the run lock: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                holder = os.read(fd, 512).decode("utf-8", "replace").strip() or "unknown"
+            finally:
+                os.close(fd)
+            raise StoreError(
+                f"{path.parent.parent}: run {run_name!r} is being sampled by another process "
+                f"({holder}); wait for it to finish, or stop it and run again") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since {_now()}".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            try:
+                os.ftruncate(self._fd, 0)
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            finally:
+                os.close(self._fd)
+                self._fd = None
+
+
 def check_writable(directory: str | os.PathLike[str]) -> None:
     """Raise :class:`StoreError` when a store could not be created in ``directory``, without
     creating anything (the runner asks before it spends minutes loading a model)."""
@@ -299,13 +343,29 @@ class Store:
                 raise StoreError(
                     f"{self.directory}: cannot create the experiment directory: {exc.strerror or exc}"
                 ) from None
-            try:
-                conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute("PRAGMA foreign_keys=ON")
-            except sqlite3.Error as exc:
-                raise StoreError(_store_message(exc, self.path, "open the store")) from None
+            # switching a new file to WAL takes an exclusive lock, and SQLite does not always
+            # wait for it (processes creating one store at once see "database is locked"):
+            # retry for up to 30 s, as the busy timeout does for everything else
+            deadline = time.monotonic() + 30
+            while True:
+                conn = None
+                try:
+                    conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.execute("PRAGMA synchronous=NORMAL")
+                    conn.execute("PRAGMA foreign_keys=ON")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if conn is not None:
+                        conn.close()
+                    busy = "locked" in str(exc) or "busy" in str(exc)
+                    if not busy or time.monotonic() > deadline:
+                        raise StoreError(_store_message(exc, self.path, "open the store")) from None
+                    time.sleep(0.05)
+                except sqlite3.Error as exc:
+                    if conn is not None:
+                        conn.close()
+                    raise StoreError(_store_message(exc, self.path, "open the store")) from None
             self._conn = conn
         self._conn.row_factory = sqlite3.Row
         self._check_schema()
@@ -323,6 +383,11 @@ class Store:
                 if self.readonly:
                     raise StoreError(f"{self.path}: the store is empty")
                 with self.transaction() as c:
+                    # another process may have created the store since the check above: the
+                    # IMMEDIATE transaction serialises creators, so look again inside it
+                    if c.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+                                 ).fetchone():
+                        return
                     for stmt in _SCHEMA.split(";"):
                         if stmt.strip():
                             c.execute(stmt)
@@ -466,33 +531,74 @@ class Store:
         if self.find_run(name) is not None:
             raise StoreError(f"{self.path}: a run named {name!r} already exists")
         with self.transaction() as c:
-            cur = c.execute(
-                "INSERT INTO runs(name, key, model, backend, style, dataset, temperature, top_p,"
-                " max_tokens, n_samples, seed, adaptive, is_chat, semcal_version, created, spec)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    name,
-                    key,
-                    model,
-                    backend,
-                    style,
-                    dataset,
-                    float(temperature),
-                    float(top_p),
-                    int(max_tokens),
-                    int(n_samples),
-                    int(seed),
-                    int(bool(adaptive)),
-                    None if is_chat is None else int(bool(is_chat)),
-                    __version__,
-                    _now(),
-                    json.dumps(dict(spec), sort_keys=True, default=str),
-                ),
-            )
-            run_id = int(cur.lastrowid)
+            run_id = self._insert_run(
+                c, name=name, key=key, spec=spec, model=model, backend=backend, style=style,
+                dataset=dataset, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
+                n_samples=n_samples, seed=seed, adaptive=adaptive, is_chat=is_chat)
         run = self.get_run(run_id)
         assert run is not None
         return run
+
+    @staticmethod
+    def _insert_run(c: sqlite3.Connection, *, name: str, key: str, spec: Mapping[str, Any],
+                    model: str, backend: str, style: str, dataset: str, temperature: float,
+                    top_p: float, max_tokens: int, n_samples: int, seed: int,
+                    adaptive: bool = False, is_chat: bool | None = None) -> int:
+        cur = c.execute(
+            "INSERT INTO runs(name, key, model, backend, style, dataset, temperature, top_p,"
+            " max_tokens, n_samples, seed, adaptive, is_chat, semcal_version, created, spec)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                name,
+                key,
+                model,
+                backend,
+                style,
+                dataset,
+                float(temperature),
+                float(top_p),
+                int(max_tokens),
+                int(n_samples),
+                int(seed),
+                int(bool(adaptive)),
+                None if is_chat is None else int(bool(is_chat)),
+                __version__,
+                _now(),
+                json.dumps(dict(spec), sort_keys=True, default=str),
+            ),
+        )
+        return int(cur.lastrowid)
+
+    def lock_run(self, run: RunInfo) -> RunLock:
+        """Take the exclusive writer lock of ``run`` (:class:`RunLock`); :class:`StoreError`
+        naming the holder when another process has it."""
+        return RunLock(self.directory / LOCK_DIR / f"run-{run.id}.lock", run.name)
+
+    def open_or_create_run(self, *, key: str, name: str, exact_name: bool,
+                           **fields: Any) -> tuple[RunInfo, bool]:
+        """The run with ``key``, or a new one, decided in one transaction so that processes
+        starting the same run at once agree. Returns (run, created). A new run is called
+        ``name``; when that name is taken, ``exact_name`` is an error, else ``name-2``,
+        ``name-3``... is used."""
+        with self.transaction() as c:
+            row = c.execute("SELECT id FROM runs WHERE key=? ORDER BY id LIMIT 1", (key,)).fetchone()
+            if row is not None:
+                created, run_id = False, int(row[0])
+            else:
+                taken = {r[0] for r in c.execute(
+                    "SELECT name FROM runs WHERE name=? OR name LIKE ?", (name, f"{name}-%"))}
+                if name in taken and exact_name:
+                    raise StoreError(
+                        f"{self.directory}: a run named {name!r} with different settings already "
+                        "exists; pick another name or another --out directory")
+                final, i = name, 2
+                while final in taken:
+                    final, i = f"{name}-{i}", i + 1
+                run_id = self._insert_run(c, name=final, key=key, **fields)
+                created = True
+        run = self.get_run(run_id)
+        assert run is not None
+        return run, created
 
     def _run_from_row(self, r: sqlite3.Row) -> RunInfo:
         return RunInfo(
