@@ -212,6 +212,19 @@ def test_analyze_report_compare_commands(tmp_path: Path, capsys: pytest.CaptureF
     assert main(["report", str(tmp_path / "e1"), "--n-boot", "20", "-q"]) == 0
     assert (tmp_path / "e1" / "report.html").is_file()
     assert (tmp_path / "e1" / "questions.csv").is_file()
+    # a report elsewhere names its tables after itself, and says so even with -q
+    (tmp_path / "other").mkdir()
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "e1"), "-o", str(tmp_path / "other" / "x.html"),
+                 "--n-boot", "20", "-q"]) == 0
+    said = capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "other").iterdir()) == [
+        "x.html", "x.questions.csv", "x.questions.parquet"]
+    assert f"table: {tmp_path / 'other' / 'x.questions.csv'}" in said
+    assert main(["report", str(tmp_path / "e1"), "-o", str(tmp_path / "other" / "y.html"),
+                 "--no-tables", "--n-boot", "20", "-q"]) == 0
+    assert not (tmp_path / "other" / "y.questions.csv").exists()
+    assert (tmp_path / "other" / "y.html").is_file()
     assert main(["compare", str(tmp_path / "e1"), str(tmp_path / "e2"), "-o",
                  str(tmp_path / "c.html"), "--n-boot", "20"]) == 0
     assert "comparison:" in capsys.readouterr().out

@@ -277,3 +277,23 @@ def test_truncated_store_is_reported_not_crashed(tmp_path: Path) -> None:
                 st.all_samples(r.id)
             if st.integrity_check() != "ok":
                 raise StoreError("integrity_check failed")
+
+
+def test_analyze_and_report_of_a_read_only_store_print_no_warnings(tiny_fs: Path, tmp_path: Path) -> None:
+    """`semcal analyze` of a store on a read-only file system: the table and no WARNING lines
+    (the class cache cannot be written; that is not the user's problem). A report written
+    elsewhere works too."""
+    with Store(tiny_fs / "exp") as st:
+        run = _new_run(st, 3)
+        for i in range(3):
+            st.add_batch(run.id, f"q{i}", 0, 0, _batch(i), [1, 2, 3, 4])
+    _remount(tiny_fs, "ro")
+    try:
+        for argv in (["analyze", str(tiny_fs / "exp"), "--n-boot", "10"],
+                     ["report", str(tiny_fs / "exp"), "-o", str(tmp_path / "r.html"), "--n-boot", "10"]):
+            r = subprocess.run([sys.executable, "-m", "semcal.cli", *argv], capture_output=True,
+                               text=True, timeout=120)
+            assert r.returncode == 0, r.stderr
+            assert r.stderr.strip() == "", r.stderr
+    finally:
+        _remount(tiny_fs, "rw")

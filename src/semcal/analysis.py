@@ -442,7 +442,9 @@ def analyze_run(
         try:
             store.save_classes(info.id, ckey, new_classes)
         except StoreError as exc:
-            log.warning("could not cache collapse results: %s", exc)
+            # harmless (a read-only or full store): the classes are computed again next time;
+            # not a warning, so that an error stays the one line it promises to be
+            log.info("could not cache collapse results: %s", exc)
     if cache and results:
         try:
             store.save_grades(
@@ -450,7 +452,7 @@ def analyze_run(
                 [(r.qid, r.n_samples, r.prediction, r.count, r.correct) for r in results],
             )
         except StoreError as exc:
-            log.warning("could not cache grades: %s", exc)
+            log.info("could not cache grades: %s", exc)
 
     conf = [r.confidence for r in results]
     corr = [float(r.correct) for r in results]

@@ -224,7 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", parents=[common], help="write the HTML report of a directory",
                         description="Write a self-contained HTML report (and CSV/Parquet tables).")
     rp.add_argument("dir", help="experiment directory")
-    rp.add_argument("--output", "-o", help="HTML file (default DIR/report.html)")
+    rp.add_argument("--output", "-o", help="HTML file (default DIR/report.html; the tables go "
+                    "next to it, named after it: x.html -> x.questions.csv)")
+    rp.add_argument("--no-tables", action="store_true", dest="no_tables",
+                    help="write only the HTML file, no CSV/Parquet tables")
     _add_analysis_flags(rp)
 
     c = sub.add_parser("compare", parents=[common], help="several runs side by side",
@@ -547,12 +550,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     analyses = _analyze(args, [args.dir])
     out = Path(args.output) if args.output else Path(args.dir) / "report.html"
-    paths = write_report(analyses, out)
+    paths = write_report(analyses, out, export=not args.no_tables)
     print(format_summary_table(analyses))
     print(f"report: {paths['html']}")
     for k in ("csv", "parquet"):
-        if paths.get(k):
-            _say(args, f"table: {paths[k]}")
+        if paths.get(k):  # always said, even with -q: files appeared next to the report
+            print(f"table: {paths[k]}")
     return 0
 
 

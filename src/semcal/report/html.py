@@ -287,7 +287,9 @@ def _write(path: Path, text: str) -> None:
 
 def write_report(analyses: Sequence[Any], path: str | Path, export: bool = True) -> dict[str, Path]:
     """Write the report to ``path`` and, with ``export``, the per-question table next to it
-    (``questions.csv``, and ``questions.parquet`` when pyarrow is available).
+    (``questions.csv``, and ``questions.parquet`` when pyarrow is available), named after the
+    report when it is not ``report.html`` (``x.html`` -> ``x.questions.csv``), so that two
+    reports in one folder never overwrite each other's tables.
 
     Returns {"html": ..., "csv": ..., "parquet": ...} (the keys of the files written).
     """
@@ -298,9 +300,10 @@ def write_report(analyses: Sequence[Any], path: str | Path, export: bool = True)
     out = {"html": path}
     rows = [r for a in analyses for r in a.table()]
     if export and rows:
-        out["csv"] = write_table(rows, path.with_name("questions.csv"))
+        stem = "questions" if path.name == "report.html" else f"{path.stem}.questions"
+        out["csv"] = write_table(rows, path.with_name(f"{stem}.csv"))
         try:
-            out["parquet"] = write_table(rows, path.with_name("questions.parquet"))
+            out["parquet"] = write_table(rows, path.with_name(f"{stem}.parquet"))
         except SemcalError as exc:  # pyarrow missing
             log.info("no Parquet export: %s", exc)
     return out
