@@ -45,7 +45,7 @@ def make_collapse(name: str, style: str, judge: Any = None) -> Any:
     if name == "exact":
         return get_collapse("exact", style=style)
     if name == "previous":
-        return get_collapse("auto", aliases=False, merge=False, max_words=None)
+        return get_collapse("auto", aliases=False, merge=False, answers_only=False)
     if name == "embedding":
         return get_collapse("embedding", style=style)
     if name == "judge":

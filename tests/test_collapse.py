@@ -426,12 +426,35 @@ def test_auto_alias_closure_and_containment_merge() -> None:
     assert c.labels == ("ho chi minh", "ho chi minh city", "ho chi minh city", "hanoi")
     # options: each merge can be turned off
     assert get_collapse("auto", aliases=False)(prague, ["Prague", "Praha"]).labels == ("prague", "praha")
-    assert get_collapse("auto", merge=False)(cuba, ["Havana, the capital of Cuba"]).labels == (
-        "havana capital of cuba",)
+    assert get_collapse("auto", merge=False)(cuba, ["Havana Cuba"]).labels == ("havana cuba",)
+    assert get_collapse("auto")(cuba, ["Havana Cuba"]).labels == ("havana",)
     assert get_collapse("auto", max_words=2)(cuba, ["it lies in the north of the island"]).labels == (
         NO_ANSWER,)
     with pytest.raises(InputError):
         get_collapse("auto", max_words=0)
+
+
+def test_auto_non_answers() -> None:
+    """Step 4: replies that talk about the exchange, ask back, or (concise) run on answer nothing;
+    a gold answer, a Roman numeral and a stated answer behind "the answer to this question" stay."""
+    cuba = Question("c", "What is the capital of Cuba?", ("Havana",))
+    texts = ["That's a great question!", "Can you please specify?", "In what city is it?",
+             "I'm currently at a loss.", "Havana.", "The answer to this question is Santiago.",
+             "Mike Ellis, who lived in Cuba", "Camaguey"]
+    c = get_collapse("auto", style="concise")(cuba, texts)
+    assert c.labels == (NO_ANSWER, NO_ANSWER, NO_ANSWER, NO_ANSWER, "havana", "santiago",
+                        "mike ellis", "camaguey")
+    # the limit on length is for concise answers only, and can be turned off
+    long = ["Cuba is a country at the northeastern part of the Caribbean Sea."]
+    assert get_collapse("auto", style="concise")(cuba, long).labels == (NO_ANSWER,)
+    assert get_collapse("auto", style="concise", max_words=None)(cuba, long).labels != (NO_ANSWER,)
+    assert get_collapse("auto", style="sentence")(cuba, long).labels != (NO_ANSWER,)
+    ww1 = Question("w", "Which war began in 1914?", ("World War I",))
+    assert get_collapse("auto", style="concise")(ww1, ["World War I", "I think WWI"]).labels[0] == (
+        "world war i")
+    # answers_only=False keeps every label but the question asked back (that is extraction's)
+    kept = get_collapse("auto", style="concise", answers_only=False)(cuba, texts).labels
+    assert kept[:4] == ("great question", NO_ANSWER, NO_ANSWER, "i m currently at loss")
 
 
 def test_auto_does_not_depend_on_sample_order() -> None:

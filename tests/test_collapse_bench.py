@@ -18,17 +18,24 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "bench" / "data" / "collapse"
 
 #: (model, set) -> (least pairwise F1, largest grade error) of the default B: the measured
-#: F1 less 0.02 and the measured grade error plus two questions in 60
+#: F1 less 0.02 and the measured grade error plus two questions (60 per dev set, 40 per
+#: held-out set). The rules were tuned by reading failures of the dev sets (world-*, gsm8k-cot);
+#: the holdout-* sets were labelled afterwards and measure them on questions never read.
 FLOORS = {
     ("gemma-3-270m", "world-concise"): (0.92, 0.05),      # measured 0.947, 0.017
-    ("gemma-3-270m", "world-sentence"): (0.67, 0.12),     # measured 0.697, 0.083
-    ("gemma-3-270m", "world-cot"): (0.74, 0.15),          # measured 0.763, 0.117
+    ("gemma-3-270m", "world-sentence"): (0.69, 0.12),     # measured 0.719, 0.083
+    ("gemma-3-270m", "world-cot"): (0.74, 0.14),          # measured 0.762, 0.100
     ("gemma-3-270m", "gsm8k-cot"): (0.72, 0.04),          # measured 0.744, 0.000
-    ("smollm2-135m-instruct", "world-concise"): (0.21, 0.17),   # measured 0.230, 0.133
-    ("smollm2-135m-instruct", "world-sentence"): (0.62, 0.14),  # measured 0.645, 0.100
-    ("smollm2-135m-instruct", "world-cot"): (0.34, 0.14),       # measured 0.369, 0.100
+    ("gemma-3-270m", "holdout-concise"): (0.96, 0.05),    # measured 0.981, 0.000
+    ("gemma-3-270m", "holdout-sentence"): (0.81, 0.08),   # measured 0.832, 0.025
+    ("smollm2-135m-instruct", "world-concise"): (0.47, 0.12),   # measured 0.499, 0.083
+    ("smollm2-135m-instruct", "world-sentence"): (0.63, 0.14),  # measured 0.654, 0.100
+    ("smollm2-135m-instruct", "world-cot"): (0.48, 0.14),       # measured 0.501, 0.100
     ("smollm2-135m-instruct", "gsm8k-cot"): (0.85, 0.04),       # measured 0.873, 0.000
+    ("smollm2-135m-instruct", "holdout-concise"): (0.54, 0.15),   # measured 0.562, 0.100
+    ("smollm2-135m-instruct", "holdout-sentence"): (0.52, 0.08),  # measured 0.549, 0.025
 }
+
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +49,9 @@ def groups() -> dict[tuple[str, str], list[LabelledItem]]:
 def test_every_sample_file_is_labelled(groups) -> None:
     assert set(groups) == set(FLOORS)
     for key, items in groups.items():
-        assert len(items) == 60, key
-        assert sum(len(it.texts) for it in items) == 360, key
+        n = 40 if key[1].startswith("holdout") else 60
+        assert len(items) == n, key
+        assert sum(len(it.texts) for it in items) == 6 * n, key
 
 
 @pytest.mark.parametrize("key", sorted(FLOORS))
@@ -57,12 +65,12 @@ def test_default_b_holds_its_floor(groups, key) -> None:
 
 def test_default_b_is_no_worse_than_the_previous_rule_on_direct_answers(groups) -> None:
     """On concise and sentence answers the default B is at least as good as the B it replaced
-    (no style, no alias closure, no merge) in F1 and in grade error."""
+    (no style, no alias closure, no merge, no non-answer rule) in F1 and in grade error."""
     for (model, set_name), items in groups.items():
         if set_name.endswith("cot"):
             continue
         new = score_collapse(get_collapse("auto", style=items[0].style), items)
-        old = score_collapse(get_collapse("auto", aliases=False, merge=False), items)
+        old = score_collapse(get_collapse("auto", aliases=False, merge=False, answers_only=False), items)
         assert new["f1"] >= old["f1"] - 1e-9, (model, set_name, new, old)
         assert new["grade_error"] <= old["grade_error"] + 1e-9, (model, set_name, new, old)
 

@@ -11,7 +11,9 @@ response, into ``labels/<file>.jsonl`` (see bench/data/collapse/README.md).
 Sets:
 - ``world-concise``, ``world-sentence``, ``world-cot``: 60 questions of the bundled ``world``
   set, every 7th one (so every category is represented);
-- ``gsm8k-cot``: the first 60 questions of the GSM8K test set (shared/data/gsm8k, MIT).
+- ``gsm8k-cot``: the first 60 questions of the GSM8K test set (shared/data/gsm8k, MIT);
+- ``holdout-concise``, ``holdout-sentence``: 40 other ``world`` questions (every 7th from the
+  4th), sampled later and kept out of the development of the default B (``--sets`` picks).
 
 This took about 35 minutes on the 2-core development machine; the files it wrote are
 committed, so nobody needs to run it again to use the benchmark.
@@ -32,6 +34,7 @@ from semcal.store import open_store
 MODELS = ("gemma-3-270m", "smollm2-135m-instruct")
 M = 6
 N_QUESTIONS = 60
+N_HOLDOUT = 40
 ROOT = Path(__file__).resolve().parents[1]
 GSM8K = ROOT.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
 
@@ -40,6 +43,15 @@ def _world_subset(path: Path) -> None:
     qs = bundled("world")
     with path.open("w", encoding="utf-8") as f:
         for q in qs[::7][:N_QUESTIONS]:
+            f.write(json.dumps({"id": q.id, "question": q.question, "answers": list(q.answers),
+                                "task": q.task}, ensure_ascii=False) + "\n")
+
+
+def _world_holdout(path: Path) -> None:
+    """40 other `world` questions (every 7th from the 4th): never read while building a B."""
+    qs = bundled("world")
+    with path.open("w", encoding="utf-8") as f:
+        for q in qs[3::7][:N_HOLDOUT]:
             f.write(json.dumps({"id": q.id, "question": q.question, "answers": list(q.answers),
                                 "task": q.task}, ensure_ascii=False) + "\n")
 
@@ -55,6 +67,10 @@ SETS = {
     "world-sentence": (_world_subset, None, "sentence", None),
     "world-cot": (_world_subset, None, "cot", 160),
     "gsm8k-cot": (_gsm8k_subset, "gsm8k", "cot", 200),
+    # held out: sampled and labelled after the default B's rules were fixed, to measure them
+    # on responses their author never saw
+    "holdout-concise": (_world_holdout, None, "concise", None),
+    "holdout-sentence": (_world_holdout, None, "sentence", None),
 }
 
 
@@ -62,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=str(ROOT / "bench" / "data" / "collapse"))
     ap.add_argument("--work", default="/tmp/collapse-runs")
-    ap.add_argument("--sets", default=",".join(SETS))
+    ap.add_argument("--sets", default=",".join(s for s in SETS if not s.startswith("holdout")))
     ap.add_argument("--models", default=",".join(MODELS))
     args = ap.parse_args(argv)
     out, work = Path(args.out), Path(args.work)

@@ -46,7 +46,7 @@ _LEFTOVER = re.compile(
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*")
 _HASHES = re.compile(r"####[ \t]*([^\n]*)")
 _MARKER = re.compile(
-    r"(?:\b(?:the[ \t]+)?(?:(?:final|correct|short|best)[ \t]+)?answer(?:\*\*)?[ \t]*"
+    r"(?:\b(?:the[ \t]+)?(?:(?:final|correct|short|best)[ \t]+)?answer(?:[ \t]+(?:to|for)[ \t]+(?:this|the|that|your|my)[ \t]+question)?(?:\*\*)?[ \t]*"
     r"(?:is|would[ \t]+be|should[ \t]+be|will[ \t]+be|=|:)"
     r"|^[ \t]*(?:\*\*)?A(?:\*\*)?[ \t]*:)",
     re.IGNORECASE | re.MULTILINE,
@@ -73,6 +73,10 @@ _NUMBER = re.compile(r"[-−]?\d+(?:,\d{3})*(?:\.\d+)?(?:[ \t]*/[ \t]*\d+)?")
 _WORD = re.compile(r"[^\W_]+")
 _COPULA = re.compile(r"[ \t](?:is|was|are|were)[ \t]", re.IGNORECASE)
 _TRAILING_CLAUSE = re.compile(r",[ \t]*(?:which|who|whom|whose|where|when|and|but|not)\b", re.IGNORECASE)
+_APPOSITION = re.compile(r",[ \t]*(?:who|which|whom|whose|where|a|an|the)[ \t]", re.IGNORECASE)
+_OPENING = re.compile(
+    r"[ \t]*(?:in|on|at|during|after|before|since|by|from|for|as|with|although|while|when|if"
+    r"|based|according|born|like|unlike|despite|because|today|now|yes|no)\b", re.IGNORECASE)
 _PARENTHETICAL = re.compile(r"[ \t]*\([^()\n]{0,80}\)")
 # abbreviations whose final period does not end a sentence
 _ABBREVIATIONS = frozenset(
@@ -346,7 +350,24 @@ def _direct_line(text: str) -> str | None:
     first = lines[0]
     if first.rstrip(" *").endswith(":") and len(lines) > 1:
         first = lines[1]
-    return skip_question_echo(first)
+    first = skip_question_echo(first)
+    return None if is_question(first) else first
+
+
+_ASKING = re.compile(
+    r"^[\s*\"'“]*(?:who|whom|whose|what|which|when|where|why|how|is|are|was|were|do|does|did"
+    r"|can|could|would|should|will|shall|may|has|have|had|in[ \t]+(?:what|which)"
+    r"|on[ \t]+(?:what|which))\b",
+    re.IGNORECASE,
+)
+
+
+def is_question(line: str) -> bool:
+    """Whether a reply line is itself a question ("In what year was ... fought?", "Can you
+    please specify?"): it opens with a question word or an auxiliary verb and ends with "?".
+    A hedged one-word answer ("Paris?") is not."""
+    line = line.strip().rstrip(" *\"'”")
+    return line.endswith("?") and _ASKING.match(line) is not None
 
 
 def _first_line(text: str) -> str | None:
@@ -395,6 +416,12 @@ def _finish(span: str, math: bool, *, question: str | None) -> str | None:
         span = _TRAILING_HEDGE.sub("", span)  # "Paris, I think" -> "Paris"
     if question and not math:
         span = _copula_cut(span, question)
+    if not math:
+        # "Mike Ellis, who developed ...", "Havana, the capital of Cuba" -> the name (not after
+        # an opening phrase: "In Argentina, the main language is Spanish")
+        c = _APPOSITION.search(span)
+        if c is not None and c.start() > 0 and not _OPENING.match(span):
+            span = span[: c.start()]
     span = span.lstrip(lead).rstrip(_STRIP_CHARS)
     if math:
         span = span.strip("$ ")
