@@ -104,7 +104,7 @@ _positive_int = _int_at_least(1)
 def _add_sampling_flags(p: argparse.ArgumentParser, with_model: bool = True) -> None:
     if with_model:
         p.add_argument("--model", help="embedded model name (see 'semcal models'), GGUF path or HF id")
-        p.add_argument("--backend", help="sampling engine: llamacpp (default), hf, openai, vllm")
+        p.add_argument("--backend", help="sampling engine: llamacpp (default), hf, openai, vllm; mock (no model: tests, benchmarks)")
         p.add_argument("--dataset", help="bundled question set (demo, world, arithmetic) or a file")
         p.add_argument("--format", help="format/layout of a dataset file (e.g. jsonl, csv, "
                        "triviaqa, gsm8k); an error with a bundled set")
@@ -249,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", default="semcal-reproduce", help="output directory (semcal-reproduce)")
     x.add_argument("--models", nargs="+", metavar="M[:ROLE]",
                    help="models, each NAME or NAME:ROLE (role base, instruct or sft)")
-    x.add_argument("--backend", help="sampling engine: llamacpp (default), hf, openai, vllm")
+    x.add_argument("--backend", help="sampling engine: llamacpp (default), hf, openai, vllm; mock (no model: tests, benchmarks)")
     x.add_argument("--datasets", nargs="+", metavar="D", help="bundled question sets or files")
     x.add_argument("--comparisons", nargs="+", metavar="C",
                    help="styles, tuning, cot, temperature, trajectories, selfpredict")

@@ -406,21 +406,22 @@ def run(
             pending = [q for q in questions if q.id not in done]
             show = (not quiet and sys.stderr.isatty()) if progress is None else progress
             bar = _Progress(len(questions), len(questions) - len(pending), run_info.name, show)
+            on_finished = None
             if est is not None:
                 est.bind(sampler, collapse_fn)
-                on_batch = est.wrap(on_batch, questions)
+                on_finished = est.finished
             try:
                 if est is not None:  # questions sampled before without their estimates
                     est.compute([q for q in questions if q.id in done])
                 if spec.adaptive.enabled:
                     samples_new = _run_adaptive(
                         store, run_info, spec, sampler, pending, prompts, is_chat, bar,
-                        collapse_fn, on_batch, len(questions),
+                        collapse_fn, on_batch, len(questions), on_finished,
                     )
                 else:
                     samples_new = _run_fixed(
                         store, run_info, spec, sampler, pending, prompts, is_chat, bar,
-                        on_batch, len(questions),
+                        on_batch, len(questions), on_finished,
                     )
                 if est is not None:  # questions marked done without a batch callback
                     est.compute(questions)
@@ -466,8 +467,9 @@ class _Estimates:
     """Model-based confidence estimates (P(True), verbalised) of a run's questions.
 
     :meth:`compute` fills in the estimates of the given questions that are done and not yet
-    stored under the run's collapse name; :meth:`wrap` turns an ``on_batch`` callback into one
-    that first computes the estimates of every question finished so far.
+    stored under the run's collapse name; :meth:`finished` is the runner's hook after each
+    batch, given the questions that batch finished (work per batch grows with the batch, not
+    with the run).
     """
 
     NAMES = ("p_true", "verbalized")
@@ -481,6 +483,8 @@ class _Estimates:
         self.n_new = 0
         self.seconds = 0.0
         self._warned = False
+        self._complete: set[str] | None = None
+        self._complete_names: tuple[str, ...] = ()
 
     def bind(self, sampler: Any, collapse_fn: Callable[[Question, Sequence[str]], Any] | None) -> None:
         self.sampler = sampler
@@ -497,28 +501,33 @@ class _Estimates:
             return ("verbalized",)
         return self.NAMES
 
-    def missing(self, questions: Sequence[Question]) -> list[Question]:
-        """The questions (done ones only) without a stored value for every estimator."""
-        have = self.store.model_estimates(self.run_info.id, self.spec.collapse)
-        done = self.store.done_ids(self.run_info.id)
+    def _complete_ids(self) -> set[str]:
+        """Ids of questions with a stored value for every estimator: read from the store once,
+        then kept up to date by :meth:`compute` (re-reading it after every batch made a run
+        quadratic in its number of questions)."""
         names = self._names()
+        if self._complete is None or self._complete_names != names:
+            have = self.store.model_estimates(self.run_info.id, self.spec.collapse)
+            self._complete = {qid for qid, got in have.items() if all(n in got for n in names)}
+            self._complete_names = names
+        return self._complete
+
+    def missing(self, questions: Sequence[Question], *, done: bool = False) -> list[Question]:
+        """The questions (done ones only) without a stored value for every estimator.
+        ``done``: the caller knows the questions are done (no read of the done ids)."""
+        complete = self._complete_ids()
+        done_ids = None if done else self.store.done_ids(self.run_info.id)
         return [
             q for q in questions
-            if q.id in done and any(n not in have.get(q.id, {}) for n in names)
+            if (done_ids is None or q.id in done_ids) and q.id not in complete
         ]
 
-    def wrap(
-        self, on_batch: Callable[[int, int], None] | None, questions: Sequence[Question]
-    ) -> Callable[[int, int], None]:
-        def cb(n_done: int, total: int) -> None:
-            self.compute(questions)
-            if on_batch is not None:
-                on_batch(n_done, total)
+    def finished(self, questions: Sequence[Question]) -> None:
+        """The runner's hook after a batch: estimates of the questions it just finished."""
+        self.compute(questions, done=True)
 
-        return cb
-
-    def compute(self, questions: Sequence[Question]) -> None:
-        todo = self.missing(questions)
+    def compute(self, questions: Sequence[Question], *, done: bool = False) -> None:
+        todo = self.missing(questions, done=done)
         if not todo:
             return
         from semcal.collapse import extract_answer
@@ -564,6 +573,7 @@ class _Estimates:
         for q, label, n in empty:
             rows += [(q.id, name, n, label, "", None) for name in names]
         self.store.save_model_estimates(self.run_info.id, self.spec.collapse, rows)
+        self._complete_ids().update(q.id for q in todo)
         self.n_new += len(rated) + len(empty)
         self.seconds += time.monotonic() - t0
         log.debug("model estimates of %d questions in %.2fs", len(todo), time.monotonic() - t0)
@@ -616,8 +626,10 @@ def _run_fixed(
     bar: _Progress,
     on_batch: Callable[[int, int], None] | None,
     total: int,
+    on_finished: Callable[[Sequence[Question]], None] | None = None,
 ) -> int:
-    """Fixed M: one round per question. Returns the number of samples stored."""
+    """Fixed M: one round per question. Returns the number of samples stored.
+    ``on_finished(questions)`` is called with the questions of each committed batch."""
     m = spec.samples
     new = 0
     n_done = total - len(pending)
@@ -639,6 +651,8 @@ def _run_fixed(
         n_done += len(group)
         log.debug("stored %d questions × %d samples in %.2fs", len(group), m, time.monotonic() - t)
         bar.update(len(group), m * len(group))
+        if on_finished is not None:
+            on_finished(group)
         if on_batch is not None:
             on_batch(n_done, total)
     return new
@@ -656,8 +670,10 @@ def _run_adaptive(
     collapse_fn: Callable[[Question, Sequence[str]], Any] | None,
     on_batch: Callable[[int, int], None] | None,
     total: int,
+    on_finished: Callable[[Sequence[Question]], None] | None = None,
 ) -> int:
-    """Adaptive: rounds until the stopping rule holds. Returns the number of samples stored."""
+    """Adaptive: rounds until the stopping rule holds. Returns the number of samples stored.
+    ``on_finished(questions)`` is called with the questions each committed batch finished."""
     ad = spec.adaptive
     m_max = spec.samples
     if collapse_fn is None:
@@ -666,6 +682,8 @@ def _run_adaptive(
         collapse_fn = collapse_for(spec.collapse, style=spec.style, judge=spec.judge)
     new = 0
     n_done = total - len(pending)
+    # read once for the whole run (once per group made the runner quadratic)
+    has_greedy = store.greedy_ids(run_info.id) if spec.greedy else set()
     for group in _chunks(pending, spec.batch_questions):
         # state: qid -> (texts so far, next round number)
         texts: dict[str, list[str]] = {}
@@ -674,7 +692,6 @@ def _run_adaptive(
             old = store.samples(run_info.id, q.id)
             texts[q.id] = [s.completion.text for s in old]
             rounds[q.id] = (max(s.round for s in old) + 1) if old else 0
-        has_greedy = set(store.greedy(run_info.id)) if spec.greedy else set()
         active = list(group)
         while active:
             # questions whose next round has the same (round number, size) share one call
@@ -689,6 +706,8 @@ def _run_adaptive(
                         store.mark_done(run_info.id, q.id)
                     n_done += len(qs)
                     bar.update(len(qs), 0)
+                    if on_finished is not None:
+                        on_finished(qs)
                     continue
                 qid_for_seed = qs[0].id if spec.batch_questions == 1 else None
                 seed = batch_seed(spec.seed, qid_for_seed, rnd)
@@ -700,7 +719,7 @@ def _run_adaptive(
                 if need_greedy:
                     gs = _greedy(sampler, [prompts[q.id] for q in need_greedy], spec, is_chat)
                     greedy_by_id = {q.id: g for q, g in zip(need_greedy, gs)}
-                finished = 0
+                finished: list[Question] = []
                 for q, comps in zip(qs, out):
                     all_texts = texts[q.id] + [c.text for c in comps]
                     labels = list(collapse_fn(q, all_texts).labels)
@@ -716,12 +735,14 @@ def _run_adaptive(
                     rounds[q.id] = rnd + 1
                     new += size
                     if stop:
-                        finished += 1
+                        finished.append(q)
                         log.debug("question %s stopped after %d samples", q.id, len(all_texts))
                     else:
                         still.append(q)
-                n_done += finished
-                bar.update(finished, size * len(qs))
+                n_done += len(finished)
+                bar.update(len(finished), size * len(qs))
+                if on_finished is not None and finished:
+                    on_finished(finished)
                 if on_batch is not None:
                     on_batch(n_done, total)
             active = still

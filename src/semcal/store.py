@@ -819,6 +819,10 @@ class Store:
             for r in self._read("SELECT * FROM greedy WHERE run_id=?", (run_id,))
         }
 
+    def greedy_ids(self, run_id: int) -> set[str]:
+        """Ids of the questions with a stored greedy completion (nothing else is read)."""
+        return {r[0] for r in self._read("SELECT qid FROM greedy WHERE run_id=?", (run_id,))}
+
     # -- cached analysis
 
     def save_classes(

@@ -18,6 +18,8 @@ BACKENDS: dict[str, tuple[str, str, str]] = {
     "hf": ("semcal.backends.hf", "HFSampler", "hf"),
     "openai": ("semcal.backends.openai", "OpenAISampler", "server"),
     "vllm": ("semcal.backends.vllm", "VLLMSampler", "vllm"),
+    # no model: exercises semcal's own machinery (tests, overhead benchmarks)
+    "mock": ("semcal.backends.mock", "MockSampler", ""),
 }
 
 

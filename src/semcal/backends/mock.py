@@ -1,0 +1,107 @@
+"""A model-free sampler: the ``mock`` backend.
+
+It exists to exercise semcal's own machinery without a model: the runner, the store, the
+analysis and the report, in tests and in benchmarks of semcal's overhead
+(``bench/runner_scale.py``). It is not a language model and its numbers mean nothing about
+any model; every run it makes records ``backend = "mock"``.
+
+Each prompt gets its own answer distribution over ``answers`` (weights drawn from a hash of
+the prompt, sharpened by ``concentration``); sample ``i`` is drawn with the same per-sample
+seed a real backend uses (``sample_seed(prompt_seed(seed, prompt), i)``), so runs are
+reproducible and resumable whatever the batch composition, and temperature 0 gives the most
+likely answer. ``next_token_logprobs`` returns a True/False pair, so P(True) runs too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from collections.abc import Sequence
+
+from semcal.backends.base import prompt_seed, sample_seed
+from semcal.errors import InputError
+from semcal.types import Completion, Prompt, SamplingParams
+
+DEFAULT_ANSWERS = ("Paris", "London", "Rome", "Berlin", "Madrid", "42")
+
+
+def _digest(prompt: Prompt) -> int:
+    return prompt_seed(0, prompt)
+
+
+class MockSampler:
+    """Answers ``template.format(answer=...)`` with a per-prompt answer distribution."""
+
+    def __init__(
+        self,
+        model: str = "mock",
+        *,
+        answers: Sequence[str] = DEFAULT_ANSWERS,
+        concentration: float = 2.0,
+        chat: bool = False,
+        template: str = "The answer is {answer}.",
+    ) -> None:
+        if isinstance(answers, str) or not answers or not all(
+            isinstance(a, str) and a.strip() for a in answers
+        ):
+            raise InputError("mock backend: 'answers' must be a non-empty list of non-empty strings")
+        if len(answers) > 10_000:
+            raise InputError("mock backend: at most 10000 answers")
+        if isinstance(concentration, bool) or not isinstance(concentration, (int, float)) or not (
+            0 < float(concentration) <= 100
+        ):
+            raise InputError("mock backend: 'concentration' must be a number in (0, 100]")
+        if not isinstance(chat, bool):
+            raise InputError("mock backend: 'chat' must be true or false")
+        if not isinstance(template, str) or "{answer}" not in template or len(template) > 1000:
+            raise InputError("mock backend: 'template' must be a string containing {answer}")
+        self.model_name = f"mock:{model}"
+        self.is_chat = chat
+        self.answers = tuple(answers)
+        self.concentration = float(concentration)
+        self.template = template
+
+    def _weights(self, prompt: Prompt) -> list[float]:
+        rng = random.Random(_digest(prompt))
+        return [rng.random() ** self.concentration for _ in self.answers]
+
+    def _completion(self, answer: str, params: SamplingParams) -> Completion:
+        text = self.template.replace("{answer}", answer)
+        words = text.split()
+        finish = "stop"
+        if len(words) > params.max_tokens:
+            words, finish = words[: params.max_tokens], "length"
+            text = " ".join(words)
+        logprobs = tuple(-0.1 for _ in words) if params.logprobs else None
+        return Completion(text, finish, len(words), logprobs, None)
+
+    def sample(
+        self, prompts: Sequence[Prompt], n: int, params: SamplingParams
+    ) -> list[list[Completion]]:
+        out: list[list[Completion]] = []
+        for p in prompts:
+            w = self._weights(p)
+            if params.temperature == 0:
+                best = self.answers[max(range(len(w)), key=w.__getitem__)]
+                out.append([self._completion(best, params) for _ in range(n)])
+                continue
+            base = prompt_seed(params.seed, p)
+            comps = []
+            for i in range(n):
+                rng = random.Random(sample_seed(base, i))
+                comps.append(self._completion(rng.choices(self.answers, weights=w)[0], params))
+            out.append(comps)
+        return out
+
+    def next_token_logprobs(self, prompts: Sequence[Prompt], k: int) -> list[dict[str, float]]:
+        out = []
+        for p in prompts:
+            h = int.from_bytes(hashlib.blake2b(str(_digest(p)).encode(), digest_size=4).digest(),
+                               "little")
+            pt = 0.05 + 0.9 * (h / 2**32)
+            out.append({" True": math.log(pt), " False": math.log(1 - pt)})
+        return out
+
+    def close(self) -> None:
+        pass

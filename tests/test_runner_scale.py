@@ -1,0 +1,111 @@
+"""The runner's work per question does not grow with the run, and the mock backend.
+
+Timing is bench/runner_scale.py's job; here the store reads that read a whole run are
+counted: a runner that repeats them per batch is quadratic in the number of questions (an
+adaptive run re-read every greedy completion per question, and the P(True)/verbalised
+estimates re-read all estimates and done ids after every batch).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from semcal.backends import get_sampler
+from semcal.backends.mock import MockSampler
+from semcal.errors import InputError
+from semcal.runner import run
+from semcal.spec import AdaptiveSpec, RunSpec
+from semcal.store import Store
+from semcal.types import Prompt, SamplingParams
+
+#: Store methods that read every row of a run
+WHOLE_RUN_READS = ("greedy", "greedy_ids", "done_ids", "model_estimates", "all_samples",
+                   "questions")
+
+
+def _questions(path: Path, n: int) -> Path:
+    with path.open("w") as f:
+        for i in range(n):
+            f.write(json.dumps({"id": f"q{i}", "question": f"Question {i}: which city?",
+                                "answers": ["Paris"]}) + "\n")
+    return path
+
+
+def _count_reads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, n: int, **kw) -> Counter:
+    calls: Counter = Counter()
+    for name in WHOLE_RUN_READS:
+        orig = getattr(Store, name)
+
+        def counted(self, *a, _orig=orig, _name=name, **k):
+            calls[_name] += 1
+            return _orig(self, *a, **k)
+
+        monkeypatch.setattr(Store, name, counted)
+    spec = RunSpec(model="mock", backend="mock", dataset=str(_questions(tmp_path / f"{n}.jsonl", n)),
+                   format="jsonl", samples=6, seed=5, style="concise", k_shot=0, collapse="exact",
+                   **kw)
+    res = run(spec, tmp_path / f"out{n}", quiet=True)
+    assert res.complete and res.n_questions == n
+    monkeypatch.undo()
+    return calls
+
+
+@pytest.mark.parametrize("kw", [
+    {},
+    {"adaptive": AdaptiveSpec(enabled=True, round=2, min_samples=2, epsilon=0.2)},
+    {"model_estimators": True},
+    {"model_estimators": True, "adaptive": AdaptiveSpec(enabled=True, round=2, min_samples=2)},
+], ids=["fixed", "adaptive", "estimators", "adaptive-estimators"])
+def test_whole_run_reads_do_not_grow_with_the_number_of_questions(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, kw: dict
+) -> None:
+    small = _count_reads(monkeypatch, tmp_path, 8, **kw)
+    large = _count_reads(monkeypatch, tmp_path, 24, **kw)
+    assert small == large, (small, large)
+    assert sum(large.values()) <= 12
+
+
+def test_estimates_are_complete_after_a_run_and_a_resume_adds_none(tmp_path: Path) -> None:
+    spec = RunSpec(model="mock", backend="mock", dataset=str(_questions(tmp_path / "q.jsonl", 10)),
+                   format="jsonl", samples=4, seed=2, style="concise", k_shot=0,
+                   collapse="exact", model_estimators=True,
+                   adaptive=AdaptiveSpec(enabled=True, round=2, min_samples=2))
+    first = run(spec, tmp_path / "out", quiet=True)
+    assert first.estimates_new == 10
+    with Store(tmp_path / "out", readonly=True) as st:
+        est = st.model_estimates(st.runs()[0].id, "exact")
+    assert set(est) == {f"q{i}" for i in range(10)}
+    assert all(set(v) == {"p_true", "verbalized"} for v in est.values())
+    again = run(spec, tmp_path / "out", quiet=True)
+    assert again.estimates_new == 0 and again.samples_new == 0
+
+
+def test_mock_samples_depend_only_on_prompt_seed_and_index() -> None:
+    s = get_sampler("mock", "mock")
+    p1, p2 = Prompt(text="Q: capital of France?\nA:"), Prompt(text="Q: capital of Spain?\nA:")
+    params = SamplingParams(temperature=1.0, max_tokens=8, seed=11)
+    alone = s.sample([p1], 12, params)[0]
+    together = s.sample([p2, p1], 12, params)[1]
+    assert [c.text for c in alone] == [c.text for c in together]
+    assert len({c.text for c in alone}) > 1  # it does sample
+    other_seed = s.sample([p1], 12, SamplingParams(temperature=1.0, max_tokens=8, seed=12))[0]
+    assert [c.text for c in other_seed] != [c.text for c in alone]
+    greedy = s.sample([p1], 3, SamplingParams(temperature=0.0, max_tokens=8, seed=1))[0]
+    assert len({c.text for c in greedy}) == 1
+    cut = s.sample([p1], 1, SamplingParams(temperature=0.0, max_tokens=2, seed=1))[0][0]
+    assert cut.finish_reason == "length" and cut.n_tokens == 2
+    (top,) = s.next_token_logprobs([p1], 5)
+    assert set(top) == {" True", " False"}
+
+
+@pytest.mark.parametrize("opts", [
+    {"answers": []}, {"answers": "Paris"}, {"answers": [""]}, {"concentration": 0},
+    {"concentration": True}, {"chat": "yes"}, {"template": "no slot"},
+])
+def test_mock_options_are_checked(opts: dict) -> None:
+    with pytest.raises(InputError, match="mock backend"):
+        MockSampler("mock", **opts)
