@@ -25,7 +25,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from semcal.backends.openai import OpenAISampler  # noqa: E402
-from semcal.errors import BackendError  # noqa: E402
+from semcal.errors import BackendError, InputError  # noqa: E402
 from semcal.types import Message, Prompt, SamplingParams  # noqa: E402
 from servers import procs  # noqa: E402
 
@@ -363,3 +363,47 @@ def test_surrogates_and_absurd_token_counts_are_sanitised_into_the_store(faulty,
     assert any("\ufffd" in t for t in texts)  # the surrogate became U+FFFD
     assert all(0 <= c.n_tokens < 2**31 for c in samples)
     procs.set_faults(faulty, [])
+
+
+# ------------------------------------------------------------------ size and time of an answer
+
+
+@pytest.mark.parametrize("fault", ["huge", "hugechunked"])
+def test_an_answer_larger_than_max_response_bytes_is_never_stored(faulty, fault, tmp_path):
+    """A 20 MB answer to max_tokens = 8 was read and stored whole before; now it is a
+    malformed answer (retried: the next, normal answer is used) and, when it persists, a
+    BackendError, with the process's memory not holding it."""
+    procs.set_faults(faulty, [fault, "ok"])
+    with OpenAISampler("synthetic", base_url=faulty.base_url, max_retries=2, backoff=0.01,
+                       max_response_bytes=1 << 20) as s:
+        (out,) = s.sample([PROMPTS[0]], 1, PARAMS)
+        assert len(out[0].text) < 1000
+        assert s.stats.failures["malformed"] == 1 and s.stats.retries == 1
+    procs.set_faults(faulty, [fault] * 5)
+    with OpenAISampler("synthetic", base_url=faulty.base_url, max_retries=1, backoff=0.01,
+                       max_response_bytes=1 << 20) as s:
+        with pytest.raises(BackendError, match="max_response_bytes"):
+            s.sample([PROMPTS[0]], 1, PARAMS)
+    procs.set_faults(faulty, [])
+
+
+def test_a_trickled_answer_ends_at_the_deadline(faulty):
+    """A server sending one byte every 0.5 s passes every per-read timeout; before, the
+    request lasted as long as the server liked (minutes for one answer). The deadline bounds
+    the whole request."""
+    procs.set_faults(faulty, ["trickle", "ok"])
+    t = time.monotonic()
+    with OpenAISampler("synthetic", base_url=faulty.base_url, max_retries=1, backoff=0.01,
+                       timeout=2, deadline=3) as s:
+        (out,) = s.sample([PROMPTS[0]], 1, PARAMS)
+        assert out[0].text.strip()
+        assert s.stats.failures["timeout"] == 1
+    assert time.monotonic() - t < 15
+    procs.set_faults(faulty, [])
+
+
+@pytest.mark.parametrize("opts", [{"deadline": 0}, {"deadline": True}, {"max_response_bytes": 10},
+                                  {"max_response_bytes": 2**40}])
+def test_limits_are_checked(opts):
+    with pytest.raises(InputError):
+        OpenAISampler("synthetic", base_url="http://127.0.0.1:9/v1", **opts)

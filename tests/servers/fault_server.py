@@ -20,6 +20,9 @@ and is answered accordingly:
 ``badshape``   200 with valid JSON that lacks ``choices``
 ``reset``      close the connection without answering
 ``die``        exit the process at once (os._exit) while the request is open
+``huge``       200 with a valid answer whose text is 20 MB (Content-Length says so)
+``hugechunked`` the same, sent chunked (no Content-Length)
+``trickle``    200 with a valid answer sent one byte every 0.5 s
 
 ``--die-after K`` makes the process exit when request K+1 arrives (a server that dies
 mid-run). Control endpoints: ``GET /_health``, ``GET /_stats`` (requests served and faults
@@ -43,7 +46,7 @@ from collections import Counter, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 FAULTS = ("ok", "500", "502", "503", "429", "400", "hang", "garbage", "truncated", "badshape", "reset", "die",
-          "nulltext", "surrogate", "hugeusage")
+          "nulltext", "surrogate", "hugeusage", "huge", "hugechunked", "trickle")
 
 
 class State:
@@ -184,6 +187,36 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                         c.pop("logprobs", None)
                     data["usage"] = {"completion_tokens": 10**30}
                 self._json(200, data)
+            elif fault in ("huge", "hugechunked", "trickle"):
+                data = _synthetic(self.path, json.loads(raw or b"{}"))
+                if fault != "trickle":
+                    for c in data["choices"]:
+                        field = c["message"] if "message" in c else c
+                        field["content" if "message" in c else "text"] = "x" * 20_000_000
+                        c.pop("logprobs", None)
+                payload = json.dumps(data).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                if fault == "hugechunked":
+                    self.send_header("Transfer-Encoding", "chunked")
+                else:
+                    self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                try:
+                    if fault == "hugechunked":
+                        for k in range(0, len(payload), 1 << 20):
+                            part = payload[k:k + (1 << 20)]
+                            self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                        self.wfile.write(b"0\r\n\r\n")
+                    elif fault == "huge":
+                        self.wfile.write(payload)
+                    else:
+                        for k in range(len(payload)):
+                            self.wfile.write(payload[k:k + 1])
+                            self.wfile.flush()
+                            time.sleep(0.5)
+                except OSError:  # the client hung up, as it should
+                    self.close_connection = True
             elif fault == "badshape":
                 self._json(200, {"object": "error", "message": "model is loading"})
             elif fault == "reset":

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import requests
+import urllib3
 
 from semcal.backends._chat import finish_completion, guess_is_chat, messages_as_dicts
 from semcal.backends.base import prompt_seed, sample_seed
@@ -96,6 +97,14 @@ def _server_message(resp: requests.Response, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+class _Deadline(Exception):
+    """The whole request took longer than the sampler's ``deadline``."""
+
+
+class _TooLarge(Exception):
+    """The answer body is larger than ``max_response_bytes``."""
+
+
 def _short(exc: BaseException, limit: int = 200) -> str:
     text = " ".join(f"{type(exc).__name__}: {exc}".split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -144,6 +153,13 @@ class OpenAISampler:
     timeout:
         Seconds to wait for the server's answer (per read); ``connect_timeout`` (default
         ``min(timeout, 10)``) for opening the connection.
+    deadline:
+        Most seconds one request may take from sending it to the last byte of the answer
+        (default ``max(60, 5 * timeout)``): a server that trickles its answer byte by byte
+        passes every per-read ``timeout`` but not this. Counted as a timeout (retried).
+    max_response_bytes:
+        Largest answer body accepted (default 16 MiB, after decompression); a larger one is
+        a malformed answer (retried, then :class:`BackendError`), never stored.
     max_retries:
         Transient failures tolerated per request before :class:`BackendError` is raised.
     backoff, max_backoff:
@@ -179,6 +195,8 @@ class OpenAISampler:
         backoff: float = 0.5,
         max_backoff: float = 20.0,
         connect_timeout: float | None = None,
+        deadline: float | None = None,
+        max_response_bytes: int = 16 * 2**20,
         n_mode: str = "auto",
         max_n: int = 64,
         headers: Mapping[str, str] | None = None,
@@ -190,6 +208,16 @@ class OpenAISampler:
             raise InputError(f"max_retries must be an integer >= 0, got {max_retries!r}")
         if not (isinstance(timeout, (int, float)) and timeout > 0):
             raise InputError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        if deadline is not None and not (
+            isinstance(deadline, (int, float)) and not isinstance(deadline, bool) and deadline > 0
+        ):
+            raise InputError(f"deadline must be a positive number of seconds, got {deadline!r}")
+        if isinstance(max_response_bytes, bool) or not isinstance(max_response_bytes, int) or not (
+            1024 <= max_response_bytes <= 2**31
+        ):
+            raise InputError(
+                f"max_response_bytes must be an integer in [1024, 2^31], got {max_response_bytes!r}"
+            )
         if n_mode not in ("auto", "native", "separate"):
             raise InputError(f"n_mode must be 'auto', 'native' or 'separate', got {n_mode!r}")
         if not isinstance(max_n, int) or max_n < 1:
@@ -200,6 +228,8 @@ class OpenAISampler:
         self.concurrency = concurrency
         self.timeout = float(timeout)
         self.connect_timeout = float(connect_timeout) if connect_timeout else min(self.timeout, 10.0)
+        self.deadline = float(deadline) if deadline is not None else max(60.0, 5 * self.timeout)
+        self.max_response_bytes = max_response_bytes
         self.max_retries = max_retries
         self.backoff = float(backoff)
         self.max_backoff = float(max_backoff)
@@ -271,14 +301,20 @@ class OpenAISampler:
             self._record(attempts=1)
             kind: str
             try:
-                resp = self._session().request(
-                    method, url, json=body, timeout=(self.connect_timeout, self.timeout)
-                )
+                resp = self._fetch(method, url, body)
+            except _Deadline as exc:
+                kind, last = "timeout", str(exc)
+            except _TooLarge as exc:
+                kind, last = "malformed", str(exc)
             except requests.Timeout as exc:
                 kind, last = "timeout", f"no answer within {self.timeout:g} s ({_short(exc, 120)})"
             except requests.ConnectionError as exc:
                 kind, last = "connection", f"connection failed ({_short(exc)})"
             except requests.RequestException as exc:  # broken chunked body, bad encoding...
+                kind, last = "connection", f"request failed ({_short(exc)})"
+            except urllib3.exceptions.ReadTimeoutError as exc:  # while reading the body
+                kind, last = "timeout", f"no answer within {self.timeout:g} s ({_short(exc, 120)})"
+            except (urllib3.exceptions.HTTPError, OSError) as exc:  # a body cut or undecodable
                 kind, last = "connection", f"request failed ({_short(exc)})"
             else:
                 status = resp.status_code
@@ -314,6 +350,44 @@ class OpenAISampler:
             f"{url}: giving up after {attempts} attempts ({self.max_retries} retries); "
             f"last failure: {last}"
         )
+
+    def _fetch(self, method: str, url: str, body: Mapping[str, Any] | None) -> requests.Response:
+        """One HTTP exchange whose answer is read under :attr:`deadline` (whole request) and
+        :attr:`max_response_bytes` (decoded body); the body is read as it arrives, so neither
+        a huge nor a trickled answer is held past its limit."""
+        start = time.monotonic()
+        resp = self._session().request(
+            method, url, json=body, timeout=(self.connect_timeout, self.timeout), stream=True
+        )
+        try:
+            declared = resp.headers.get("Content-Length")
+            if declared is not None and declared.strip().isdigit() and (
+                int(declared) > self.max_response_bytes
+            ):
+                raise _TooLarge(f"the answer is {int(declared)} bytes, more than "
+                                f"max_response_bytes = {self.max_response_bytes}")
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                if time.monotonic() - start > self.deadline:
+                    raise _Deadline(f"the answer took longer than deadline = {self.deadline:g} s")
+                chunk = resp.raw.read1(65536, decode_content=True)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > self.max_response_bytes:
+                    raise _TooLarge(f"the answer is more than max_response_bytes = "
+                                    f"{self.max_response_bytes} bytes")
+                chunks.append(chunk)
+            if time.monotonic() - start > self.deadline:
+                raise _Deadline(f"the answer took longer than deadline = {self.deadline:g} s")
+        except BaseException:
+            resp.close()  # the connection is not reused: its remaining bytes are unread
+            raise
+        resp._content = b"".join(chunks)  # what requests' .json()/.text then read
+        resp._content_consumed = True
+        resp.close()
+        return resp
 
     def _discover_model(self) -> str:
         def parse(data: Any) -> str:
