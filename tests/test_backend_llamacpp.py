@@ -286,6 +286,28 @@ def test_base_model_rejects_chat_messages(gemma) -> None:
         gemma.sample([Prompt(messages=(Message("user", "hi"),))], 1, SamplingParams(max_tokens=2))
 
 
+@pytest.mark.slow
+@needs_models
+def test_context_is_sized_from_the_cell_budget_and_checked(smollm) -> None:
+    """A large max_tokens planned one max_tokens of cells per parallel sequence (4 x 6000
+    here; 16 x 20000 = 2 GB for 30-token answers on a larger model); now fewer sequences run
+    at once so the cache stays near the cell budget. A prompt plus max_tokens beyond the
+    model's context is refused before sampling."""
+    from semcal.backends.llamacpp import CELL_BUDGET
+
+    smollm._free_context()
+    p = Prompt(messages=(Message("user", "What is the capital of France? One word."),))
+    out = smollm.sample([p], 4, SamplingParams(max_tokens=6000, seed=1, stop=("\n",)))
+    assert len(out[0]) == 4 and all(c.text for c in out[0])
+    assert smollm._n_ctx <= CELL_BUDGET // 6000 * 6000 + 1024 < 4 * 6000
+    limit = smollm.context_length
+    with pytest.raises(InputError, match=f"does not fit the model's context of {limit}"):
+        smollm.sample([p], 1, SamplingParams(max_tokens=limit))
+    long = Prompt(messages=(Message("user", "word " * limit),))
+    with pytest.raises(InputError, match=f"exceeds the model's context of {limit} tokens"):
+        smollm.sample([long], 1, SamplingParams(max_tokens=8))
+
+
 _HIGH_LEVEL_COMPLETION = """
 import sys
 import llama_cpp

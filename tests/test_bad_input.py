@@ -381,6 +381,11 @@ def _files(tmp: Path) -> None:
     real = resolve_model("smollm2-135m-instruct").path.read_bytes()
     (tmp / "cut.gguf").write_bytes(real[: len(real) // 3])
     (tmp / "huge.toml").write_text('model = "gemma-3-270m"\nsamples = 9223372036854775807\n')
+    # a question of ~40k tokens: more than gemma-3-270m's 32768-token context
+    long_q = "Which of these words is longest: " + " ".join(["paper"] * 40_000) + "?"
+    (tmp / "toolong.jsonl").write_text(
+        '{"id": "ok", "question": "What is 2+2?", "answer": "4"}\n'
+        + json.dumps({"id": "long", "question": long_q, "answer": "paper"}) + "\n")
     from semcal.store import Store
     from semcal.types import Completion
 
@@ -422,6 +427,8 @@ CLI: list[Any] = [
     ("backend-option-unknown", [*_RUN[:1], "{tmp}/unknownopt.toml", *_RUN[1:]], "unexpected keyword argument 'bogus'"),
     ("backend-option-n-threads-negative", [*_RUN[:1], "{tmp}/negthreads.toml", *_RUN[1:]], "n_threads must be an integer >= 1"),
     ("model-gguf-cut-short", [*_RUN, "--model", "{tmp}/cut.gguf", "--dataset", "world", "--limit", "1"], "could not load the model file"),
+    ("question-longer-than-the-context", [*_GEMMA, "--dataset", "{tmp}/toolong.jsonl"], r"question 'long': its prompt of \d+ tokens plus max_tokens = \d+ exceeds the model's context of 32768 tokens"),
+    ("max-tokens-beyond-the-context", [*_GEMMA, "--dataset", "world", "--limit", "1", "--max-tokens", "40000"], "max_tokens = 40000 does not fit the model's context of 32768 tokens"),
     ("dataset-lone-surrogate", [*_GEMMA, "--dataset", "{tmp}/surrogate.jsonl"], r"surrogate.jsonl:1: question holds a lone surrogate"),
     ("style-unknown", [*_GEMMA, "--style", "poem"], "unknown style 'poem'"),
     ("backend-unknown", [*_GEMMA, "--backend", "warp"], "unknown backend 'warp'"),

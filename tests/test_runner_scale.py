@@ -109,3 +109,29 @@ def test_mock_samples_depend_only_on_prompt_seed_and_index() -> None:
 def test_mock_options_are_checked(opts: dict) -> None:
     with pytest.raises(InputError, match="mock backend"):
         MockSampler("mock", **opts)
+
+
+def test_a_prompt_longer_than_the_context_fails_before_anything_is_stored(tmp_path: Path) -> None:
+    """Checked for every question before sampling: before, a too-long question failed (or
+    ran for minutes at gigabytes) only when its turn came."""
+    data = tmp_path / "q.jsonl"
+    with data.open("w") as f:
+        for i in range(5):
+            f.write(json.dumps({"id": f"q{i}", "question": "Which city?", "answers": ["Paris"]})
+                    + "\n")
+        f.write(json.dumps({"id": "long", "question": "word " * 300, "answers": ["x"]}) + "\n")
+    spec = RunSpec(model="mock", backend="mock", dataset=str(data), format="jsonl", samples=2,
+                   k_shot=0, style="concise", backend_options={"context_length": 200})
+    with pytest.raises(InputError, match=r"question 'long': its prompt of \d+ tokens plus "
+                                         r"max_tokens = \d+ exceeds the model's context of 200"):
+        run(spec, tmp_path / "out", quiet=True)
+    assert not (tmp_path / "out" / "semcal.sqlite").exists()
+    with pytest.raises(InputError, match="max_tokens = 500 does not fit"):
+        run(spec.replace(max_tokens=500), tmp_path / "out", quiet=True)
+    # a sampler passed in (no new-run pre-check) is checked before its first batch
+    with pytest.raises(InputError, match="question 'long'"):
+        run(spec, tmp_path / "out2", sampler=MockSampler(context_length=200), quiet=True)
+    with Store(tmp_path / "out2", readonly=True) as st:
+        assert st.progress(st.runs()[0].id)[2] == 0
+    ok = run(spec.replace(backend_options={"context_length": 2000}), tmp_path / "out3", quiet=True)
+    assert ok.complete and ok.n_questions == 6

@@ -37,7 +37,7 @@ from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 
-from semcal.backends.base import Sampler, prompt_seed, sample_seed
+from semcal.backends.base import Sampler, check_context, prompt_seed, sample_seed
 from semcal.errors import InputError, SemcalError, StoreError
 from semcal.spec import AdaptiveSpec, RunSpec
 from semcal.store import STORE_NAME, RunInfo, Store, check_writable, spec_key
@@ -356,6 +356,14 @@ def run(
         # store or a run row exists, so a spec that cannot run leaves nothing behind that
         # `analyze` would show with n = 0 or `resume` would repeat
         sampler = _open_sampler(spec)
+        try:
+            _check_fit(sampler, questions, spec)
+        except BaseException:
+            sampler.close()
+            raise
+        fit_checked = True
+    else:
+        fit_checked = False
     try:
         store = Store(out)
     except BaseException:
@@ -399,6 +407,8 @@ def run(
                     f"{'chat' if run_info.is_chat else 'base'} model; the model now opened is not"
                 )
             prompts = _build_prompts(questions, spec, is_chat)
+            if not fit_checked:
+                _check_fit(sampler, questions, spec, prompts)
             store.add_questions(
                 run_info.id, questions, [prompt_to_json(prompts[q.id]) for q in questions]
             )
@@ -577,6 +587,22 @@ class _Estimates:
         self.n_new += len(rated) + len(empty)
         self.seconds += time.monotonic() - t0
         log.debug("model estimates of %d questions in %.2fs", len(todo), time.monotonic() - t0)
+
+
+def _check_fit(
+    sampler: Sampler, questions: Sequence[Question], spec: RunSpec,
+    prompts: dict[str, Prompt] | None = None,
+) -> None:
+    """Every prompt plus max_tokens fits the model's context, checked before any sampling
+    (and, for a new run, before a store exists): a question too long for the model failed
+    only when its turn came, after minutes of work, or ran for minutes at gigabytes."""
+    count = getattr(sampler, "count_tokens", None)
+    if count is None or getattr(sampler, "context_length", None) is None:
+        return  # the engine does not know its context (a server): it answers for itself
+    if prompts is None:
+        prompts = _build_prompts(questions, spec, bool(getattr(sampler, "is_chat", False)))
+    check_context(sampler, [count(prompts[q.id]) for q in questions], spec.resolved_max_tokens(),
+                  names=[q.id for q in questions])
 
 
 def _build_prompts(questions: Sequence[Question], spec: RunSpec, is_chat: bool) -> dict[str, Prompt]:

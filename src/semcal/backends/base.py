@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
+from semcal.errors import InputError
 from semcal.types import Completion, Prompt, SamplingParams
 
 
@@ -57,6 +58,34 @@ def sample_seed(seed: int, index: int) -> int:
     z = (z * 0xD6E8FEB86659FD93) & (2**64 - 1)
     z ^= z >> 32
     return int(z & 0x7FFFFFFF)
+
+
+def check_context(
+    sampler: object, prompt_lengths: Sequence[int], max_tokens: int,
+    names: Sequence[str] | None = None,
+) -> None:
+    """Raise :class:`InputError` when a prompt plus ``max_tokens`` does not fit the model's
+    context (``sampler.context_length``; engines that do not know it are not checked).
+
+    ``prompt_lengths`` are token counts; ``names`` (question ids) name the offenders."""
+    limit = getattr(sampler, "context_length", None)
+    if not isinstance(limit, int) or limit <= 0:
+        return
+    if max_tokens >= limit:
+        raise InputError(
+            f"max_tokens = {max_tokens} does not fit the model's context of {limit} tokens "
+            "(prompt and answer share it); lower --max-tokens"
+        )
+    over = [i for i, n in enumerate(prompt_lengths) if n + max_tokens > limit]
+    if over:
+        i = max(over, key=lambda j: prompt_lengths[j])
+        who = f"question {names[i]!r}" if names is not None else f"prompt {i + 1}"
+        more = f" ({len(over)} prompts in all)" if len(over) > 1 else ""
+        raise InputError(
+            f"{who}: its prompt of {prompt_lengths[i]} tokens plus max_tokens = {max_tokens} "
+            f"exceeds the model's context of {limit} tokens{more}; shorten the question, lower "
+            "--max-tokens or --k-shot, or leave the question out"
+        )
 
 
 def truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:

@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from semcal.backends.base import prompt_seed, sample_seed
+from semcal.backends.base import check_context, prompt_seed, sample_seed
 from semcal.backends.models import ModelSpec, resolve_model
 from semcal.errors import BackendError, InputError, require
 from semcal.types import Completion, Prompt, SamplingParams, check_n
@@ -67,6 +67,8 @@ _BLOCK = 1024
 #: prompts are evaluated in chunks that end at multiples of this many tokens when the prefix
 #: cache is on, and only whole chunks are re-used from it (see ``LlamaCppSampler._prefill``)
 PREFIX_BLOCK = 64
+#: KV cells the planned context aims at when max_tokens is large (see ``_plan_ctx``)
+CELL_BUDGET = 16384
 
 
 def choose_tokens(
@@ -541,6 +543,15 @@ class LlamaCppSampler:
             raise InputError(f"chat template of {self.model_name!r} rejected the messages: {exc}") from exc
         return text + prompt.assistant_prefix
 
+    @property
+    def context_length(self) -> int:
+        """Most tokens (prompt plus answer) one sequence may hold: the model's training context."""
+        return self.n_ctx_train
+
+    def count_tokens(self, prompt: Prompt) -> int:
+        """Tokens of ``prompt`` as the model is fed it."""
+        return len(self.prompt_tokens(prompt))
+
     def prompt_tokens(self, prompt: Prompt) -> list[int]:
         """Token ids the model is fed for ``prompt`` (see :meth:`render`)."""
         self._check_open()
@@ -667,12 +678,17 @@ class LlamaCppSampler:
     def _plan_ctx(self, groups: list[_Group], params: SamplingParams) -> int:
         longest = max(len(g.tokens) for g in groups)
         total_samples = sum(g.n_samples for g in groups)
-        width = min(self.n_parallel, total_samples)
+        # every live sequence reserves max_tokens cells: with a large max_tokens fewer run at
+        # once, so the cache stays near CELL_BUDGET instead of n_parallel * max_tokens
+        # (max_tokens = 20000 and 8 sequences asked for 160k cells)
+        width = min(self.n_parallel, total_samples, max(1, CELL_BUDGET // params.max_tokens))
         # prompts in flight at once: the cache, plus up to a few groups with their own suffixes
         want = 2 * longest + min(len(groups), 4) * 64 + width * params.max_tokens + 64
         return int(math.ceil(want / 256) * 256)
 
     def _generate(self, prompts: Sequence[Prompt], n: int, params: SamplingParams) -> list[list[_Result]]:
+        # (the sampling loop admits only as many sequences as the context has room for, so a
+        # context planned for fewer sequences than n_parallel just runs fewer at once)
         """Run the sampling loop; results keep token ids (used by tests)."""
         self._check_open()
         check_n(n)
@@ -697,6 +713,7 @@ class LlamaCppSampler:
         ]
         for g in groups:
             g.results = [None] * per_prompt
+        check_context(self, [len(g.tokens) for g in groups], params.max_tokens)
         if self._fixed_ctx is not None:
             self._ensure_context(self._fixed_ctx)
         else:

@@ -10,6 +10,8 @@ the prompt, sharpened by ``concentration``); sample ``i`` is drawn with the same
 seed a real backend uses (``sample_seed(prompt_seed(seed, prompt), i)``), so runs are
 reproducible and resumable whatever the batch composition, and temperature 0 gives the most
 likely answer. ``next_token_logprobs`` returns a True/False pair, so P(True) runs too.
+``context_length`` (words) makes it refuse prompts that do not fit, as a real engine's
+context does.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import math
 import random
 from collections.abc import Sequence
 
-from semcal.backends.base import prompt_seed, sample_seed
+from semcal.backends.base import check_context, prompt_seed, sample_seed
 from semcal.errors import InputError
 from semcal.types import Completion, Prompt, SamplingParams
 
@@ -41,6 +43,7 @@ class MockSampler:
         concentration: float = 2.0,
         chat: bool = False,
         template: str = "The answer is {answer}.",
+        context_length: int | None = None,
     ) -> None:
         if isinstance(answers, str) or not answers or not all(
             isinstance(a, str) and a.strip() for a in answers
@@ -56,6 +59,13 @@ class MockSampler:
             raise InputError("mock backend: 'chat' must be true or false")
         if not isinstance(template, str) or "{answer}" not in template or len(template) > 1000:
             raise InputError("mock backend: 'template' must be a string containing {answer}")
+        if context_length is not None and (
+            isinstance(context_length, bool) or not isinstance(context_length, int)
+            or not 16 <= context_length <= 2**31 - 1
+        ):
+            raise InputError("mock backend: 'context_length' must be an integer >= 16")
+        #: tokens = whitespace-separated words; None: no context limit
+        self.context_length = context_length
         self.model_name = f"mock:{model}"
         self.is_chat = chat
         self.answers = tuple(answers)
@@ -80,6 +90,7 @@ class MockSampler:
         self, prompts: Sequence[Prompt], n: int, params: SamplingParams
     ) -> list[list[Completion]]:
         out: list[list[Completion]] = []
+        check_context(self, [self.count_tokens(p) for p in prompts], params.max_tokens)
         for p in prompts:
             w = self._weights(p)
             if params.temperature == 0:
@@ -102,6 +113,10 @@ class MockSampler:
             pt = 0.05 + 0.9 * (h / 2**32)
             out.append({" True": math.log(pt), " False": math.log(1 - pt)})
         return out
+
+    def count_tokens(self, prompt: Prompt) -> int:
+        """Whitespace-separated words of the prompt (the mock's "tokens")."""
+        return len((prompt.text + " " + " ".join(m.content for m in prompt.messages)).split())
 
     def close(self) -> None:
         pass
