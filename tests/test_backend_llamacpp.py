@@ -308,6 +308,41 @@ def test_context_is_sized_from_the_cell_budget_and_checked(smollm) -> None:
         smollm.sample([long], 1, SamplingParams(max_tokens=8))
 
 
+@pytest.mark.slow
+@needs_models
+def test_chat_template_renders_as_llama_cpp_does_and_a_bomb_is_one_error(smollm) -> None:
+    """semcal's bounded sandbox renders the real model's template to exactly the text
+    llama-cpp-python's Jinja2ChatFormatter gives; a template with 'A' * 10**9 (7 GB in the
+    plain sandbox) fails in the backend with one line naming the model and the bound."""
+    import dataclasses
+
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    from semcal.backends.chat_template import TemplateLimitError
+
+    convs = [
+        [{"role": "user", "content": "What is the capital of France?"}],
+        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}],
+        [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "A."},
+         {"role": "user", "content": "<b>&amp; {{ x }} {% raw %}"}],
+    ]
+    for msgs in convs:
+        p = Prompt(messages=tuple(Message(m["role"], m["content"]) for m in msgs))
+        mine = smollm.render(p)
+        f = smollm._formatter
+        ref = Jinja2ChatFormatter(template=smollm.spec.chat_template, eos_token=f.eos_token,
+                                  bos_token=f.bos_token)
+        assert mine == ref(messages=msgs).prompt
+    spec, formatter = smollm.spec, smollm._formatter
+    try:
+        smollm.spec = dataclasses.replace(spec, chat_template="{% set x = 'A' * 1000000000 %}{{ x }}")
+        smollm._formatter = None
+        with pytest.raises(TemplateLimitError, match="model .*: chat template: a product"):
+            smollm.sample([Prompt(messages=(Message("user", "hi"),))], 1, SamplingParams(max_tokens=2))
+    finally:
+        smollm.spec, smollm._formatter = spec, formatter
+
+
 _HIGH_LEVEL_COMPLETION = """
 import sys
 import llama_cpp

@@ -174,21 +174,107 @@ def test_no_stage_executes_model_text(tmp_path: Path) -> None:
 def test_chat_templates_render_in_a_sandbox(tmp_path: Path) -> None:
     """A GGUF file's chat template is untrusted (CVE-2024-34359 was code execution through it).
     The renderer semcal's llama.cpp backend uses must refuse to reach Python internals."""
-    fmt = pytest.importorskip("llama_cpp.llama_chat_format")
+    pytest.importorskip("jinja2")
+    from semcal.backends.chat_template import ChatTemplate
+
     canary = tmp_path / "CANARY"
     evil = (
         "{% for c in ''.__class__.__mro__[1].__subclasses__() %}"
         "{% if c.__name__ == 'Popen' %}{{ c(['touch', '" + str(canary) + "']) }}{% endif %}"
         "{% endfor %}{{ messages[0]['content'] }}"
     )
-    f = fmt.Jinja2ChatFormatter(template=evil, eos_token="</s>", bos_token="<s>")
-    try:
-        f(messages=[{"role": "user", "content": "hi"}])
-    except Exception as exc:  # the sandbox raises SecurityError; semcal turns it into InputError
-        assert "unsafe" in str(exc).lower() or "security" in type(exc).__name__.lower()
+    with pytest.raises(Exception) as info:  # the sandbox's SecurityError
+        ChatTemplate(evil, eos_token="</s>", bos_token="<s>").render(
+            [{"role": "user", "content": "hi"}])
+    assert "unsafe" in str(info.value).lower() or "security" in type(info.value).__name__.lower()
     assert not canary.exists()
     src = (SRC / "backends" / "llamacpp.py").read_text(encoding="utf-8")
-    assert "Jinja2ChatFormatter" in src  # the sandboxed formatter is the one semcal uses
+    assert "ChatTemplate(" in src  # the bounded sandbox is the one semcal uses
+
+
+#: chat templates that exhaust memory or time in jinja2's plain sandbox (the first one grew
+#: to 7 GB before the process aborted)
+TEMPLATE_BOMBS = {
+    "str-mul": "{% set x = 'A' * 1000000000 %}{{ x }}",
+    "list-mul": "{% set x = [1] * 1000000000 %}{{ x|length }}",
+    "pow": "{{ 10 ** 10000000 }}",
+    "center": "{{ 'x'.center(1000000000) }}",
+    "center-filter": "{{ 'x'|center(1000000000) }}",
+    "indent": "{{ 'x\\ny'|indent(1000000000) }}",
+    "replace": "{% set x = 'A' * 4000 %}{{ x.replace('A', x) }}",
+    "replace-filter": "{% set x = 'A' * 4000 %}{{ x|replace('A', x) }}",
+    "ns-double": "{% set ns = namespace(x='A') %}{% for i in range(60) %}"
+                 "{% set ns.x = ns.x ~ ns.x %}{% endfor %}{{ ns.x|length }}",
+    "ns-plus": "{% set ns = namespace(x='AAAA') %}{% for i in range(60) %}"
+               "{% set ns.x = ns.x + ns.x %}{% endfor %}{{ ns.x|length }}",
+    "output": "{% for i in range(100000) %}{{ 'A' * 1000 }}{% endfor %}",
+    "loop-time": "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+    "range-big": "{% for i in range(10**9) %}{% endfor %}",
+    "join": "{% set x = 'A' * 3000000 %}{{ [x, x]|join }}",
+    "join-method": "{% set x = 'A' * 3000000 %}{{ ''.join([x, x]) }}",
+    "format-filter": "{{ '%1000000000s'|format('x') }}",
+    "format-method": "{{ '{:>1000000000}'.format('x') }}",
+    "format-nested": "{{ '{:>{w}}'.format('x', w=1000000000) }}",
+    "percent": "{{ '%1000000000s' % 'x' }}",
+    "percent-star": "{{ '%*s' % (1000000000, 'x') }}",
+    "concat": "{% set x = 'A' * 4000000 %}{{ x ~ x ~ x ~ x ~ x ~ x ~ x ~ x }}",
+    "zfill": "{{ 'x'.zfill(1000000000) }}",
+    "wordwrap": "{{ ('a ' * 1000)|wordwrap(1000000000) }}",
+}
+
+_BOMB_RUNNER = """
+import json, resource, sys, time
+resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))  # a failing bound dies, not the box
+from semcal.backends.chat_template import ChatTemplate, TemplateLimitError
+out = {}
+for name, t in json.loads(sys.stdin.read()).items():
+    t0 = time.monotonic()
+    try:
+        ChatTemplate(t).render([{"role": "user", "content": "hi"}])
+        res = "rendered"
+    except TemplateLimitError as exc:
+        res = "limit: " + str(exc)
+    except BaseException as exc:
+        res = "other: " + type(exc).__name__
+    out[name] = [res, time.monotonic() - t0]
+out["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps(out))
+"""
+
+
+def test_resource_bombs_in_a_chat_template_end_in_one_clear_error() -> None:
+    """Each bomb ends in a TemplateLimitError (one line naming the bound) within the time
+    limit, and the process never holds more than a few hundred MB."""
+    pytest.importorskip("jinja2")
+    import json
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", _BOMB_RUNNER], input=json.dumps(TEMPLATE_BOMBS),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout)
+    for name in TEMPLATE_BOMBS:
+        res, seconds = out[name]
+        assert res.startswith("limit: chat template: "), (name, res)
+        assert "\n" not in res and seconds < 4, (name, res, seconds)
+    assert out["maxrss_mb"] < 400, out["maxrss_mb"]
+
+
+def test_ordinary_template_features_still_render() -> None:
+    from semcal.backends.chat_template import ChatTemplate
+
+    t = ChatTemplate(
+        "{{ bos_token }}{% for m in messages %}{% if loop.first and m['role'] != 'system' %}"
+        "{{ '<|system|>\\nbe brief' ~ eos_token }}{% endif %}"
+        "{{ '<|' + m['role'] + '|>\\n' + m['content'] | trim }}{{ eos_token }}{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}"
+        "{{ messages | tojson | length > 0 }}{{ '%d-%s' % (3, 'x') }}{{ 'ab' * 3 }}"
+        "{{ range(3) | join(',') }}{{ 'a-b'.replace('-', '+') }}{{ '{}!'.format('hi') }}",
+        bos_token="<s>", eos_token="</s>")
+    out = t.render([{"role": "user", "content": "  Hello  "}])
+    assert out == ("<s><|system|>\nbe brief</s><|user|>\nHello</s><|assistant|>\n"
+                   "True3-xababab0,1,2a+bhi!")
 
 
 def _called_names(tree: ast.AST) -> list[tuple[str, int]]:

@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from semcal.backends.base import check_context, prompt_seed, sample_seed
+from semcal.backends.chat_template import ChatTemplate
 from semcal.backends.models import ModelSpec, resolve_model
 from semcal.errors import BackendError, InputError, require
 from semcal.types import Completion, Prompt, SamplingParams, check_n
@@ -529,16 +530,17 @@ class LlamaCppSampler:
                 "build a text (few-shot) prompt for it"
             )
         if self._formatter is None:
-            fmt = require("llama_cpp.llama_chat_format", "chat templates (llama-cpp-python)", "llama")
-            self._formatter = fmt.Jinja2ChatFormatter(
-                template=self.spec.chat_template,
+            # semcal's own bounded sandbox: a template cannot exhaust memory or time
+            self._formatter = ChatTemplate(
+                self.spec.chat_template,
                 eos_token=self._piece(int(self._llama.llama_vocab_eos(self._vocab)), True).decode("utf-8", "replace"),
                 bos_token=self._piece(self._bos, True).decode("utf-8", "replace"),
-                add_generation_prompt=True,
             )
         messages = [{"role": m.role, "content": m.content} for m in prompt.messages]
         try:
-            text = self._formatter(messages=messages).prompt
+            text = self._formatter.render(messages)
+        except InputError as exc:  # a bound of the sandbox (semcal.backends.chat_template)
+            raise type(exc)(f"model {self.model_name!r}: {exc}") from None
         except Exception as exc:  # jinja2 errors and the template's raise_exception
             raise InputError(f"chat template of {self.model_name!r} rejected the messages: {exc}") from exc
         return text + prompt.assistant_prefix
