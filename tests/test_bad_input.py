@@ -604,3 +604,36 @@ def test_fuzz_spec_random_tables(data: dict[str, Any]) -> None:
         return
     assert isinstance(spec.model, str) and spec.samples >= 1
     spec.key_fields()  # a valid spec is fully usable
+
+
+_LONG_LINE_RUNNER = """
+import json, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))  # reading it whole dies here
+from semcal.data import load_questions
+from semcal.errors import InputError
+try:
+    load_questions(sys.argv[1])
+    res = "loaded"
+except InputError as exc:
+    res = "input: " + str(exc)
+except BaseException as exc:
+    res = "other: " + type(exc).__name__
+print(json.dumps([res, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024]))
+"""
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".json"])
+def test_a_huge_file_without_newlines_is_refused_without_reading_it_whole(tmp_path, suffix):
+    """A 2 GB sparse file with no newline was read whole (4.3 GB RSS) before its error; lines
+    are now read with a bounded length (and a .json document with a bounded size)."""
+    path = tmp_path / f"huge{suffix}"
+    with path.open("wb") as f:
+        f.write(b'{"question": "' if suffix != ".csv" else b"question,answer\n")
+        f.truncate(2 << 30)
+    r = subprocess.run([sys.executable, "-c", _LONG_LINE_RUNNER, str(path)], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res, rss_mb = json.loads(r.stdout)
+    want = "over 256 MiB" if suffix == ".json" else "line longer than 16777216 bytes"
+    assert res.startswith("input: ") and want in res and str(path) in res, res
+    assert rss_mb < (900 if suffix == ".json" else 300), rss_mb

@@ -79,12 +79,33 @@ def _open_binary(path: Path) -> BinaryIO:
         raise InputError("permission denied", where=str(path)) from None
 
 
-def _decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Yield (1-based line number, decoded line with its line ending) from a text file."""
+#: longest line of a JSONL/CSV file (bytes): a file without newlines is not read whole
+MAX_LINE_BYTES = 16 << 20
+#: largest .json document (bytes, it is parsed whole); larger sets belong in JSONL
+MAX_JSON_BYTES = 256 << 20
+
+
+def _decoded_lines(
+    path: Path, max_line: int | None = None, too_long: str | None = None
+) -> Iterator[tuple[int, str]]:
+    """Yield (1-based line number, decoded line with its line ending) from a text file.
+    Lines are read with a bounded length (``max_line`` bytes, default :data:`MAX_LINE_BYTES`):
+    a longer one is an error naming its line, found after reading at most that much."""
+    limit = MAX_LINE_BYTES if max_line is None else max_line
     with _open_binary(path) as fh:
         lineno = 0
         try:
-            for lineno, raw in enumerate(fh, start=1):  # noqa: B007 - used after the loop
+            while True:
+                raw = fh.readline(limit + 1)
+                if not raw:
+                    break
+                lineno += 1
+                if len(raw) > limit:
+                    raise InputError(
+                        too_long or f"line longer than {limit} bytes (is this a text file with "
+                        "one record per line?)",
+                        where=f"{path}:{lineno}",
+                    )
                 if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
                     raw = raw[3:]
                 try:
@@ -134,7 +155,13 @@ def iter_jsonl(path: Path) -> Iterator[Record]:
 def iter_json(path: Path) -> Iterator[Record]:
     """A JSON array of objects, or an object holding one under "data" / "Data" / "questions"."""
     text_parts = []
-    for _lineno, line in _decoded_lines(path):
+    size = 0
+    too_big = (f"a .json file over {MAX_JSON_BYTES >> 20} MiB; write large question sets as "
+               "JSONL (one object per line)")
+    for _lineno, line in _decoded_lines(path, max_line=MAX_JSON_BYTES, too_long=too_big):
+        size += len(line)
+        if size > MAX_JSON_BYTES:
+            raise InputError(too_big, where=str(path))
         text_parts.append(line)
     text = "".join(text_parts)
     if not text.strip():
