@@ -12,7 +12,9 @@ run grows; a runner that re-reads the store per batch shows up as a growing figu
 
 Modes: ``fixed`` (M samples per question), ``adaptive`` (rounds of 2 up to M, B = exact),
 ``estimators`` (fixed M plus P(True) and verbalised confidence), ``analyze`` (semcal's
-analysis of the fixed run: samples -> B -> grade -> summary with bootstrap CIs).
+analysis of the fixed run: samples -> B (auto) -> grade -> every default estimator ->
+summary with bootstrap CIs, nothing cached). The mock answers with the real responses of
+bench/data/collapse (``--texts real``, the default) so B reads realistic texts.
 """
 
 from __future__ import annotations
@@ -31,6 +33,26 @@ from semcal.spec import AdaptiveSpec, RunSpec
 from semcal.store import Store
 
 ANSWERS = ("Paris", "London", "Rome", "Berlin", "Madrid", "Oslo", "Vienna", "Lisbon")
+COLLAPSE_DATA = Path(__file__).resolve().parent / "data" / "collapse"
+
+
+def real_texts() -> list[str]:
+    """The real responses of the collapse benchmark (both embedded models, world questions,
+    concise and sentence styles): the mock answers with these, so B reads texts of real
+    length and variety (few repeats) instead of one short word."""
+    out: list[str] = []
+    for f in sorted(COLLAPSE_DATA.glob("*--*.jsonl")):
+        if "gsm8k" in f.name or "cot" in f.name:
+            continue
+        for line in f.read_text(encoding="utf-8").splitlines():
+            out += [r["text"] for r in json.loads(line)["responses"] if r["text"].strip()]
+    return out
+
+
+def make_sampler(texts: str) -> MockSampler:
+    if texts == "real":
+        return MockSampler(answers=real_texts(), template="{answer}", concentration=1.0)
+    return MockSampler(answers=ANSWERS)
 
 
 def write_questions(path: Path, n: int) -> None:
@@ -52,7 +74,7 @@ def spec_for(mode: str, data: Path, samples: int) -> RunSpec:
     return RunSpec(**kw)
 
 
-def time_mode(mode: str, n: int, samples: int, work: Path) -> tuple[float, int]:
+def time_mode(mode: str, n: int, samples: int, work: Path, texts: str = "real") -> tuple[float, int]:
     data = work / f"q{n}.jsonl"
     if not data.exists():
         write_questions(data, n)
@@ -60,14 +82,13 @@ def time_mode(mode: str, n: int, samples: int, work: Path) -> tuple[float, int]:
     if mode == "analyze":
         out = work / f"fixed-{n}"
         if not out.exists():
-            run(spec_for("fixed", data, samples), out, sampler=MockSampler(answers=ANSWERS),
-                quiet=True)
+            run(spec_for("fixed", data, samples), out, sampler=make_sampler(texts), quiet=True)
         t = time.perf_counter()  # a cold analysis: nothing cached, nothing written
         with Store(out, readonly=True) as st:
-            analyze_run(st, st.runs()[0], collapse="exact", grader="auto", cache=False)
+            analyze_run(st, st.runs()[0], collapse="auto", grader="auto", cache=False)
         return time.perf_counter() - t, n
     t = time.perf_counter()
-    res = run(spec_for(mode, data, samples), out, sampler=MockSampler(answers=ANSWERS), quiet=True)
+    res = run(spec_for(mode, data, samples), out, sampler=make_sampler(texts), quiet=True)
     return time.perf_counter() - t, res.n_questions
 
 
@@ -78,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--modes", default="fixed,adaptive,estimators,analyze",
                     help="fixed, adaptive, estimators, analyze (comma-separated)")
     ap.add_argument("--samples", type=int, default=8, help="M per question (default 8)")
+    ap.add_argument("--texts", choices=("real", "short"), default="real",
+                    help="what the mock answers: real responses of the collapse benchmark "
+                         "(default) or one-word city names")
     ap.add_argument("--work", default=None, help="folder for the stores (default: a temp dir)")
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
@@ -87,11 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"bad --modes/--sizes/--samples: {bad or args.sizes}")
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
         work = Path(tmp)
-        print(f"M = {args.samples}, mock backend (no model time)")
+        print(f"M = {args.samples}, mock backend (no model time), {args.texts} texts")
         print(f"{'mode':<11} {'questions':>9} {'seconds':>9} {'ms/question':>12}")
         for mode in modes:
             for n in sizes:
-                dt, _ = time_mode(mode, n, args.samples, work)
+                dt, _ = time_mode(mode, n, args.samples, work, args.texts)
                 print(f"{mode:<11} {n:>9} {dt:>9.2f} {1000 * dt / n:>12.3f}", flush=True)
     return 0
 

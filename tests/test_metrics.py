@@ -348,3 +348,17 @@ def test_summarize_without_bootstrap() -> None:
     s = summarize([1.0, 1.0, 0.5], [1, 1, 1], n_boot=0)
     assert math.isnan(s["smece_lo"]) and math.isnan(s["auroc"])
     assert s["accuracy"] == 1.0 and s["brier"] == pytest.approx(0.25 / 3)
+
+
+def test_average_ranks_equal_scipy_rankdata() -> None:
+    """AUROC's ranks come from numpy (importing scipy.stats cost every CLI command ~0.5 s);
+    they equal scipy's average ranks, ties included."""
+    from scipy.stats import rankdata
+
+    from semcal.metrics.scores import average_ranks
+
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        n = int(rng.integers(1, 80))
+        x = rng.integers(0, 5, n).astype(float) if rng.random() < 0.5 else rng.random(n)
+        assert np.array_equal(average_ranks(x), rankdata(x, method="average"))

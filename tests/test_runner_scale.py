@@ -135,3 +135,42 @@ def test_a_prompt_longer_than_the_context_fails_before_anything_is_stored(tmp_pa
         assert st.progress(st.runs()[0].id)[2] == 0
     ok = run(spec.replace(backend_options={"context_length": 2000}), tmp_path / "out3", quiet=True)
     assert ok.complete and ok.n_questions == 6
+
+
+def test_parallel_collapse_gives_the_serial_analysis(tmp_path: Path, monkeypatch) -> None:
+    """A large analysis labels samples and bootstraps its summaries in worker processes;
+    every label, grade, metric and interval is the one the in-process path gives."""
+    import semcal.analysis as A
+
+    answers = ["Paris.", "The capital of France is Paris.", "I think it is Lyon, France.",
+               "Marseille", "I'm sorry, I don't know.", "Paris, the capital of France.",
+               "It is Nice? Or maybe Paris.", "London"]
+    spec = RunSpec(model="mock", backend="mock", dataset=str(_questions(tmp_path / "q.jsonl", 40)),
+                   format="jsonl", samples=12, seed=4, style="sentence", k_shot=0,
+                   backend_options={"answers": answers, "template": "{answer}",
+                                    "concentration": 1.0})
+    run(spec, tmp_path / "out", quiet=True)
+    used = []
+    orig = A._CollapsePool.results
+
+    def recorded(self):
+        out = orig(self)
+        used.append(len(out))
+        return out
+
+    with Store(tmp_path / "out", readonly=True) as st:
+        info = st.runs()[0]
+        serial = A.analyze_run(st, info, cache=False, n_boot=50)
+        monkeypatch.setattr(A, "PARALLEL_MIN_TEXTS", 0)
+        monkeypatch.setattr(A, "PARALLEL_MIN_BOOT_WORK", 0)
+        monkeypatch.setattr(A.os, "cpu_count", lambda: 2)
+        monkeypatch.setattr(A._CollapsePool, "results", recorded)
+        monkeypatch.setattr(A._CollapsePool, "CHUNK_TEXTS", 50)  # several chunks
+        parallel = A.analyze_run(st, info, cache=False, n_boot=50)
+    assert used == [40]  # every question was labelled by the workers
+    assert [r.labels for r in parallel.questions] == [r.labels for r in serial.questions]
+    assert [(r.prediction, r.correct, r.estimates) for r in parallel.questions] == [
+        (r.prediction, r.correct, r.estimates) for r in serial.questions]
+    assert parallel.summary == serial.summary
+    assert parallel.estimators == serial.estimators
+    assert len({lab for r in serial.questions for lab in r.labels}) >= 4

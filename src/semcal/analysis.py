@@ -156,17 +156,23 @@ def calibration_summary(
 
 
 def estimator_table(
-    questions: Sequence[QuestionResult], names: Sequence[str], n_boot: int = 200, seed: int = 0
+    questions: Sequence[QuestionResult], names: Sequence[str], n_boot: int = 200, seed: int = 0,
+    summaries: Callable[[list[tuple[np.ndarray, np.ndarray, int]]], list[dict[str, Any]]] | None
+    = None,
 ) -> list[dict[str, Any]]:
     """Compare confidence estimators on the same samples.
 
     Probabilities get smECE/ECE/Brier/AUROC; scores get AUROC only. An estimator about the
     greedy answer is graded against the greedy answer's correctness. Questions where an
     estimator has no value are left out of its row (``n`` says how many remain).
+    ``summaries`` computes the rows' :func:`calibration_summary` calls as one batch (the
+    analysis runs them in worker processes for a large run); default: one after another.
     """
     from semcal.confidence import ESTIMATORS
 
     rows = []
+    jobs: list[tuple[np.ndarray, np.ndarray, int]] = []
+    needs: list[dict[str, Any]] = []
     for name in names:
         est = ESTIMATORS.get(name)
         if est is None:
@@ -187,8 +193,8 @@ def estimator_table(
             "description": est.description,
             "n": len(conf),
         }
+        rows.append(row)
         if not conf:
-            rows.append(row)
             continue
         c, y = np.array(conf), np.array(ys)
         row["accuracy"] = float(y.mean())
@@ -196,11 +202,41 @@ def estimator_table(
             _safe(lambda c=c, y=y: M.auroc(c, y)) if 0 < y.sum() < len(y) else float("nan")
         )
         if est.is_probability:
-            s = calibration_summary(c, y, n_boot=n_boot, seed=seed)
-            for k in ("mean_confidence", "smece", "smece_lo", "smece_hi", "ece", "brier"):
-                row[k] = s[k]
-        rows.append(row)
+            jobs.append((c, y, n_boot))
+            needs.append(row)
+    if summaries is None:
+        done = [calibration_summary(c, y, n_boot=nb, seed=seed) for c, y, nb in jobs]
+    else:
+        done = summaries(jobs)
+    for row, s in zip(needs, done):
+        for k in ("mean_confidence", "smece", "smece_lo", "smece_hi", "ece", "brier"):
+            row[k] = s[k]
     return rows
+
+
+def _summary_job(args: tuple[np.ndarray, np.ndarray, int, int]) -> dict[str, Any]:
+    c, y, n_boot, seed = args
+    return calibration_summary(c, y, n_boot=n_boot, seed=seed)
+
+
+def _summaries_in_parallel(
+    jobs: list[tuple[np.ndarray, np.ndarray, int]], seed: int,
+) -> list[dict[str, Any]]:
+    """:func:`calibration_summary` of each job, in worker processes when the bootstrap work is
+    large (the same numbers: each summary is computed whole by one process from its seed)."""
+    work = sum(len(c) * nb for c, _, nb in jobs)
+    workers = min(os.cpu_count() or 1, 8, len(jobs))
+    if workers >= 2 and work >= PARALLEL_MIN_BOOT_WORK:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        try:
+            ctx = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+                return list(pool.map(_summary_job, [(c, y, nb, seed) for c, y, nb in jobs]))
+        except (OSError, RuntimeError, ValueError) as exc:
+            log.info("summaries in one process (%s)", exc)
+    return [calibration_summary(c, y, n_boot=nb, seed=seed) for c, y, nb in jobs]
 
 
 # ----------------------------------------------------------------------------- analysis
@@ -210,6 +246,84 @@ def _collapse_fn(name: str, **opts: Any) -> Callable[[Question, Sequence[str]], 
     from semcal.collapse import get_collapse
 
     return get_collapse(name, **opts)
+
+
+#: rule-based collapsing functions: pure Python, deterministic, safe to run in worker processes
+PARALLEL_COLLAPSES = frozenset({"auto", "exact", "math"})
+#: texts to label below which the analysis collapses in its own process
+PARALLEL_MIN_TEXTS = 20_000
+#: bootstrap work (questions x resamples, summed over the summaries) below which the
+#: summaries are computed in the analysis's own process
+PARALLEL_MIN_BOOT_WORK = 2_000_000
+
+
+def _collapse_chunk(
+    args: tuple[str, dict[str, Any], list[tuple[Question, list[str]]]],
+) -> list[tuple[tuple[str, ...], frozenset[str]]]:
+    name, opts, items = args
+    fn = _collapse_fn(name, **opts)
+    out = []
+    for q, texts in items:
+        col = fn(q, texts)
+        out.append((tuple(col.labels), frozenset(col.gold)))
+    return out
+
+
+class _CollapsePool:
+    """Worker processes that label questions' texts while the analysis is still reading the
+    store: B reads every sample of a run (about 40 µs a sample) and is the one step of the
+    analysis that grows with the number of samples. :meth:`open` gives None when it does not
+    pay (a small run, one core, a B that is not rule-based) or cannot run; :meth:`results`
+    gives {} on any failure, and the caller then labels in its own process."""
+
+    CHUNK_TEXTS = 4000
+
+    def __init__(self, name: str, opts: dict[str, Any], pool: Any) -> None:
+        self.name, self.opts, self.pool = name, opts, pool
+        self.futures: list[tuple[list[str], Any]] = []
+        self.buf: list[tuple[str, Question, list[str]]] = []
+        self.n_buf = 0
+
+    @classmethod
+    def open(cls, name: str, opts: dict[str, Any], n_texts: int) -> _CollapsePool | None:
+        workers = min(os.cpu_count() or 1, 8)
+        if name not in PARALLEL_COLLAPSES or workers < 2 or n_texts < PARALLEL_MIN_TEXTS:
+            return None
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        try:  # fork: the workers start at once, without importing semcal again
+            ctx = multiprocessing.get_context("fork")
+            return cls(name, opts, ProcessPoolExecutor(max_workers=workers, mp_context=ctx))
+        except (OSError, RuntimeError, ValueError) as exc:
+            log.info("collapsing in one process (%s)", exc)
+            return None
+
+    def add(self, qid: str, question: Question, texts: list[str]) -> None:
+        self.buf.append((qid, question, texts))
+        self.n_buf += len(texts)
+        if self.n_buf >= self.CHUNK_TEXTS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.buf:
+            job = (self.name, self.opts, [(q, t) for _, q, t in self.buf])
+            self.futures.append(([qid for qid, _, _ in self.buf],
+                                 self.pool.submit(_collapse_chunk, job)))
+        self.buf, self.n_buf = [], 0
+
+    def results(self) -> dict[str, tuple[tuple[str, ...], frozenset[str]]]:
+        out: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {}
+        try:
+            self._flush()
+            for qids, fut in self.futures:
+                out.update(zip(qids, fut.result()))
+        except Exception as exc:  # a worker died (memory...): label in this process instead
+            log.info("collapsing in one process (%s: %s)", type(exc).__name__, exc)
+            out = {}
+        finally:
+            self.pool.shutdown(cancel_futures=True)
+        return out
 
 
 def collapse_audit(labels: Sequence[Sequence[str]]) -> dict[str, Any]:
@@ -372,13 +486,27 @@ def analyze_run(
 
     questions = {q.id: q for q in store.questions(info.id)}
     done = store.done_ids(info.id)
-    samples = store.all_samples(info.id)
     greedy = store.greedy(info.id)
     cached = store.classes(info.id, ckey) if cache or store.readonly else {}
     fn = None
     new_classes = []
     results: list[QuestionResult] = []
     keep = None if only is None else set(only)
+    fn_opts = {"style": info.style, **(collapse_opts or {})}
+    # the samples are read question by question; for a large run, worker processes label
+    # each question's texts while the rest is still being read
+    pool = _CollapsePool.open(collapse, fn_opts, store.progress(info.id)[2])
+    samples: dict[str, list[Any]] = {}
+    for qid, rows in store.iter_samples(info.id, tokens=False):
+        samples[qid] = rows
+        if pool is None or qid not in done or qid not in questions or (
+            keep is not None and qid not in keep
+        ):
+            continue
+        hit, g = cached.get(qid), greedy.get(qid)
+        if not (hit is not None and hit[0] == len(rows) and (g is None or hit[3] is not None)):
+            pool.add(qid, questions[qid], [r.completion.text for r in rows] + ([g.text] if g else []))
+    precomputed = pool.results() if pool is not None else {}
     order = [qid for qid in questions
              if qid in done and samples.get(qid) and (keep is None or qid in keep)]
     for qid in order:
@@ -390,18 +518,21 @@ def analyze_run(
         if hit is not None and hit[0] == len(texts) and (g is None or hit[3] is not None):
             _, labels, gold, g_label = hit
         else:
-            if fn is None:
-                fn = _collapse_fn(collapse, **{"style": info.style, **(collapse_opts or {})})
             all_texts = list(texts) + ([g.text] if g is not None else [])
-            col = fn(q, all_texts)
-            labs = tuple(col.labels)
+            if qid in precomputed:
+                labs, col_gold = precomputed[qid]
+            else:
+                if fn is None:
+                    fn = _collapse_fn(collapse, **fn_opts)
+                col = fn(q, all_texts)
+                labs, col_gold = tuple(col.labels), frozenset(col.gold)
             if len(labs) != len(all_texts):
                 raise SemcalError(
                     f"collapse {collapse!r} returned {len(labs)} labels for {len(all_texts)} texts"
                 )
             labels = labs[: len(texts)]
             g_label = labs[-1] if g is not None else None
-            gold = frozenset(col.gold)
+            gold = col_gold
             new_classes.append((qid, len(texts), labels, gold, g_label))
         prediction, count = _plurality(labels)
         hit_g = cached_grades.get(qid)
@@ -456,7 +587,18 @@ def analyze_run(
 
     conf = [r.confidence for r in results]
     corr = [float(r.correct) for r in results]
-    summary = calibration_summary(conf, corr, n_boot=n_boot, seed=seed)
+    # the run's summary and the estimator table's are one batch (worker processes when large)
+    batch: dict[str, Any] = {}
+
+    def summaries(jobs: list[tuple[np.ndarray, np.ndarray, int]]) -> list[dict[str, Any]]:
+        out = _summaries_in_parallel(
+            [(np.asarray(conf, dtype=float), np.asarray(corr, dtype=float), n_boot), *jobs], seed)
+        batch["run"] = out[0]
+        return out[1:]
+
+    est = (estimator_table(results, names, n_boot=min(n_boot, 200), seed=seed,
+                           summaries=summaries) if results else [])
+    summary = batch.get("run") or calibration_summary(conf, corr, n_boot=n_boot, seed=seed)
     summary["n_questions_total"] = len(questions)
     summary["n_samples_total"] = int(sum(r.n_samples for r in results))
     summary["mean_samples"] = summary["n_samples_total"] / len(results) if results else float("nan")
@@ -465,7 +607,6 @@ def analyze_run(
         if results and summary["n_samples_total"]
         else float("nan")
     )
-    est = estimator_table(results, names, n_boot=min(n_boot, 200), seed=seed) if results else []
     audit = collapse_audit([r.labels for r in results])
     if fn is not None and hasattr(fn, "fallbacks"):  # the judge B: how often it was overruled
         audit.update(judge_calls=fn.calls, judged=fn.judged, judge_fallbacks=fn.fallbacks,

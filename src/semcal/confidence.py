@@ -113,11 +113,13 @@ def _seq_logprob(c: Completion, length_normalized: bool) -> float | None:
     lps = c.token_logprobs
     if lps is None or len(lps) == 0:
         return None
-    vals = [float(x) for x in lps]
-    if not all(math.isfinite(v) or v == -math.inf for v in vals):
-        return None  # NaN in the engine output: treat as unknown
-    total = math.fsum(vals)
-    return total / len(vals) if length_normalized else total
+    try:
+        total = math.fsum(lps)
+    except ValueError:  # +inf and -inf together
+        return None
+    if math.isnan(total) or total == math.inf:
+        return None  # NaN or +inf in the engine output: treat as unknown
+    return total / len(lps) if length_normalized else total
 
 
 # ---------------------------------------------------------------------------------------------

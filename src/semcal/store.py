@@ -206,7 +206,7 @@ def _encode_logprobs(lp: Sequence[float] | None) -> bytes | None:
 def _decode_logprobs(blob: bytes | None) -> tuple[float, ...] | None:
     if blob is None:
         return None
-    return tuple(float(x) for x in np.frombuffer(blob, dtype="<f4"))
+    return tuple(np.frombuffer(blob, dtype="<f4").tolist())  # Python floats, as float(x) gives
 
 
 def _now() -> str:
@@ -801,16 +801,43 @@ class Store:
             for r in rows
         ]
 
-    def all_samples(self, run_id: int) -> dict[str, list[StoredSample]]:
-        """Every sample of a run, grouped by question id (index order)."""
-        out: dict[str, list[StoredSample]] = {}
-        for r in self._read("SELECT * FROM samples WHERE run_id=? ORDER BY qid, idx", (run_id,)):
-            out.setdefault(r["qid"], []).append(
-                StoredSample(
-                    r["qid"], int(r["round"]), int(r["idx"]), int(r["seed"]), self._completion(r)
-                )
-            )
-        return out
+    def all_samples(self, run_id: int, *, tokens: bool = True) -> dict[str, list[StoredSample]]:
+        """Every sample of a run, grouped by question id (index order). ``tokens=False``
+        leaves each completion's token strings out (None): the analysis does not read them,
+        and decoding them was a good part of reading a large run."""
+        return dict(self.iter_samples(run_id, tokens=tokens))
+
+    def iter_samples(
+        self, run_id: int, *, tokens: bool = True
+    ) -> Iterator[tuple[str, list[StoredSample]]]:
+        """(question id, its samples in index order) for every question of a run with
+        samples, streamed from the store in question-id order (see :meth:`all_samples`)."""
+        sql = ("SELECT qid, round, idx, seed, text, n_tokens, token_logprobs, finish_reason,"
+               " tokens FROM samples WHERE run_id=? ORDER BY qid, idx" if tokens else
+               "SELECT qid, round, idx, seed, text, n_tokens, token_logprobs, finish_reason,"
+               " NULL FROM samples WHERE run_id=? ORDER BY qid, idx")
+        try:
+            cur = self.conn.execute(sql, (run_id,))
+            current: str | None = None
+            group: list[StoredSample] = []
+            while True:
+                rows = cur.fetchmany(4096)
+                if not rows:
+                    break
+                for qid, rnd, idx, seed, text, n_tok, lps, finish, toks in rows:
+                    if qid != current:
+                        if group:
+                            yield current, group  # type: ignore[misc]
+                        current, group = qid, []
+                    group.append(StoredSample(
+                        qid, int(rnd), int(idx), int(seed),
+                        Completion(text=text, finish_reason=finish, n_tokens=int(n_tok),
+                                   token_logprobs=_decode_logprobs(lps),
+                                   tokens=None if toks is None else tuple(json.loads(toks)))))
+            if group:
+                yield current, group  # type: ignore[misc]
+        except sqlite3.Error as exc:
+            raise StoreError(_store_message(exc, self.path, "read the store")) from None
 
     def greedy(self, run_id: int) -> dict[str, Completion]:
         """The stored greedy completion of each question that has one."""

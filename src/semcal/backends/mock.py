@@ -5,8 +5,8 @@ analysis and the report, in tests and in benchmarks of semcal's overhead
 (``bench/runner_scale.py``). It is not a language model and its numbers mean nothing about
 any model; every run it makes records ``backend = "mock"``.
 
-Each prompt gets its own answer distribution over ``answers`` (weights drawn from a hash of
-the prompt, sharpened by ``concentration``); sample ``i`` is drawn with the same per-sample
+Each prompt gets its own answer distribution over (at most 64 of) ``answers`` (weights drawn
+from a hash of the prompt, sharpened by ``concentration``); sample ``i`` is drawn with the same per-sample
 seed a real backend uses (``sample_seed(prompt_seed(seed, prompt), i)``), so runs are
 reproducible and resumable whatever the batch composition, and temperature 0 gives the most
 likely answer. ``next_token_logprobs`` returns a True/False pair, so P(True) runs too.
@@ -26,6 +26,8 @@ from semcal.errors import InputError
 from semcal.types import Completion, Prompt, SamplingParams
 
 DEFAULT_ANSWERS = ("Paris", "London", "Rome", "Berlin", "Madrid", "42")
+#: most distinct answers one prompt draws from (picked from ``answers`` by the prompt's hash)
+PER_PROMPT = 64
 
 
 def _digest(prompt: Prompt) -> int:
@@ -72,9 +74,16 @@ class MockSampler:
         self.concentration = float(concentration)
         self.template = template
 
-    def _weights(self, prompt: Prompt) -> list[float]:
+    def _dist(self, prompt: Prompt) -> tuple[list[str], list[float]]:
+        """The prompt's answers (at most :data:`PER_PROMPT` of them) and cumulative weights."""
         rng = random.Random(_digest(prompt))
-        return [rng.random() ** self.concentration for _ in self.answers]
+        pool = (list(self.answers) if len(self.answers) <= PER_PROMPT
+                else rng.sample(self.answers, PER_PROMPT))
+        cum, total = [], 0.0
+        for _ in pool:
+            total += rng.random() ** self.concentration
+            cum.append(total)
+        return pool, cum
 
     def _completion(self, answer: str, params: SamplingParams) -> Completion:
         text = self.template.replace("{answer}", answer)
@@ -92,16 +101,17 @@ class MockSampler:
         out: list[list[Completion]] = []
         check_context(self, [self.count_tokens(p) for p in prompts], params.max_tokens)
         for p in prompts:
-            w = self._weights(p)
+            pool, cum = self._dist(p)
             if params.temperature == 0:
-                best = self.answers[max(range(len(w)), key=w.__getitem__)]
+                w = [b - a for a, b in zip([0.0, *cum[:-1]], cum)]
+                best = pool[max(range(len(w)), key=w.__getitem__)]
                 out.append([self._completion(best, params) for _ in range(n)])
                 continue
             base = prompt_seed(params.seed, p)
             comps = []
             for i in range(n):
                 rng = random.Random(sample_seed(base, i))
-                comps.append(self._completion(rng.choices(self.answers, weights=w)[0], params))
+                comps.append(self._completion(rng.choices(pool, cum_weights=cum)[0], params))
             out.append(comps)
         return out
 

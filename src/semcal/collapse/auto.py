@@ -108,14 +108,25 @@ def merge_contained(
                   key=lambda lab: (len(lab.split()), len(lab), lab))
     candidates = [a for a in dict.fromkeys(anchors) if a not in NON_ANSWERS]
     root: dict[str, str] = {a: a for a in candidates}  # an anchor (the gold) never moves
+    # candidates by first word: one can be contained in a label only if the label has that word
+    by_first: dict[str, list[str]] = {}
+
+    def add(c: str) -> None:
+        by_first.setdefault(c.split(" ", 1)[0], []).append(c)
+
+    for c in candidates:
+        add(c)
     for lab in real:
         if lab in root:
             continue
-        if _DISJUNCTION & set(lab.split()):  # "sydney or havana" hedges: it joins no class
+        words = lab.split()
+        if _DISJUNCTION & set(words):  # "sydney or havana" hedges: it joins no class
             root[lab] = lab
             candidates.append(lab)
+            add(lab)
             continue
-        hits = [c for c in candidates
+        near = [c for w in dict.fromkeys(words) for c in by_first.get(w, ())]
+        hits = [c for c in near
                 if c != lab and len(c) < len(lab) and contains_as_words(lab, c)
                 and not set(c.split()) <= qwords]
         # keep the most specific candidates: "new york" rather than "york" inside it
@@ -126,6 +137,7 @@ def merge_contained(
         else:
             root[lab] = lab
             candidates.append(lab)
+            add(lab)
     return root
 
 
@@ -170,7 +182,7 @@ class AutoCollapse:
     def __call__(self, question: Question, texts: Sequence[str]) -> Collapsed:
         texts = check_inputs(question, texts)
         base = self.base(question)
-        return self.finish(question, [base.label(question, t) for t in texts])
+        return self.finish(question, base.labels(question, texts))
 
     def finish(self, question: Question, labels: Sequence[str]) -> Collapsed:
         """Steps 2 and 3 (gold-alias closure, containment merge) over per-text ``labels``

@@ -122,9 +122,20 @@ class ExactCollapse:
         """The class label of one gold alias (aliases are short: normalised, not extracted)."""
         return normalize_answer(alias, accents=self.accents) or NO_ANSWER
 
+    def labels(self, question: Question, texts: Sequence[str]) -> list[str]:
+        """:meth:`label` of each text; equal texts (common among M samples) are read once."""
+        seen: dict[str, str] = {}
+        out = []
+        for t in texts:
+            lab = seen.get(t)
+            if lab is None:
+                lab = seen[t] = self.label(question, t)
+            out.append(lab)
+        return out
+
     def __call__(self, question: Question, texts: Sequence[str]) -> Collapsed:
         texts = check_inputs(question, texts)
-        labels = tuple(self.label(question, t) for t in texts)
+        labels = tuple(self.labels(question, texts))
         gold = frozenset(g for g in (self.gold_label(question, a) for a in question.answers) if g != NO_ANSWER)
         return Collapsed(labels=labels, gold=gold)
 

@@ -288,6 +288,9 @@ def strip_hedges(span: str) -> str:
     return span
 
 
+_SENTENCE_MARK = re.compile(r"[\n.!?]")
+
+
 def first_sentence(span: str) -> str:
     """``span`` up to its first sentence end (". ", "! ", "? " or a newline).
 
@@ -295,11 +298,11 @@ def first_sentence(span: str) -> str:
     a common abbreviation ("Mt. Everest") does not end a sentence.
     """
     n = len(span)
-    for i, ch in enumerate(span):
+    for m in _SENTENCE_MARK.finditer(span):  # only the places a sentence can end
+        i = m.start()
+        ch = span[i]
         if ch == "\n":
             return span[:i]
-        if ch not in ".!?":
-            continue
         nxt = span[i + 1] if i + 1 < n else ""
         if nxt and not nxt.isspace():
             continue  # "3.5", "D.C", "e.g."

@@ -28,6 +28,7 @@ _THOUSANDS = re.compile(r"(?<![\d,])(\d{1,3})((?:,\d{3})+)(?![\d,])")
 # a decimal point between two digits, protected during punctuation stripping
 _DECIMAL = re.compile(r"(?<=\d)\.(?=\d)")
 _DOT_MARK = "\x00"
+_ASCII_DROPPED = re.compile("[^a-z0-9\x00]")
 
 
 def strip_accents(text: str) -> str:
@@ -59,12 +60,19 @@ def normalize_answer(text: str, *, accents: bool = False, articles: bool = True)
     if not isinstance(text, str):
         text = str(text)
     text = text[:MAX_NORMALIZE_CHARS]
-    text = unicodedata.normalize("NFKC", text).casefold()
-    if not accents:
-        text = strip_accents(text)
+    ascii_only = text.isascii()
+    if ascii_only:  # the common case, the same result faster: NFKC and accents change nothing
+        text = text.lower()
+    else:
+        text = unicodedata.normalize("NFKC", text).casefold()
+        if not accents:
+            text = strip_accents(text)
     text = remove_thousands_separators(text.replace(_DOT_MARK, " "))
     text = _DECIMAL.sub(_DOT_MARK, text)
-    text = "".join(ch if _is_kept_char(ch) else " " for ch in text)
+    if ascii_only:  # in ASCII the letters, marks and numbers are a-z and 0-9
+        text = _ASCII_DROPPED.sub(" ", text)
+    else:
+        text = "".join(ch if _is_kept_char(ch) else " " for ch in text)
     text = text.replace(_DOT_MARK, ".")
     words = [w for w in text.split() if not (articles and w in _ARTICLES)]
     return " ".join(words)

@@ -9,10 +9,22 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
 
 from semcal.errors import InputError
 from semcal.metrics._validate import check_pair
+
+
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks of ``x`` with ties given their average rank (as
+    ``scipy.stats.rankdata(x, method="average")``, without importing scipy.stats)."""
+    x = np.asarray(x, dtype=float).ravel()
+    order = np.argsort(x, kind="mergesort")
+    xs = x[order]
+    bounds = np.flatnonzero(np.r_[True, xs[1:] != xs[:-1], True])  # tie groups [b_k, b_k+1)
+    mean_rank = (bounds[:-1] + bounds[1:] + 1) / 2.0  # mean of b_k+1 ... b_k+1
+    out = np.empty(x.size)
+    out[order] = np.repeat(mean_rank, np.diff(bounds))
+    return out
 
 __all__ = [
     "LOG_LOSS_EPS",
@@ -92,7 +104,7 @@ def auroc(conf: Any, correct: Any) -> float:
     n_neg = y.size - n_pos
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    ranks = rankdata(c, method="average")
+    ranks = average_ranks(c)
     u = ranks[y == 1.0].sum() - n_pos * (n_pos + 1) / 2.0
     return float(u / (n_pos * n_neg))
 

@@ -73,6 +73,7 @@ exact coincidence; it does not happen on random data or on the endpoint-heavy ca
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -195,6 +196,11 @@ def _interp_plan(nodes: int, mesh: int) -> tuple[np.ndarray, np.ndarray]:
     return lower, weight
 
 
+#: threads for the batched transforms of bootstrap resamples (each row is transformed on its
+#: own, so the result does not depend on the number of threads)
+_FFT_WORKERS = max(1, min(os.cpu_count() or 1, 8))
+
+
 def _reflect_convolve(values: np.ndarray, sigma: float, exact_ends: bool = False) -> np.ndarray:
     """Steps 3-4 on node values of shape (..., G); returns smoothed node values (..., G).
 
@@ -210,10 +216,12 @@ def _reflect_convolve(values: np.ndarray, sigma: float, exact_ends: bool = False
         values[..., -1] *= 2
     spectrum = _kernel_spectrum(float(sigma), nodes)
     if nodes % 2:
-        return sp_fft.idct(sp_fft.dct(values, type=1, axis=-1) * spectrum, type=1, axis=-1)
+        return sp_fft.idct(sp_fft.dct(values, type=1, axis=-1, workers=_FFT_WORKERS) * spectrum,
+                           type=1, axis=-1, workers=_FFT_WORKERS)
     size = _fft_size(nodes)
     extended = np.concatenate([values[..., :0:-1], values, values[..., -2::-1]], axis=-1)
-    full = sp_fft.irfft(sp_fft.rfft(extended, size, axis=-1) * spectrum, size, axis=-1)
+    full = sp_fft.irfft(sp_fft.rfft(extended, size, axis=-1, workers=_FFT_WORKERS) * spectrum, size,
+                        axis=-1, workers=_FFT_WORKERS)
     first = nodes - 1 + nodes // 2
     return full[..., first : first + nodes]
 
