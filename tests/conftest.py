@@ -41,3 +41,11 @@ def llama_srv():
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture()
+def qfile(tmp_path: Path) -> Path:
+    """A question file of the shared fake sampler's questions (tests/fakes.py)."""
+    from fakes import write_questions
+
+    return write_questions(tmp_path / "qs.jsonl")

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from fakes import FakeSampler, fake_collapse  # noqa: F401
+from fakes import dump_store as _dump
+from fakes import make_spec as _spec
 from semcal.runner import (
     adaptive_z,
     n_looks,
@@ -19,7 +22,6 @@ from semcal.runner import (
 )
 from semcal.spec import AdaptiveSpec
 from semcal.store import Store
-from test_runner import FakeSampler, _dump, _spec, fake_collapse, qfile  # noqa: F401
 
 
 def test_wilson_known_values() -> None:

@@ -42,8 +42,9 @@ def _leftovers(d: Path) -> list[str]:
 
 @pytest.fixture()
 def store_dir(tmp_path: Path) -> Path:
+    from fakes import GOLD, FakeSampler
+    from fakes import make_spec as _spec
     from semcal.runner import run
-    from test_runner import GOLD, FakeSampler, _spec
 
     qf = tmp_path / "qs.jsonl"
     qf.write_text("".join(json.dumps({"id": t.lower(), "question": f"{t} which one?",

@@ -190,13 +190,14 @@ def test_demo_small_end_to_end(tmp_path: Path) -> None:
 
 
 def test_analyze_report_compare_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fakes import FakeSampler
+    from fakes import make_spec as _spec
     from semcal.runner import run
-    from test_runner import FakeSampler, _spec
 
     qf = tmp_path / "qs.jsonl"
     import json
 
-    from test_runner import GOLD
+    from fakes import GOLD
 
     qf.write_text("".join(json.dumps({"id": t.lower(), "question": f"{t} which one?",
                                       "answers": [g]}) + "\n" for t, g in GOLD.items()))
@@ -240,7 +241,7 @@ def test_ctrl_c_prints_how_to_resume(tmp_path: Path, monkeypatch: pytest.MonkeyP
     import json
 
     import semcal.backends
-    from test_runner import GOLD, FakeSampler
+    from fakes import GOLD, FakeSampler
 
     qf = tmp_path / "qs.jsonl"
     qf.write_text("".join(json.dumps({"id": t.lower(), "question": f"{t} which one?",
