@@ -711,7 +711,7 @@ def adaptive_replay(
     ``smece_adaptive``). ``adaptive`` is an :class:`~semcal.spec.AdaptiveSpec`; M_max is
     the run's M.
     """
-    from semcal.runner import next_round_size, should_stop
+    from semcal.adaptive import next_round_size, should_stop
 
     m_max = analysis.run.n_samples
     conf_a, corr_a, used = [], [], []

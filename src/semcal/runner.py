@@ -27,19 +27,25 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from statistics import NormalDist
 from typing import Any
 
+from semcal.adaptive import (  # noqa: F401 - re-exported
+    adaptive_z,
+    n_looks,
+    next_round_size,
+    plurality_count,
+    should_stop,
+    wilson_halfwidth,
+)
 from semcal.backends.base import Sampler, check_context, prompt_seed, sample_seed
 from semcal.errors import InputError, SemcalError, StoreError
-from semcal.spec import AdaptiveSpec, RunSpec
+from semcal.spec import RunSpec
 from semcal.store import STORE_NAME, RunInfo, Store, check_writable, spec_key
 from semcal.types import Completion, Prompt, Question, SamplingParams
 
@@ -63,60 +69,7 @@ def batch_seed(run_seed: int, qid: str | None, round: int) -> int:
 
 
 # ----------------------------------------------------------------------------- adaptive rule
-
-
-def wilson_halfwidth(k: int, n: int, z: float) -> float:
-    """Half-width of the Wilson score interval for ``k`` successes in ``n`` trials.
-
-    ``z`` is the standard normal quantile of the two-sided level (1.96 for 95 %).
-    """
-    if n <= 0:
-        return 0.5
-    p = k / n
-    z2 = z * z
-    return (z / (1.0 + z2 / n)) * math.sqrt(p * (1.0 - p) / n + z2 / (4.0 * n * n))
-
-
-def n_looks(ad: AdaptiveSpec, m_max: int) -> int:
-    """How many times the stopping rule can be checked for one question."""
-    first = min(max(ad.min_samples, ad.round), m_max)
-    return 1 + max(0, math.ceil((m_max - first) / ad.round))
-
-
-def adaptive_z(ad: AdaptiveSpec, m_max: int) -> float:
-    """The normal quantile used at every look (Bonferroni over the looks)."""
-    return NormalDist().inv_cdf(1.0 - ad.delta / (2.0 * n_looks(ad, m_max)))
-
-
-def plurality_count(labels: Sequence[str]) -> int:
-    """Size of the largest class (the plurality share's numerator). Unanswered samples count
-    as a class of their own, like any other label."""
-    if not labels:
-        return 0
-    return max(Counter(labels).values())
-
-
-def should_stop(labels: Sequence[str], ad: AdaptiveSpec, m_max: int) -> bool:
-    """The adaptive stopping rule for one question, given its labels so far."""
-    n = len(labels)
-    if n >= m_max:
-        return True
-    if n < min(ad.min_samples, m_max):
-        return False
-    k = plurality_count(labels)
-    return wilson_halfwidth(k, n, adaptive_z(ad, m_max)) <= ad.epsilon
-
-
-def next_round_size(n_so_far: int, ad: AdaptiveSpec, m_max: int) -> int:
-    """Samples to draw in the next round: reach ``min_samples`` first, then ``round`` at a time."""
-    if n_so_far < ad.min_samples:
-        # reach min_samples in whole rounds
-        need = ad.min_samples - n_so_far
-        size = ad.round * math.ceil(need / ad.round)
-    else:
-        size = ad.round
-    return max(0, min(size, m_max - n_so_far))
-
+# (semcal.adaptive; imported here too, where the runner's users have always found it)
 
 # ----------------------------------------------------------------------------- results
 
