@@ -174,3 +174,19 @@ def test_parallel_collapse_gives_the_serial_analysis(tmp_path: Path, monkeypatch
     assert parallel.summary == serial.summary
     assert parallel.estimators == serial.estimators
     assert len({lab for r in serial.questions for lab in r.labels}) >= 4
+
+
+def test_analyze_defaults_to_the_collapse_the_run_was_sampled_with(tmp_path: Path) -> None:
+    """P(True) and verbalised estimates are stored under the run's B; analyze used "auto"
+    whatever the run used, and they vanished without a word."""
+    from semcal.analysis import analyze_dir
+
+    spec = RunSpec(model="mock", backend="mock", dataset=str(_questions(tmp_path / "q.jsonl", 6)),
+                   format="jsonl", samples=4, seed=2, style="concise", k_shot=0,
+                   collapse="exact", model_estimators=True)
+    run(spec, tmp_path / "out", quiet=True)
+    (a,) = analyze_dir(tmp_path / "out", n_boot=0)
+    assert a.collapse == "exact"
+    assert {"p_true", "verbalized"} <= {row["estimator"] for row in a.estimators}
+    (b,) = analyze_dir(tmp_path / "out", collapse="auto", n_boot=0)
+    assert b.collapse == "auto" and "p_true" not in {row["estimator"] for row in b.estimators}

@@ -414,7 +414,7 @@ def analyze_run(
     store: Store,
     run: RunInfo | str | int,
     *,
-    collapse: str = "auto",
+    collapse: str | None = None,
     grader: str = "auto",
     estimators: Sequence[str] | str | None = None,
     n_boot: int = 1000,
@@ -446,6 +446,8 @@ def analyze_run(
 
     n_boot = check_n_boot(n_boot, "analyze", allow_zero=True)
     info = _resolve_run(store, run)
+    if collapse is None:  # the B the run was sampled with (its estimates are stored under it)
+        collapse = str((info.spec or {}).get("collapse") or "auto")
     collapse_opts = dict(collapse_opts or {})
     if "judge" in (collapse, grader):
         sampler = _judge_sampler(judge, info)

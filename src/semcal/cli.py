@@ -134,9 +134,10 @@ def _add_sampling_flags(p: argparse.ArgumentParser, with_model: bool = True) -> 
 
 
 def _add_analysis_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--collapse", default="auto",
-                   help="collapsing function B: auto (default), exact, math, embedding, "
-                   "judge (needs a judge model: --judge-model or the run's [judge] table)")
+    p.add_argument("--collapse", default=None,
+                   help="collapsing function B: auto, exact, math, embedding, judge (needs a "
+                   "judge model: --judge-model or the run's [judge] table); default: the B "
+                   "each run was sampled with (auto unless its spec names another)")
     p.add_argument("--grader", default="auto", help="grader: auto (default: numeric for math, "
                    "exact otherwise), exact, numeric, judge (needs a judge model)")
     p.add_argument("--audit-against", dest="audit_against", metavar="B",
@@ -234,7 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Reliability curves of every run on one axes, and a table.")
     c.add_argument("dirs", nargs="+", help="experiment directories")
     c.add_argument("--output", "-o", default="compare.html", help="HTML file (compare.html)")
-    c.add_argument("--collapse", default="auto", help="collapsing function B (auto)")
+    c.add_argument("--collapse", default=None,
+                   help="collapsing function B (default: the one each run was sampled with)")
     c.add_argument("--grader", default="auto", help="grader (auto)")
     c.add_argument("--n-boot", type=_nonneg_int, default=1000, dest="n_boot", help="bootstrap resamples")
 
