@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -282,3 +283,38 @@ def test_a_backend_error_names_the_resume_command_only_when_something_is_stored(
     with pytest.raises(BackendError, match=r"server gone \(every finished question is stored; "
                                            r"resume with: semcal resume .*exp\)"):
         cli._run_or_hint(Failing, None, out, True, f"semcal resume {out}")
+
+
+def test_component_options_from_the_command_line(tmp_path: Path) -> None:
+    """--backend-opt, --collapse-opt and --grader-opt reach the component (values read as
+    TOML scalars); a bad one is one line and exit 2."""
+    data = tmp_path / "q.jsonl"
+    data.write_text("".join(json.dumps({"id": f"q{i}", "question": f"Which city {i}?",
+                                        "answers": ["Paris"]}) + "\n" for i in range(4)))
+
+    def cli(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "semcal.cli", *argv], capture_output=True,
+                              text=True, timeout=120)
+
+    r = cli("run", "--model", "mock", "--backend", "mock", "--dataset", str(data), "--out",
+            str(tmp_path / "o"), "--samples", "6", "--style", "concise", "-q",
+            "--backend-opt", "template={answer}", "--backend-opt", "concentration=1",
+            "--backend-opt", 'answers=["New York City", "Paris"]')
+    assert r.returncode == 2 and "give a number, true/false or a string" in r.stderr  # a list
+    r = cli("run", "--model", "mock", "--backend", "mock", "--dataset", str(data), "--out",
+            str(tmp_path / "o"), "--samples", "6", "--style", "concise", "-q",
+            "--backend-opt", "template=New York City or {answer}", "--backend-opt", "chat=false")
+    assert r.returncode == 0, r.stderr
+
+    def no_answer(*extra: str) -> float:
+        r = cli("analyze", str(tmp_path / "o"), "--collapse", "auto", "--json", "--n-boot", "0",
+                *extra)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)[0]["no_answer_rate"]
+
+    assert no_answer() == 0.0
+    assert no_answer("--collapse-opt", "max_words=2") == 1.0  # every answer is 5+ words
+    r = cli("analyze", str(tmp_path / "o"), "--grader", "numeric", "--grader-opt", "rel_tol=-1")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "tolerances must be >= 0" in r.stderr
+    r = cli("analyze", str(tmp_path / "o"), "--collapse-opt", "no-equals-sign")
+    assert r.returncode == 2 and "wants KEY=VALUE" in r.stderr

@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import math
+import re
 import signal
 import sys
 import threading
@@ -133,6 +134,40 @@ def _add_sampling_flags(p: argparse.ArgumentParser, with_model: bool = True) -> 
     ad.add_argument("--min-samples", type=int, dest="min_samples", help="least samples (10)")
 
 
+_OPT_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def _parse_opts(items: Sequence[str] | None, flag: str) -> dict[str, Any]:
+    """``K=V`` options of a component (``--collapse-opt threshold=0.9``): V is read as a TOML
+    value (number, true/false, "quoted string") and else taken as a plain string."""
+    from semcal.spec import tomllib
+
+    out: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not _OPT_KEY.fullmatch(key):
+            raise InputError(f"{flag} wants KEY=VALUE with a name for KEY, got {item!r}")
+        if len(raw) > 10_000:
+            raise InputError(f"{flag} {key}: the value is longer than 10000 characters")
+        try:
+            value: Any = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except (tomllib.TOMLDecodeError, RecursionError):
+            value = raw.strip()
+        if isinstance(value, (dict, list)):
+            raise InputError(f"{flag} {key}: give a number, true/false or a string")
+        out[key] = value
+    return out
+
+
+def _add_opt_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--collapse-opt", action="append", dest="collapse_opt", metavar="K=V",
+                   help="an option of the collapsing function, e.g. threshold=0.9 (embedding), "
+                   "unmarked=last_number, max_words=8 (repeatable)")
+    p.add_argument("--grader-opt", action="append", dest="grader_opt", metavar="K=V",
+                   help="an option of the grader, e.g. rel_tol=0.01 (numeric) (repeatable)")
+
+
 def _add_analysis_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--collapse", default=None,
                    help="collapsing function B: auto, exact, math, embedding, judge (needs a "
@@ -140,6 +175,7 @@ def _add_analysis_flags(p: argparse.ArgumentParser) -> None:
                    "each run was sampled with (auto unless its spec names another)")
     p.add_argument("--grader", default="auto", help="grader: auto (default: numeric for math, "
                    "exact otherwise), exact, numeric, judge (needs a judge model)")
+    _add_opt_flags(p)
     p.add_argument("--audit-against", dest="audit_against", metavar="B",
                    help="compare B's classes with those of a second B and list the samples they "
                    "disagree on (default for --collapse judge: auto)")
@@ -195,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-greedy", action="store_false", dest="greedy", default=None,
                    help="skip the greedy completion per question (used by baselines)")
     r.add_argument("--threads", type=int, help="CPU threads for llama.cpp, 1-4096 (default: every core)")
+    r.add_argument("--backend-opt", action="append", dest="backend_opt", metavar="K=V",
+                   help="an option of the backend, as in the spec's [backend_options], e.g. "
+                   "n_parallel=4 (llamacpp), timeout=120 (openai) (repeatable)")
     r.add_argument("--model-estimators", action="store_true", dest="model_estimators",
                    default=None,
                    help="also ask the model for P(True) and its verbalised confidence in each "
@@ -238,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--collapse", default=None,
                    help="collapsing function B (default: the one each run was sampled with)")
     c.add_argument("--grader", default="auto", help="grader (auto)")
+    _add_opt_flags(c)
     c.add_argument("--n-boot", type=_nonneg_int, default=1000, dest="n_boot", help="bootstrap resamples")
 
     x = sub.add_parser(
@@ -381,11 +421,12 @@ def _spec_from_args(args: argparse.Namespace) -> Any:
         spec = dataclasses.replace(
             spec, adaptive=AdaptiveSpec(**{**dataclasses.asdict(base), **ad_flags, "enabled": enabled})
         )
+    extra = _parse_opts(getattr(args, "backend_opt", None), "--backend-opt")
     if getattr(args, "threads", None) is not None:
         _check_threads(args.threads)
-        opts = dict(spec.backend_options)
-        opts["n_threads"] = args.threads
-        spec = spec.replace(backend_options=opts)
+        extra["n_threads"] = args.threads
+    if extra:
+        spec = spec.replace(backend_options={**dict(spec.backend_options), **extra})
     return spec
 
 
@@ -494,6 +535,8 @@ def _analyze(args: argparse.Namespace, dirs: Sequence[str]) -> list[Any]:
     for d in dirs:
         out += analysis.analyze_dir(
             d, runs=getattr(args, "runs", None), collapse=args.collapse, grader=args.grader,
+            collapse_opts=_parse_opts(getattr(args, "collapse_opt", None), "--collapse-opt"),
+            grader_opts=_parse_opts(getattr(args, "grader_opt", None), "--grader-opt"),
             estimators=getattr(args, "estimators", None), n_boot=args.n_boot, judge=judge,
             audit_against=getattr(args, "audit_against", None),
         )
