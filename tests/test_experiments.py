@@ -1,4 +1,4 @@
-"""Tests of semcal.experiments: experiment specs, planning, metrics, figures, the reproduce driver."""
+"""Tests of semcal.reproduce: experiment specs, planning, metrics, figures, the reproduce driver."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 
 from semcal.analysis import calibration_summary
 from semcal.errors import InputError
-from semcal.experiments import (
+from semcal.metrics import summarize
+from semcal.reproduce import (
     ExperimentSpec,
     ModelEntry,
     PlannedRun,
@@ -26,7 +27,6 @@ from semcal.experiments import (
     reproduce,
     summary_markdown,
 )
-from semcal.metrics import summarize
 from semcal.spec import RunSpec
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -617,7 +617,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from semcal.experiments import reproduce
+    from semcal.reproduce import reproduce
 
     if args.seed is not None and args.seed < 0:
         raise InputError(f"--seed must be >= 0, got {args.seed}")
@@ -645,7 +645,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 def _check_reproduce_models(args: argparse.Namespace) -> None:
     """Fail before anything is sampled when a llama.cpp model name does not resolve."""
     from semcal.backends.models import resolve_model
-    from semcal.experiments import ExperimentSpec, load_experiment, parse_model_arg
+    from semcal.reproduce import ExperimentSpec, load_experiment, parse_model_arg
 
     exp = load_experiment(args.spec) if args.spec else ExperimentSpec()
     entries = [parse_model_arg(m) for m in args.models] if args.models else list(exp.models)

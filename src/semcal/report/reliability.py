@@ -331,10 +331,20 @@ def _draw_smooth(ax: Any, cv: ReliabilityCurve, color: str, density: str, band: 
     return Line2D([], [], color=color, lw=3, label=f"{name}smECE {text}\n(n={cv.n}{at_one})")
 
 
+def _place_legend(ax: Any, handles: list[Line2D], legend: str, where: str) -> None:
+    if legend == "below":  # outside the axes: it never covers a curve
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.13),
+                  fontsize="x-small", frameon=False, ncols=1)
+    elif legend == "inside":
+        ax.legend(handles=handles, loc="best", fontsize="x-small", framealpha=0.85)
+    else:
+        raise InputError(f"legend must be 'inside' or 'below', got {legend!r}", where=where)
+
+
 def _draw_reliability(ax: Any, curves: Any, *, title: str | None, density: str, band: bool,
                       n_boot: int, alpha: float, seed: int | None,
                       colors: Sequence[str] | None, where: str,
-                      method: str = "percentile") -> None:
+                      method: str = "percentile", legend: str = "inside") -> None:
     if density not in DENSITY_STYLES:
         raise InputError(
             f"density must be one of {', '.join(DENSITY_STYLES)}; got {density!r}", where=where
@@ -349,7 +359,7 @@ def _draw_reliability(ax: Any, curves: Any, *, title: str | None, density: str, 
     pal = _palette(colors)
     handles = [_draw_smooth(ax, cv, pal[i % len(pal)], density, band, i, len(items))
                for i, cv in enumerate(items)]
-    ax.legend(handles=handles, loc="best", fontsize="x-small", framealpha=0.85)
+    _place_legend(ax, handles, legend, where)
 
 
 def plot_reliability(
@@ -424,7 +434,8 @@ def _draw_binned(ax: Any, cv: BinnedCurve, color: str, bars: bool) -> Line2D:
 def _draw_reliability_binned(ax: Any, curves: Any, *, title: str | None, n_bins: int,
                              strategy: str, n_boot: int, alpha: float, seed: int | None,
                              colors: Sequence[str] | None, bars: bool | None,
-                             where: str, method: str = "percentile") -> None:
+                             where: str, method: str = "percentile",
+                             legend: str = "inside") -> None:
     def make(c: Any, y: Any, label: str) -> BinnedCurve:
         return binned_curve(c, y, label, n_bins=n_bins, strategy=strategy, n_boot=n_boot,
                             alpha=alpha, seed=seed, method=method)
@@ -434,7 +445,7 @@ def _draw_reliability_binned(ax: Any, curves: Any, *, title: str | None, n_bins:
     pal = _palette(colors)
     draw_bars = len(items) == 1 if bars is None else bool(bars)
     handles = [_draw_binned(ax, cv, pal[i % len(pal)], draw_bars) for i, cv in enumerate(items)]
-    ax.legend(handles=handles, loc="best", fontsize="x-small", framealpha=0.85)
+    _place_legend(ax, handles, legend, where)
 
 
 def plot_reliability_binned(
@@ -495,7 +506,8 @@ def plot_reliability_grid(
     (e.g. ``{"concise": {"base": pair, "instruct": pair}, "cot": {...}}``). ``kind``:
     ``"smooth"`` or ``"binned"``. ``options`` go to the per-panel drawing: ``n_boot``,
     ``alpha``, ``seed``, ``method``, ``colors``, plus ``density`` and ``band`` (smooth) or
-    ``n_bins``, ``strategy`` and ``bars`` (binned). A curve label keeps its
+    ``n_bins``, ``strategy`` and ``bars`` (binned), and ``legend``: ``"inside"`` (default) or
+    ``"below"`` (outside the axes, never over a curve). A curve label keeps its
     colour across panels when ``colors`` is not given.
     """
     where = "plot_reliability_grid"
@@ -505,7 +517,7 @@ def plot_reliability_grid(
         raise InputError("panels must be a non-empty {title: curves} mapping", where=where)
     if isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1:
         raise InputError(f"ncols must be a positive integer, got {ncols!r}", where=where)
-    common = {"n_boot", "alpha", "seed", "colors", "method"}
+    common = {"n_boot", "alpha", "seed", "colors", "method", "legend"}
     allowed = common | ({"density", "band"} if kind == "smooth" else {"n_bins", "strategy", "bars"})
     unknown = set(options) - allowed
     if unknown:
@@ -525,7 +537,7 @@ def plot_reliability_grid(
     base = _palette(options.pop("colors", None))
     defaults = dict(density="width", band=True) if kind == "smooth" else \
         dict(n_bins=15, strategy="width", bars=None)
-    defaults.update(n_boot=200, alpha=0.05, seed=0, method="percentile")
+    defaults.update(n_boot=200, alpha=0.05, seed=0, method="percentile", legend="inside")
     defaults.update(options)
     for ax, (name, curves) in zip(axes, panels.items()):
         if isinstance(curves, Mapping) and labels:

@@ -1,0 +1,269 @@
+"""The ``reproduce`` driver: plan the runs, sample them with the runner into one store
+(resumable), score each through the one analysis (:func:`semcal.analysis.analyze_run`), run
+the theory diagnostics, and write results.json, summary.md and the figures."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semcal.analysis import analyze_run
+from semcal.files import write_text
+from semcal.reproduce.figures import make_figures
+from semcal.reproduce.plan import PlannedRun, ReproduceResult, RunOutcome, _dataset_name, plan
+from semcal.reproduce.spec import ExperimentSpec, ModelEntry, load_experiment, parse_model_arg
+from semcal.reproduce.summary import summary_markdown
+from semcal.spec import RunSpec
+
+log = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------- execution
+
+
+def _run_complete(out: Path, spec: RunSpec) -> bool:
+    """True when the store in ``out`` already holds every sample of ``spec`` (no model needed)."""
+    from semcal.runner import load_spec_questions
+    from semcal.store import Store, has_store, spec_key
+
+    if not has_store(out):
+        return False
+    with Store(out) as store:
+        info = store.find_run_by_key(spec_key(spec.key_fields()))
+        if info is None:
+            return False
+        wanted = {q.id for q in load_spec_questions(spec)}
+        return wanted <= store.done_ids(info.id)
+
+
+def _open(backend: str, model: ModelEntry, options: Mapping[str, Any]) -> Any:
+    from semcal.backends import get_sampler
+
+    return get_sampler(backend, model.model, **{**dict(options), **dict(model.backend_options)})
+
+
+def _cache_key(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+
+def reproduce(
+    spec: ExperimentSpec | str | os.PathLike[str] | None = None,
+    out_dir: str | os.PathLike[str] = "semcal-reproduce",
+    *,
+    models: Sequence[str] | None = None,
+    backend: str | None = None,
+    datasets: Sequence[str] | None = None,
+    comparisons: Sequence[str] | None = None,
+    questions: int | None = None,
+    samples: int | None = None,
+    seed: int | None = None,
+    n_boot: int | None = None,
+    quiet: bool = False,
+) -> ReproduceResult:
+    """Run the paper's comparisons and theory diagnostics; write figures and numbers to ``out_dir``.
+
+    Args:
+        spec: an :class:`ExperimentSpec`, a path to an experiment TOML file, or None for the
+            default (embedded models gemma-3-270m base and smollm2-135m-instruct on llama.cpp).
+        out_dir: output directory: the sample store (``semcal.sqlite``, resumable), ``results.json``,
+            ``summary.md`` and ``figures/*.png``.
+        models: override the models, each ``"name"`` or ``"name:role"`` (role base|instruct|sft).
+        backend, datasets, comparisons, questions, samples, seed, n_boot: override the spec.
+        quiet: no progress output.
+
+    Returns:
+        A :class:`ReproduceResult`. Running it again with the same arguments reuses every stored
+        sample and cached theory result, so an interrupted reproduction resumes.
+    """
+    t0 = time.monotonic()
+    if spec is None:
+        exp = ExperimentSpec()
+    elif isinstance(spec, ExperimentSpec):
+        exp = spec
+    else:
+        exp = load_experiment(spec)
+    overrides: dict[str, Any] = {}
+    if models:
+        overrides["models"] = tuple(parse_model_arg(m) for m in models)
+    if backend:
+        overrides["backend"] = backend
+    if datasets:
+        overrides["datasets"] = tuple(datasets)
+    if comparisons:
+        overrides["comparisons"] = tuple(comparisons)
+    if questions is not None:
+        overrides["questions"] = questions
+    if samples is not None:
+        overrides["samples"] = samples
+    if seed is not None:
+        overrides["seed"] = seed
+    if n_boot is not None:
+        overrides["n_boot"] = n_boot
+    if overrides:
+        exp = dataclasses.replace(exp, **overrides)  # re-validated in __post_init__
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    fig_dir = out / "figures"
+    result = ReproduceResult(out_dir=out, spec=exp)
+    say = (lambda *a: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+
+    planned = plan(exp)
+    theory_models = []
+    if "trajectories" in exp.comparisons:
+        theory_models.append(exp.model_entry(exp.trajectories.model))
+    if "selfpredict" in exp.comparisons:
+        theory_models.append(exp.model_entry(exp.selfpredict.model))
+    order: list[tuple[ModelEntry, str]] = []
+    for m, b in [(p.model, p.spec.backend) for p in planned] + [
+        (m, m.backend or exp.backend) for m in theory_models
+    ]:
+        if (m, b) not in order:
+            order.append((m, b))
+
+    # cheap runs first, then chain-of-thought, then the theory diagnostics: an interrupted
+    # reproduction has the most results per minute spent, and results are written after
+    # every phase
+    phases: list[tuple[ModelEntry, str, list[PlannedRun], bool]] = []
+    for cot_phase in (False, True):
+        for m, b in order:
+            runs = [p for p in planned if p.model == m and p.spec.backend == b
+                    and (p.style == "cot") == cot_phase]
+            if runs:
+                phases.append((m, b, runs, False))
+    phases += [(m, b, [], True) for m, b in order if m in theory_models]
+
+    from semcal import runner
+    from semcal.store import Store
+
+    for m, b, runs, theory in phases:
+        sampler = None
+        try:
+            for p in runs:
+                done = _run_complete(out, p.spec)
+                if sampler is None and not done:
+                    say(f"[reproduce] opening {m.model} ({b})")
+                    sampler = _open(b, m, exp.backend_options)
+                say(f"[reproduce] run {p.label}" + (" (stored)" if done else ""))
+                rr = runner.run(p.spec, out, sampler=None if done else sampler, quiet=quiet,
+                                progress=not quiet)
+                if rr.interrupted:
+                    raise KeyboardInterrupt
+                qids = [q.id for q in runner.load_spec_questions(p.spec)]
+                with Store(out) as store:
+                    # the one road from stored samples to numbers, as `semcal analyze` takes it
+                    ana = analyze_run(store, rr.run_id, collapse=p.spec.collapse, grader="auto",
+                                      estimators=[], n_boot=exp.n_boot, seed=exp.seed, only=qids)
+                oc = RunOutcome(p, [q.qid for q in ana.questions],
+                                np.asarray([q.confidence for q in ana.questions], dtype=float),
+                                np.asarray([q.correct for q in ana.questions], dtype=bool))
+                oc.metrics = {**ana.summary, "collapse": ana.collapse, "grader": ana.grader,
+                              "audit": ana.audit}
+                result.runs.append(oc)
+            if theory:
+                say(f"[reproduce] opening {m.model} ({b})")
+                sampler = _open(b, m, exp.backend_options)
+                _theory(exp, m, sampler, out, result, say)
+        finally:
+            if sampler is not None:
+                sampler.close()
+        result.seconds = time.monotonic() - t0
+        _write(result)
+
+    result.figures.update(make_figures(result, fig_dir))
+    result.seconds = time.monotonic() - t0
+    _write(result)
+    say(f"[reproduce] wrote {out / 'summary.md'} ({result.seconds:.0f} s)")
+    return result
+
+
+def _write(result: ReproduceResult) -> None:
+    """Write results.json and summary.md (called after every phase and at the end)."""
+    out = result.out_dir
+    write_text(out / "results.json", json.dumps(result.to_dict(), indent=1, default=_json_default))
+    write_text(out / "summary.md", summary_markdown(result))
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (Path, frozenset, set)):
+        return str(o) if isinstance(o, Path) else sorted(o)
+    raise TypeError(type(o))
+
+
+def _theory_questions(ds: str, limit: int) -> list:
+    from semcal.runner import load_spec_questions
+
+    return load_spec_questions(RunSpec(model="-", dataset=ds, limit=limit))
+
+
+def _theory(
+    exp: ExperimentSpec, m: ModelEntry, sampler: Any, out: Path, result: ReproduceResult,
+    say: Callable[[str], None],
+) -> None:
+    """Run the trajectory and self-prediction diagnostics of model ``m`` (cached as JSON)."""
+    from semcal.collapse import get_collapse
+    from semcal.theory import selfpredict as sp
+    from semcal.theory import trajectories as tj
+
+    cache = out / "theory"
+    cache.mkdir(exist_ok=True)
+    collapse = get_collapse(exp.collapse)
+    ts = exp.trajectories
+    if "trajectories" in exp.comparisons and exp.model_entry(ts.model) == m:
+        ds = ts.dataset or exp.datasets[0]
+        qs = _theory_questions(ds, ts.questions)
+        for style in ts.styles:
+            key = _cache_key(["traj", m.model, sampler.model_name, ds, style, dataclasses.asdict(ts),
+                              exp.seed, exp.k_shot, exp.collapse, exp.max_tokens.get(style)])
+            f = cache / f"trajectories-{m.name}-{style}-{key}.json"
+            if f.exists():
+                res = tj.TrajectoryResult.from_dict(json.loads(f.read_text()))
+            else:
+                say(f"[reproduce] trajectories {m.name} · {_dataset_name(ds)} · {style}")
+                res = tj.estimate_trajectories(
+                    sampler, qs, style, collapse, n_samples=ts.samples,
+                    n_continuations=ts.continuations, n_trajectories=ts.trajectories,
+                    fractions=ts.fractions, absolute=ts.absolute,
+                    max_tokens=ts.max_tokens or exp.max_tokens.get(style),
+                    k_shot=exp.k_shot, seed=exp.seed,
+                )
+                write_text(f, json.dumps(res.to_dict()))
+            summ = tj.summarize_trajectories(res, n_boot=exp.n_boot, seed=exp.seed)
+            summ["dataset"] = ds
+            result.trajectories[style] = {"summary": summ, "result": res}
+    ss = exp.selfpredict
+    if "selfpredict" in exp.comparisons and exp.model_entry(ss.model) == m:
+        ds = ss.dataset or exp.datasets[0]
+        qs = _theory_questions(ds, ss.questions)
+        for style in ss.styles:
+            key = _cache_key(["self", m.model, sampler.model_name, ds, style, dataclasses.asdict(ss),
+                              exp.seed, exp.k_shot, exp.collapse, exp.max_tokens.get(style)])
+            f = cache / f"selfpredict-{m.name}-{style}-{key}.json"
+            if f.exists():
+                rows = [sp.SelfPrediction(**r) for r in json.loads(f.read_text())]
+            else:
+                say(f"[reproduce] self-prediction {m.name} · {_dataset_name(ds)} · {style}")
+                rows = sp.self_prediction(
+                    sampler, qs, style, collapse, n_samples=ss.samples, top_k=ss.top_k,
+                    max_tokens=ss.max_tokens or exp.max_tokens.get(style),
+                    k_shot=exp.k_shot, seed=exp.seed,
+                )
+                write_text(f, json.dumps(sp.rows_to_dicts(rows)))
+            summ = sp.summarize_self_prediction(rows, n_boot=exp.n_boot, seed=exp.seed)
+            summ["dataset"] = ds
+            summ["model"] = m.model
+            result.selfpredict[style] = {"summary": summ, "rows": rows}

@@ -1,0 +1,294 @@
+"""Experiment specs: which models (with their roles), datasets and comparisons a
+reproduction runs; read from TOML (``experiments/*.toml``) and checked."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from semcal.errors import InputError
+from semcal.spec import STYLES, check_keys, read_toml
+
+COMPARISONS = ("styles", "tuning", "cot", "temperature", "trajectories", "selfpredict")
+ROLES = ("base", "instruct", "sft")
+#: colour groups of the smECE-vs-accuracy scatter
+GROUPS = ("base", "instruct", "cot")
+GROUP_COLORS = {"base": "#1f77b4", "instruct": "#d62728", "cot": "#2ca02c"}
+
+#: the embedded models (offline, CPU): a pretrained base model and a small instruct model
+DEFAULT_MODELS = (("gemma-3-270m", "base"), ("smollm2-135m-instruct", "instruct"))
+
+
+# ----------------------------------------------------------------------------- spec
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model of an experiment: ``model`` (short name, GGUF path or HF id) and its ``role``."""
+
+    model: str
+    role: str = "base"
+    label: str | None = None
+    backend: str | None = None
+    backend_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise InputError(f"model must be a non-empty string, got {self.model!r}")
+        if self.role not in ROLES:
+            raise InputError(f"model {self.model!r}: role must be one of {ROLES}, got {self.role!r}")
+
+    @property
+    def name(self) -> str:
+        if self.label:
+            return self.label
+        m = self.model
+        return Path(m).stem if m.endswith(".gguf") else m.split("/")[-1]
+
+
+@dataclass(frozen=True)
+class TemperatureSpec:
+    """The temperature perturbation: one base model, one style, several temperatures."""
+
+    values: tuple[float, ...] = (0.3, 0.5, 0.7, 1.0, 1.3)
+    model: str | None = None  # default: the first base model
+    style: str = "concise"
+    datasets: tuple[str, ...] | None = None  # default: the experiment's datasets
+
+
+@dataclass(frozen=True)
+class TrajectorySpec:
+    """Intermediate B-confidence settings (see :func:`semcal.theory.estimate_trajectories`)."""
+
+    model: str | None = None  # default: the first base model
+    styles: tuple[str, ...] = ("sentence", "cot")
+    dataset: str | None = None  # default: the first dataset
+    questions: int = 20
+    samples: int = 10
+    continuations: int = 8
+    trajectories: int = 1
+    fractions: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
+    absolute: tuple[int, ...] = (1, 2)
+    max_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class SelfPredictSpec:
+    """Self-prediction settings (see :func:`semcal.theory.self_prediction`)."""
+
+    model: str | None = None  # default: the first base model
+    styles: tuple[str, ...] = ("concise", "sentence", "cot")
+    dataset: str | None = None  # default: the first dataset
+    questions: int = 30
+    samples: int = 20
+    top_k: int = 20
+    max_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """A full reproduction: models × datasets × comparisons, with sizes. See ``experiments/*.toml``."""
+
+    name: str = "reproduce"
+    backend: str = "llamacpp"
+    backend_options: Mapping[str, Any] = field(default_factory=dict)
+    models: tuple[ModelEntry, ...] = tuple(ModelEntry(m, r) for m, r in DEFAULT_MODELS)
+    datasets: tuple[str, ...] = ("world", "arithmetic")
+    comparisons: tuple[str, ...] = COMPARISONS
+    styles: tuple[str, ...] = ("concise", "sentence")  # styles of the styles/tuning comparisons
+    questions: int | None = 40  # per dataset (None: all)
+    samples: int = 10  # M
+    seed: int = 0
+    collapse: str = "auto"
+    k_shot: int = 5
+    max_tokens: Mapping[str, int] = field(default_factory=lambda: {"cot": 128})  # per style
+    n_boot: int = 1000
+    # questions per sample() call. Keep 1: with more, the runner gives the questions of a batch
+    # one shared seed, so their samples use the same random draws (correlated confidences).
+    batch_questions: int = 1
+    temperature: TemperatureSpec = field(default_factory=TemperatureSpec)
+    trajectories: TrajectorySpec = field(default_factory=TrajectorySpec)
+    selfpredict: SelfPredictSpec = field(default_factory=SelfPredictSpec)
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    # -- derived
+    def base_models(self) -> list[ModelEntry]:
+        return [m for m in self.models if m.role == "base"]
+
+    def model_entry(self, model: str | None) -> ModelEntry:
+        """The entry of ``model`` (None: the first base model)."""
+        if model is None:
+            bases = self.base_models()
+            if not bases:
+                raise InputError("this comparison needs a base model (role = 'base')")
+            return bases[0]
+        for m in self.models:
+            if model in (m.model, m.name):
+                return m
+        return ModelEntry(model, "base")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["backend_options"] = dict(self.backend_options)
+        d["max_tokens"] = dict(self.max_tokens)
+        for m in d["models"]:
+            m["backend_options"] = dict(m["backend_options"])
+        return d
+
+
+def _validate(s: ExperimentSpec) -> None:
+    if not s.models:
+        raise InputError("the experiment has no models")
+    if not s.datasets:
+        raise InputError("the experiment has no datasets")
+    for c in s.comparisons:
+        if c not in COMPARISONS:
+            raise InputError(f"unknown comparison {c!r} (known: {', '.join(COMPARISONS)})")
+    for st in (*s.styles, *s.trajectories.styles, *s.selfpredict.styles, s.temperature.style):
+        if st not in STYLES:
+            raise InputError(f"unknown style {st!r} (known: {', '.join(STYLES)})")
+    for k, v in s.max_tokens.items():
+        if k not in STYLES or isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise InputError(f"max_tokens.{k} must be a style name with an integer >= 1, got {v!r}")
+    for name, v, lo in (
+        ("samples", s.samples, 1),
+        ("n_boot", s.n_boot, 1),
+        ("batch_questions", s.batch_questions, 1),
+        ("seed", s.seed, 0),
+        ("k_shot", s.k_shot, 0),
+        ("trajectories.questions", s.trajectories.questions, 1),
+        ("trajectories.samples", s.trajectories.samples, 1),
+        ("trajectories.continuations", s.trajectories.continuations, 1),
+        ("trajectories.trajectories", s.trajectories.trajectories, 1),
+        ("selfpredict.questions", s.selfpredict.questions, 1),
+        ("selfpredict.samples", s.selfpredict.samples, 1),
+        ("selfpredict.top_k", s.selfpredict.top_k, 1),
+    ):
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise InputError(f"{name} must be an integer >= {lo}, got {v!r}")
+    if s.questions is not None and (
+        isinstance(s.questions, bool) or not isinstance(s.questions, int) or s.questions < 1
+    ):
+        raise InputError(f"questions must be an integer >= 1, got {s.questions!r}")
+    if s.trajectories.trajectories > s.trajectories.samples:
+        raise InputError("trajectories.trajectories cannot exceed trajectories.samples")
+    for t in s.temperature.values:
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
+            raise InputError(f"temperature values must be numbers > 0, got {t!r}")
+    for f in s.trajectories.fractions:
+        if not 0 <= f <= 1:
+            raise InputError(f"trajectories.fractions must lie in [0, 1], got {f}")
+    if "tuning" in s.comparisons and not any(m.role != "base" for m in s.models):
+        raise InputError("the 'tuning' comparison needs at least one instruct/sft model")
+
+
+def _tuple(v: Any, name: str, where: str) -> tuple:
+    if isinstance(v, (str, int, float)):
+        return (v,)
+    if not isinstance(v, (list, tuple)):
+        raise InputError(f"{name} must be a list, got {v!r}", where=where)
+    return tuple(v)
+
+
+def _sub(cls: type, data: Any, name: str, where: str) -> Any:
+    if data is None:
+        return cls()
+    if not isinstance(data, Mapping):
+        raise InputError(f"[{name}] must be a table", where=where)
+    check_keys(data, cls, where, table=name)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    kw = {}
+    for k, v in data.items():
+        default = known[k].default
+        kw[k] = _tuple(v, f"{name}.{k}", where) if isinstance(default, tuple) or k in (
+            "styles", "fractions", "absolute", "values", "datasets"
+        ) else v
+    return cls(**kw)
+
+
+def experiment_from_dict(data: Mapping[str, Any], where: str = "experiment") -> ExperimentSpec:
+    """Build an :class:`ExperimentSpec` from a parsed TOML mapping (every key checked)."""
+    data = dict(data)
+    check_keys(data, ExperimentSpec, where)
+    kw: dict[str, Any] = {}
+    try:
+        for k, v in data.items():
+            if k == "models":
+                models = []
+                for i, m in enumerate(_tuple(v, "models", where)):
+                    if isinstance(m, str):
+                        models.append(parse_model_arg(m))
+                    elif isinstance(m, Mapping):
+                        check_keys(m, ModelEntry, None, label=f"models[{i}]")
+                        models.append(ModelEntry(**m))
+                    else:
+                        raise InputError(f"models[{i}] must be a table or a string")
+                kw["models"] = tuple(models)
+            elif k in ("datasets", "comparisons", "styles"):
+                kw[k] = tuple(str(x) for x in _tuple(v, k, where))
+            elif k == "temperature":
+                kw[k] = _sub(TemperatureSpec, v, k, where)
+            elif k == "trajectories":
+                kw[k] = _sub(TrajectorySpec, v, k, where)
+            elif k == "selfpredict":
+                kw[k] = _sub(SelfPredictSpec, v, k, where)
+            elif k in ("backend_options", "max_tokens"):
+                if not isinstance(v, Mapping):
+                    raise InputError(f"[{k}] must be a table")
+                kw[k] = dict(v)
+            else:
+                kw[k] = v
+        return ExperimentSpec(**kw)
+    except InputError as exc:
+        if exc.where:
+            raise
+        raise InputError(str(exc), where=where) from None
+    except TypeError as exc:  # a wrong value type deep inside a dataclass
+        raise InputError(f"bad value: {exc}", where=where) from None
+
+
+def load_experiment(path: str | os.PathLike[str]) -> ExperimentSpec:
+    """Read an experiment spec file (TOML). A relative dataset path is relative to the file."""
+    p = Path(path)
+    data = read_toml(p, "experiment file")
+    ds = data.get("datasets")
+    if isinstance(ds, list):
+        data["datasets"] = [
+            str(p.parent / d) if isinstance(d, str) and not Path(d).is_absolute()
+            and (p.parent / d).exists() else d
+            for d in ds
+        ]
+    return experiment_from_dict(data, where=str(p))
+
+
+def parse_model_arg(arg: str) -> ModelEntry:
+    """``"name"`` or ``"name:role"`` (role base | instruct | sft) -> :class:`ModelEntry`.
+
+    Without a role, the role is ``instruct`` when the model is a chat model (by
+    :func:`semcal.backends.models.resolve_model` when it knows the name, else by its name).
+    """
+    name, _, role = arg.rpartition(":") if arg.rsplit(":", 1)[-1] in ROLES else (arg, "", "")
+    if not role:
+        role = "instruct" if _looks_chat(name) else "base"
+    return ModelEntry(name, role)
+
+
+def _looks_chat(name: str) -> bool:
+    try:
+        from semcal.backends.models import resolve_model
+
+        spec = resolve_model(name)
+        for attr in ("is_chat", "chat"):
+            if isinstance(getattr(spec, attr, None), bool):
+                return bool(getattr(spec, attr))
+    except Exception:  # unknown names fall back to the name heuristic
+        pass
+    low = name.lower()
+    return any(t in low for t in ("instruct", "-it", "chat", "zephyr", "-dpo", "-sft", "-rl"))

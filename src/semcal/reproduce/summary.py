@@ -1,0 +1,145 @@
+"""summary.md: the numbers of a reproduction, with their intervals, as Markdown."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from semcal.reproduce.plan import ReproduceResult, _dataset_name
+
+# ----------------------------------------------------------------------------- summary
+
+
+def _fmt(v: Any, ci: Any = None, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "n/a"
+    s = f"{v:+.{digits}f}" if ci == "signed" else f"{v:.{digits}f}"
+    return s
+
+
+def _ci(m: Mapping[str, Any], key: str) -> list[float] | None:
+    """The interval of ``key``: ``key_lo``/``key_hi`` (metrics.summarize) or ``key_ci``."""
+    if f"{key}_lo" in m:
+        return [m[f"{key}_lo"], m[f"{key}_hi"]]
+    ci = m.get(f"{key}_ci")
+    return list(ci) if ci else None
+
+
+def _fmt_gain(mt: Mapping[str, Any]) -> str:
+    g = mt.get("tilt_gain")
+    if g is None or not math.isfinite(g):
+        return "-"
+    return f"{mt['tilt_gain']:+.3f} ± {mt['tilt_gain_se']:.3f}"
+
+
+def _fmt_ci(m: Mapping[str, Any], key: str, signed: bool = False) -> str:
+    v = m.get(key)
+    ci = _ci(m, key)
+    if v is None or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return "n/a"
+    s = f"{v:+.3f}" if signed else f"{v:.3f}"
+    if ci and all(isinstance(x, (int, float)) and math.isfinite(x) for x in ci):
+        s += f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if signed else f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+    return s
+
+
+def _pct(v: float) -> str:
+    return "-" if v != v else f"{100 * v:.0f}%"
+
+
+def summary_markdown(result: ReproduceResult) -> str:
+    """Markdown tables of every measured number (95% bootstrap CIs in brackets)."""
+    exp = result.spec
+    lines = [
+        f"# semcal reproduce: {exp.name}",
+        "",
+        f"Backend `{exp.backend}`; models: "
+        + ", ".join(f"`{m.model}` ({m.role})" for m in exp.models)
+        + f"; datasets: {', '.join(f'`{d}`' for d in exp.datasets)}; "
+        f"up to {exp.questions} questions per dataset, M = {exp.samples} samples per question, "
+        f"collapse `{exp.collapse}`, seed {exp.seed}, {exp.n_boot} bootstrap resamples. "
+        f"Wall time {result.seconds:.0f} s.",
+        "",
+    ]
+    if result.runs:
+        lines += [
+            "## Calibration per run",
+            "",
+            "| model | role | dataset | style | T | n | accuracy | mean conf. | conf. - acc. | smECE "
+            "| tilt gain (nats) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for o in sorted(result.runs, key=lambda o: (o.run.model.role, o.run.model.name,
+                                                     _dataset_name(o.run.dataset), o.run.style,
+                                                     o.run.temperature)):
+            mt = o.metrics
+            lines.append(
+                f"| {o.run.model.name} | {o.run.model.role} | {_dataset_name(o.run.dataset)} | "
+                f"{o.run.style} | {o.run.temperature:g} | {mt.get('n', 0)} | "
+                f"{_fmt_ci(mt, 'accuracy')} | {_fmt_ci(mt, 'mean_confidence')} | "
+                f"{_fmt_ci(mt, 'overconfidence', True)} | {_fmt_ci(mt, 'smece')} | "
+                f"{_fmt_gain(mt)} |"
+            )
+        lines.append("")
+        lines += [
+            f"## How B (`{exp.collapse}`) grouped the samples",
+            "",
+            "| model | dataset | style | T | classes per question | singleton answer classes "
+            "| no answer | refusals | ties |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for o in result.runs:
+            au = o.metrics.get("audit") or {}
+            if not au:
+                continue
+            lines.append(
+                f"| {o.run.model.name} | {_dataset_name(o.run.dataset)} | {o.run.style} | "
+                f"{o.run.temperature:g} | {au['classes_per_question']:.2f} | "
+                f"{_pct(au['singleton_share'])} | {_pct(au['no_answer_rate'])} | "
+                f"{_pct(au['refusal_rate'])} | {_pct(au['tie_rate'])} |"
+            )
+        lines.append("")
+    if result.trajectories:
+        lines += ["## Intermediate B-confidence trajectories", ""]
+        for style, v in result.trajectories.items():
+            s = v["summary"]
+            lines += [
+                f"**{style}** ({s['model']}, {_dataset_name(s['dataset'])}): {s['n_trajectories']} "
+                f"trajectories, mean length {s['mean_length']:.1f} tokens, half of the initial "
+                "uncertainty resolved at fraction "
+                f"{'(never)' if s['half_resolution_fraction'] is None else s['half_resolution_fraction']}.",
+                "",
+                "| fraction i/n | mean g (ends in z*) | mean g (other) | Brier vs final | "
+                "resolved share | AUROC(final = z*) | AUROC(final correct) |",
+                "|---|---|---|---|---|---|---|",
+            ]
+            for r in s["rows"]:
+                lines.append(
+                    f"| {r['fraction']:.2f} | {_fmt(r['mean_g_final'])} | {_fmt(r['mean_g_other'])} | "
+                    f"{_fmt_ci(r, 'brier')} | {_fmt(r['resolved_share'])} | "
+                    f"{_fmt_ci(r, 'auroc_final')} | {_fmt_ci(r, 'auroc_correct')} |"
+                )
+            lines.append("")
+    if result.selfpredict:
+        lines += [
+            "## Self-prediction from first-token probabilities",
+            "",
+            "| style | n | mean TV(sampled, implied) | mean KL | unmapped mass | "
+            "corr(implied, sampled conf.) | smECE implied | smECE sampled |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for style, v in result.selfpredict.items():
+            s = v["summary"]
+            lines.append(
+                f"| {style} | {s['n']} | {_fmt_ci(s, 'mean_tv')} | {_fmt_ci(s, 'mean_kl')} | "
+                f"{_fmt(s.get('mean_unmapped'))} | {_fmt_ci(s, 'corr_confidence', True)} | "
+                f"{_fmt(s.get('smece_implied'))} | {_fmt(s.get('smece_sampled'))} |"
+            )
+        lines.append("")
+    if result.figures:
+        lines += ["## Figures", ""]
+        for name, p in result.figures.items():
+            lines.append(f"- {name}: `{p}`")
+        lines.append("")
+    return "\n".join(lines)
