@@ -221,3 +221,29 @@ def test_run_summary_reports_the_tilt_gain() -> None:
     assert abs(good["tilt_gain"]) < 3 * good["tilt_gain_se"] + 1e-3
     assert bad["tilt_gain"] > 3 * bad["tilt_gain_se"] > 0
     assert np.isnan(calibration_summary(conf[:5], calibrated[:5], n_boot=10)["tilt_gain"])  # too few
+
+
+def test_summary_says_when_a_comparison_cannot_tell_its_conditions_apart(tmp_path: Path) -> None:
+    """Overlapping smECE intervals (or fewer than 30 questions) give a plain 'no conclusion'."""
+    rng = np.random.default_rng(3)
+    base, inst = ModelEntry("b", "base"), ModelEntry("i", "instruct")
+    exp = ExperimentSpec(models=(base, inst), comparisons=("tuning",))
+    res = ReproduceResult(out_dir=tmp_path, spec=exp)
+    res.runs.append(_fake_outcome(base, "world", "concise", 1.0, ["tuning"], rng))
+    res.runs.append(_fake_outcome(inst, "world", "concise", 1.0, ["tuning"], rng))
+    md = summary_markdown(res)
+    assert "## Can the comparisons tell their conditions apart?" in md
+    row = next(line for line in md.splitlines() if line.startswith("| tuning | world |"))
+    assert "**no conclusion**: intervals overlap" in row  # two calibrated samples of 60
+    # a clearly separated pair: perfectly calibrated vs badly overconfident, 400 questions
+    spec = RunSpec(model="i", dataset="world", style="sentence", greedy=False)
+    conf = rng.uniform(0.1, 1, 400)
+    for model, corr in ((base, rng.uniform(size=400) < conf), (inst, rng.uniform(size=400) < 0.1)):
+        oc = RunOutcome(PlannedRun(spec, model, "world", "sentence", 1.0, ("tuning",)),
+                        [str(i) for i in range(400)], conf, corr)
+        oc.metrics = calibration_summary(conf, corr, n_boot=100)
+        res.runs.append(oc)
+    md = summary_markdown(res)
+    row = next(line for line in md.splitlines()
+               if line.startswith("| tuning | world |") and "sentence" in line)
+    assert row.endswith("| 400 | intervals apart |")

@@ -48,6 +48,46 @@ def _pct(v: float) -> str:
     return "-" if v != v else f"{100 * v:.0f}%"
 
 
+#: fewer questions than this and a diagnostic's conclusion is not drawn
+MIN_QUESTIONS = 30
+
+
+def _condition(o: Any) -> str:
+    t = "" if o.run.temperature == 1.0 else f" T={o.run.temperature:g}"
+    return f"{o.run.model.name} {o.run.style}{t}"
+
+
+def comparison_verdicts(result: ReproduceResult) -> list[dict[str, Any]]:
+    """Each pair of runs a comparison sets side by side (same dataset, differing only in what
+    the comparison varies: the model for ``tuning``, the style for ``styles`` and ``cot``, the
+    temperature for ``temperature``) with their smECE intervals and whether the intervals
+    are apart. Overlapping intervals: the data do not tell the two conditions apart."""
+    out = []
+    runs = [o for o in result.runs if o.metrics.get("n")]
+    # the one thing each comparison varies: the model, the style or the temperature
+    axis = {"styles": 1, "tuning": 0, "cot": 1, "temperature": 2}
+    for comp in ("styles", "tuning", "cot", "temperature"):
+        sel = [o for o in runs if comp in o.run.comparisons]
+        for i, a in enumerate(sel):
+            for b in sel[i + 1:]:
+                if a.run.dataset != b.run.dataset:
+                    continue
+                diff = [a.run.model.model != b.run.model.model, a.run.style != b.run.style,
+                        a.run.temperature != b.run.temperature]
+                if sum(diff) != 1 or not diff[axis[comp]]:
+                    continue
+                ca, cb = _ci(a.metrics, "smece"), _ci(b.metrics, "smece")
+                known = bool(ca and cb and all(math.isfinite(x) for x in (*ca, *cb)))
+                apart = known and (ca[1] < cb[0] or cb[1] < ca[0])  # type: ignore[index]
+                out.append({"comparison": comp, "dataset": _dataset_name(a.run.dataset),
+                            "a": _condition(a), "b": _condition(b),
+                            "a_smece": _fmt_ci(a.metrics, "smece"),
+                            "b_smece": _fmt_ci(b.metrics, "smece"),
+                            "n": min(a.metrics["n"], b.metrics["n"]),
+                            "apart": apart, "known": known})
+    return out
+
+
 def summary_markdown(result: ReproduceResult) -> str:
     """Markdown tables of every measured number (95% bootstrap CIs in brackets)."""
     exp = result.spec
@@ -82,6 +122,26 @@ def summary_markdown(result: ReproduceResult) -> str:
                 f"{_fmt_gain(mt)} |"
             )
         lines.append("")
+        verdicts = comparison_verdicts(result)
+        if verdicts:
+            lines += [
+                "## Can the comparisons tell their conditions apart?",
+                "",
+                "Two conditions are told apart only when their smECE intervals do not overlap; "
+                "otherwise no conclusion is drawn from this run, whatever the point estimates say.",
+                "",
+                "| comparison | dataset | condition A | smECE A | condition B | smECE B | n | verdict |",
+                "|---|---|---|---|---|---|---|---|",
+            ]
+            for v in verdicts:
+                verdict = ("intervals apart" if v["apart"] else
+                           "**no conclusion**: intervals overlap" if v["known"] else
+                           "**no conclusion**: no interval")
+                if v["n"] < MIN_QUESTIONS:
+                    verdict += f"; only {v['n']} questions"
+                lines.append(f"| {v['comparison']} | {v['dataset']} | {v['a']} | {v['a_smece']} | "
+                             f"{v['b']} | {v['b_smece']} | {v['n']} | {verdict} |")
+            lines.append("")
         lines += [
             f"## How B (`{exp.collapse}`) grouped the samples",
             "",
@@ -104,6 +164,11 @@ def summary_markdown(result: ReproduceResult) -> str:
         lines += ["## Intermediate B-confidence trajectories", ""]
         for style, v in result.trajectories.items():
             s = v["summary"]
+            nq = s.get("n_questions", s.get("n_trajectories", 0))
+            if nq < MIN_QUESTIONS:
+                lines += [f"> **Too few questions ({nq} < {MIN_QUESTIONS})**: the {style} "
+                          "trajectories below describe this sample only; draw no conclusion "
+                          "from them (a rerun can reverse them).", ""]
             lines += [
                 f"**{style}** ({s['model']}, {_dataset_name(s['dataset'])}): {s['n_trajectories']} "
                 f"trajectories, mean length {s['mean_length']:.1f} tokens, half of the initial "
@@ -129,6 +194,12 @@ def summary_markdown(result: ReproduceResult) -> str:
             "corr(implied, sampled conf.) | smECE implied | smECE sampled |",
             "|---|---|---|---|---|---|---|---|",
         ]
+        few = [f"{st} ({v['summary']['n']})" for st, v in result.selfpredict.items()
+               if v["summary"]["n"] < MIN_QUESTIONS]
+        if few:
+            lines[-2:-2] = [f"> **Too few questions** ({', '.join(few)} < {MIN_QUESTIONS}): "
+                            "these rows describe this sample only; draw no conclusion from them.",
+                            ""]
         for style, v in result.selfpredict.items():
             s = v["summary"]
             lines.append(

@@ -292,7 +292,7 @@ def summarize_trajectories(
 ) -> dict[str, Any]:
     """Per-position statistics of the trajectories, with bootstrap CIs over questions.
 
-    Returns ``{"style", "n_trajectories", "mean_length", "grid": [...], "rows": [...],
+    Returns ``{"style", "n_trajectories", "n_questions", "mean_length", "grid": [...], "rows": [...],
     "half_resolution_fraction"}`` where each row holds, at one grid fraction: ``mean_g``,
     ``mean_g_final`` / ``mean_g_other`` (trajectories that end / do not end in z*),
     ``brier`` (+ ``brier_ci``), ``resolved_share``, ``auroc_final`` (+ CI) and
@@ -305,6 +305,7 @@ def summarize_trajectories(
         "model": result.model,
         "style": result.style,
         "n_trajectories": len(trajs),
+        "n_questions": len({t.question_id for t in trajs}),
         "mean_length": float(np.mean([t.length for t in trajs])) if trajs else float("nan"),
         "grid": grid,
         "rows": [],
