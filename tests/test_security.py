@@ -224,6 +224,10 @@ TEMPLATE_BOMBS = {
 
 _BOMB_RUNNER = """
 import json, resource, sys, time
+def _peak_mb():  # VmHWM: this program's peak (ru_maxrss would include the forking parent's)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
 resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))  # a failing bound dies, not the box
 from semcal.backends.chat_template import ChatTemplate, TemplateLimitError
 out = {}
@@ -237,7 +241,7 @@ for name, t in json.loads(sys.stdin.read()).items():
     except BaseException as exc:
         res = "other: " + type(exc).__name__
     out[name] = [res, time.monotonic() - t0]
-out["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+out["maxrss_mb"] = _peak_mb()
 print(json.dumps(out))
 """
 
