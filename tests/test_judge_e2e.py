@@ -47,6 +47,14 @@ def test_judge_from_a_spec_and_from_the_command_line(llama_srv, tmp_path: Path) 
     r = _semcal("run", str(spec), "--out", str(out), "--no-greedy")
     assert r.returncode == 0, r.stderr
 
+    # `run` printed its summary with the run's own B (the judge) and cached its classes; drop
+    # them so that this analysis asks the judge again and its call counts can be checked
+    import sqlite3
+
+    with sqlite3.connect(out / "semcal.sqlite") as db:
+        assert db.execute("SELECT count(*) FROM classes WHERE collapse LIKE 'judge%'").fetchone()[0]
+        db.execute("DELETE FROM classes")
+
     # the judge of the run's own [judge] table
     r = _semcal("analyze", str(out), "--collapse", "judge", "--json", "--n-boot", "0")
     assert r.returncode == 0, r.stderr
