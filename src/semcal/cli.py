@@ -231,6 +231,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-greedy", action="store_false", dest="greedy", default=None,
                    help="skip the greedy completion per question (used by baselines)")
     r.add_argument("--threads", type=int, help="CPU threads for llama.cpp, 1-4096 (default: every core)")
+    ex = r.add_argument_group("executor (where the sampling runs)")
+    ex.add_argument("--executor", choices=("local", "ray"), default=None,
+                    help="local (default): this process; ray: Ray actors, each with its own "
+                    "model, this process the only writer of the store (pip install "
+                    "'semcal[ray]')")
+    ex.add_argument("--ray-address", dest="ray_address", metavar="auto|HOST:PORT",
+                    help="a running Ray cluster (default: start a local one)")
+    ex.add_argument("--workers", type=_positive_int, help="Ray actors (default 2)")
     r.add_argument("--backend-opt", action="append", dest="backend_opt", metavar="K=V",
                    help="an option of the backend, as in the spec's [backend_options], e.g. "
                    "n_parallel=4 (llamacpp), timeout=120 (openai) (repeatable)")
@@ -421,6 +429,18 @@ def _spec_from_args(args: argparse.Namespace) -> Any:
         spec = dataclasses.replace(
             spec, adaptive=AdaptiveSpec(**{**dataclasses.asdict(base), **ad_flags, "enabled": enabled})
         )
+    ex_flags = {k: v for k, v in (("kind", getattr(args, "executor", None)),
+                                  ("address", getattr(args, "ray_address", None)),
+                                  ("workers", getattr(args, "workers", None))) if v is not None}
+    if ex_flags:
+        import dataclasses
+
+        from semcal.spec import ExecutorSpec
+
+        if "kind" not in ex_flags and spec.executor.kind != "ray":
+            raise InputError("--ray-address and --workers need --executor ray")
+        spec = dataclasses.replace(
+            spec, executor=ExecutorSpec(**{**dataclasses.asdict(spec.executor), **ex_flags}))
     extra = _parse_opts(getattr(args, "backend_opt", None), "--backend-opt")
     if getattr(args, "threads", None) is not None:
         _check_threads(args.threads)

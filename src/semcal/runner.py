@@ -206,6 +206,11 @@ def _run_exists(out: Path, spec: RunSpec) -> bool:
 def _open_sampler(spec: RunSpec) -> Sampler:
     from semcal.backends import get_sampler
 
+    if spec.executor.kind == "ray":  # actors, each with its own model (semcal.ray_executor)
+        from semcal.ray_executor import RayPool
+
+        return RayPool(spec)  # type: ignore[return-value]
+
     log.info("opening model %s on %s", spec.model, spec.backend)
     # llama.cpp's prefix cache stays on (its default): for the one-question calls the runner
     # makes it changes no bit of the samples (tests/test_determinism.py), so a resumed run
@@ -381,6 +386,11 @@ def run(
                         store, run_info, spec, sampler, pending, prompts, is_chat, bar,
                         collapse_fn, on_batch, len(questions), on_finished,
                     )
+                elif hasattr(sampler, "run_fixed"):  # Ray actors: shards in parallel
+                    samples_new = _run_fixed_parallel(
+                        store, run_info, spec, sampler, pending, prompts, bar,
+                        on_batch, len(questions), on_finished,
+                    )
                 else:
                     samples_new = _run_fixed(
                         store, run_info, spec, sampler, pending, prompts, is_chat, bar,
@@ -549,13 +559,17 @@ def _check_fit(
     """Every prompt plus max_tokens fits the model's context, checked before any sampling
     (and, for a new run, before a store exists): a question too long for the model failed
     only when its turn came, after minutes of work, or ran for minutes at gigabytes."""
+    many = getattr(sampler, "count_tokens_many", None)  # Ray actors: one remote call
     count = getattr(sampler, "count_tokens", None)
-    if count is None or getattr(sampler, "context_length", None) is None:
+    if (count is None and many is None) or getattr(sampler, "context_length", None) is None:
         return  # the engine does not know its context (a server): it answers for itself
     if prompts is None:
         prompts = _build_prompts(questions, spec, bool(getattr(sampler, "is_chat", False)))
-    check_context(sampler, [count(prompts[q.id]) for q in questions], spec.resolved_max_tokens(),
-                  names=[q.id for q in questions])
+    lengths = (many([prompts[q.id] for q in questions]) if many is not None
+               else [count(prompts[q.id]) for q in questions])
+    if lengths is not None:
+        check_context(sampler, lengths, spec.resolved_max_tokens(),
+                      names=[q.id for q in questions])
 
 
 def _build_prompts(questions: Sequence[Question], spec: RunSpec, is_chat: bool) -> dict[str, Prompt]:
@@ -594,6 +608,32 @@ def _greedy(
     return [c[0] for c in out]
 
 
+def sample_group(
+    sampler: Sampler, spec: RunSpec, group: Sequence[Question], prompts: dict[str, Prompt],
+    is_chat: bool,
+) -> list[tuple[str, list[Completion], Completion | None, list[int]]]:
+    """Draw the M samples (and the greedy completion) of one group of questions — the unit of
+    a fixed-M run, the same in this process and on a Ray actor. Returns, per question,
+    (id, completions, greedy completion, per-sample seeds)."""
+    m = spec.samples
+    qid_for_seed = group[0].id if len(group) == 1 and spec.batch_questions == 1 else None
+    seed = batch_seed(spec.seed, qid_for_seed, 0)
+    batch_prompts = [prompts[q.id] for q in group]
+    out = sampler.sample(batch_prompts, m, _params(spec, is_chat, seed))
+    _check_batch(out, len(group), m)
+    greedy = _greedy(sampler, batch_prompts, spec, is_chat)
+    return [
+        (q.id, comps, g, [sample_seed(prompt_seed(seed, prompts[q.id]), i) for i in range(m)])
+        for q, comps, g in zip(group, out, greedy)
+    ]
+
+
+def _store_group(store: Store, run_info: RunInfo,
+                 rows: list[tuple[str, list[Completion], Completion | None, list[int]]]) -> None:
+    for qid, comps, g, seeds in rows:
+        store.add_batch(run_info.id, qid, 0, 0, comps, seeds, greedy=g, done=True)
+
+
 def _run_fixed(
     store: Store,
     run_info: RunInfo,
@@ -613,19 +653,8 @@ def _run_fixed(
     new = 0
     n_done = total - len(pending)
     for group in _chunks(pending, spec.batch_questions):
-        qid_for_seed = group[0].id if len(group) == 1 and spec.batch_questions == 1 else None
-        seed = batch_seed(spec.seed, qid_for_seed, 0)
-        batch_prompts = [prompts[q.id] for q in group]
         t = time.monotonic()
-        out = sampler.sample(batch_prompts, m, _params(spec, is_chat, seed))
-        _check_batch(out, len(group), m)
-        greedy = _greedy(sampler, batch_prompts, spec, is_chat)
-        for q, comps, g in zip(group, out, greedy):
-            base = prompt_seed(seed, prompts[q.id])
-            store.add_batch(
-                run_info.id, q.id, 0, 0, comps, [sample_seed(base, i) for i in range(m)],
-                greedy=g, done=True,
-            )
+        _store_group(store, run_info, sample_group(sampler, spec, group, prompts, is_chat))
         new += m * len(group)
         n_done += len(group)
         log.debug("stored %d questions × %d samples in %.2fs", len(group), m, time.monotonic() - t)
@@ -635,6 +664,37 @@ def _run_fixed(
         if on_batch is not None:
             on_batch(n_done, total)
     return new
+
+
+def _run_fixed_parallel(
+    store: Store,
+    run_info: RunInfo,
+    spec: RunSpec,
+    pool: Any,
+    pending: Sequence[Question],
+    prompts: dict[str, Prompt],
+    bar: _Progress,
+    on_batch: Callable[[int, int], None] | None,
+    total: int,
+    on_finished: Callable[[Sequence[Question]], None] | None = None,
+) -> int:
+    """Fixed M on a pool of workers (:class:`semcal.ray_executor.RayPool`): the same groups
+    and seeds as :func:`_run_fixed`, sampled in parallel, committed here as they come back."""
+    m = spec.samples
+    state = {"new": 0, "done": total - len(pending)}
+
+    def commit(questions: list[Question], rows: list[Any]) -> None:
+        _store_group(store, run_info, rows)
+        state["new"] += m * len(questions)
+        state["done"] += len(questions)
+        bar.update(len(questions), m * len(questions))
+        if on_finished is not None:
+            on_finished(questions)
+        if on_batch is not None:
+            on_batch(state["done"], total)
+
+    pool.run_fixed(list(_chunks(pending, spec.batch_questions)), prompts, commit)
+    return state["new"]
 
 
 def _run_adaptive(

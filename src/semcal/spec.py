@@ -27,6 +27,14 @@ both (flags override the file). Example::
     backend = "llamacpp"            # llamacpp | hf | vllm | openai
     base_url = "http://127.0.0.1:8080/v1"   # openai backend only
 
+    [executor]                      # optional: where the sampling runs (not part of the key)
+    kind = "ray"                    # local (default) | ray: data-parallel over Ray actors
+    address = "auto"                # a running cluster (auto | HOST:PORT); none: a local one
+    workers = 4                     # actors, each with its own model
+    num_cpus = 1                    # resources of one actor
+    num_gpus = 0
+    shard_questions = 8             # questions handed to an actor at a time
+
 Every value is checked here, so a bad spec fails before any model is loaded, with a message
 naming the file and the key.
 """
@@ -149,6 +157,55 @@ class JudgeSpec:
             raise InputError(str(exc), where=where) from None
 
 
+EXECUTORS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    """Where a run's sampling happens: in this process (``local``) or on Ray actors (``ray``,
+    see :mod:`semcal.ray_executor`). Not part of the run key: the samples are the same."""
+
+    kind: str = "local"
+    address: str | None = None
+    workers: int = 2
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    shard_questions: int = 8
+
+    def __post_init__(self) -> None:
+        if self.kind not in EXECUTORS:
+            raise InputError(f"executor must be one of {', '.join(EXECUTORS)}, got {self.kind!r}")
+        if self.address is not None and (not isinstance(self.address, str)
+                                         or not self.address.strip()):
+            raise InputError(f"executor.address must be auto or HOST:PORT, got {self.address!r}")
+        for name in ("workers", "shard_questions"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 100_000:
+                raise InputError(f"executor.{name} must be an integer in 1..100000, got {v!r}")
+        for name in ("num_cpus", "num_gpus"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (
+                0 <= v <= 4096 and math.isfinite(v)
+            ):
+                raise InputError(f"executor.{name} must be a number in 0..4096, got {v!r}")
+
+    @classmethod
+    def parse(cls, data: Any, where: str | None) -> ExecutorSpec:
+        if data is None:
+            return cls()
+        if isinstance(data, ExecutorSpec):
+            return data
+        if isinstance(data, str):
+            data = {"kind": data}
+        if not isinstance(data, Mapping):
+            raise InputError("'executor' must be local, ray or a table", where=where)
+        check_keys(data, cls, where, table="executor")
+        try:
+            return cls(**dict(data))
+        except InputError as exc:
+            raise InputError(str(exc), where=where) from None
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """Everything that defines a run. See the module docstring for the TOML form."""
@@ -177,6 +234,8 @@ class RunSpec:
     model_estimators: bool = False
     #: the judge model for collapse = "judge" (not part of the key: it does not change samples)
     judge: JudgeSpec | None = None
+    #: where the sampling runs (not part of the key: it does not change samples)
+    executor: ExecutorSpec = field(default_factory=ExecutorSpec)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -213,6 +272,7 @@ class RunSpec:
         if not isinstance(bo, Mapping):
             raise InputError("'backend_options' must be a table", where=where)
         data["judge"] = JudgeSpec.parse(data.get("judge"), where)
+        data["executor"] = ExecutorSpec.parse(data.get("executor"), where)
         try:
             return cls(**data, adaptive=ad)
         except InputError as exc:

