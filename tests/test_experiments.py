@@ -247,3 +247,25 @@ def test_summary_says_when_a_comparison_cannot_tell_its_conditions_apart(tmp_pat
     row = next(line for line in md.splitlines()
                if line.startswith("| tuning | world |") and "sentence" in line)
     assert row.endswith("| 400 | intervals apart |")
+
+
+def test_gpu_specs_use_the_real_benchmarks_the_judge_and_one_engine_per_process() -> None:
+    """The vLLM specs plan the paper's sweep on the real benchmarks (hf: adapters), with the
+    judge B, an engine per Ray actor, and chat prompts from the role (not from the name)."""
+    for name, datasets in (("qwen25-vllm", {"hf:triviaqa", "hf:simpleqa", "hf:gsm8k",
+                                            "hf:openmathinstruct2"}),
+                           ("zephyr-vllm", {"hf:triviaqa", "hf:simpleqa"})):
+        exp = load_experiment(ROOT / "experiments" / f"{name}.toml")
+        assert set(exp.datasets) == datasets and exp.questions >= 500 and exp.samples == 50
+        assert exp.backend == "vllm" and exp.collapse == "judge" and exp.judge is not None
+        assert exp.executor is not None and exp.executor.kind == "ray"
+        assert exp.executor.num_gpus == 1
+        runs = plan(exp)
+        assert runs and all(r.spec.judge == exp.judge for r in runs)
+        for r in runs:
+            assert r.spec.backend_options["chat"] is (r.model.role != "base")
+    # a chat field overrides the role; a model named like an instruct model stays base
+    entry = ModelEntry("org/Some-7B-Instruct", "base")
+    assert entry.is_chat is False and ModelEntry("x", "base", chat=True).is_chat is True
+    with pytest.raises(InputError, match="chat must be true or false"):
+        ModelEntry("x", "base", chat="yes")

@@ -193,3 +193,50 @@ def test_the_executor_is_not_part_of_the_run_key():
     b = RunSpec(model=MODEL, executor=ExecutorSpec(kind="ray", workers=8))
     assert a.key_fields() == b.key_fields()
     assert RunSpec.from_dict(b.to_dict()).executor == b.executor
+
+
+def test_reproduce_gives_each_model_its_own_process_and_frees_it(tmp_path, monkeypatch):
+    """With a Ray executor (the default for vLLM) each model's engine lives in its own actor
+    process, and that process is gone before the next model starts: a fake engine (the mock
+    backend) records the processes."""
+    from semcal import ray_executor
+    from semcal.reproduce import ExperimentSpec, ModelEntry, reproduce
+
+    seen: list[tuple[str, list[int]]] = []
+    opened = ray_executor.RayPool.__init__
+    closing = ray_executor.RayPool.close
+
+    def init(self, spec):
+        for model, pids in seen:  # every earlier model's process is dead by now
+            for pid in pids:
+                with pytest.raises(ProcessLookupError):
+                    os.kill(pid, 0)
+        opened(self, spec)
+        seen.append((spec.model, self.pids()))
+
+    def close(self):
+        closing(self)
+        deadline = time.monotonic() + 30
+        for pid in seen[-1][1]:
+            while time.monotonic() < deadline:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.1)
+
+    monkeypatch.setattr(ray_executor.RayPool, "__init__", init)
+    monkeypatch.setattr(ray_executor.RayPool, "close", close)
+    exp = ExperimentSpec(
+        models=(ModelEntry("mock-a", "base", backend="mock"),
+                ModelEntry("mock-b", "instruct", backend="mock")),
+        datasets=("world",), comparisons=("tuning",), styles=("concise",), questions=3,
+        samples=3, n_boot=20, executor=ExecutorSpec(kind="ray", workers=1),
+    )
+    res = reproduce(exp, tmp_path / "out", quiet=True)
+    assert [m for m, _ in seen] == ["mock-a", "mock-b"]
+    assert not set(seen[0][1]) & set(seen[1][1])
+    assert len(res.runs) == 2 and all(o.metrics["n"] == 3 for o in res.runs)
+    with Store(tmp_path / "out", readonly=True) as st:
+        chat = {r.name.split("-")[2]: r.is_chat for r in st.runs()}
+    assert chat == {"a": False, "b": True}  # chat prompts from the role, not the name

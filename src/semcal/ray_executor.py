@@ -73,12 +73,15 @@ class SamplerActor:
 
     def sample_shard(
         self, groups: list[list[Question]], prompts: dict[str, Prompt], is_chat: bool,
+        spec: dict[str, Any],
     ) -> list[tuple[str, list[Completion], Completion | None, list[int]]]:
+        """The runner's groups of one shard, sampled with the run's spec (seeds, M, params)."""
         from semcal.runner import sample_group
 
+        run_spec = RunSpec.from_dict(spec)
         out = []
         for group in groups:
-            out += sample_group(self.sampler, self.spec, group, prompts, is_chat)
+            out += sample_group(self.sampler, run_spec, group, prompts, is_chat)
         return out
 
     def sample(self, prompts: list[Prompt], n: int, params: SamplingParams) -> list[list[Completion]]:
@@ -211,15 +214,17 @@ class RayPool:
 
     def run_fixed(
         self,
+        spec: RunSpec,
         groups: list[list[Question]],
         prompts: dict[str, Prompt],
         commit: Callable[[list[Question], list[tuple[str, list[Completion], Completion | None, list[int]]]], None],
     ) -> None:
-        """Sample every group, ``shard_questions`` questions to a shard and two shards in
-        flight per actor; ``commit(questions, rows)`` is called in this process as each
-        shard comes back whole (in completion order)."""
+        """Sample every group of run ``spec``, ``shard_questions`` questions to a shard and
+        two shards in flight per actor; ``commit(questions, rows)`` is called in this process
+        as each shard comes back whole (in completion order)."""
         ray = self._ray
-        per_shard = max(1, self.spec.executor.shard_questions // max(1, self.spec.batch_questions))
+        body = {**spec.to_dict(), "model": spec.model_id(), "executor": "local"}
+        per_shard = max(1, self.spec.executor.shard_questions // max(1, spec.batch_questions))
         shards = [groups[i:i + per_shard] for i in range(0, len(groups), per_shard)]
         queue = list(reversed(shards))
         in_flight: dict[Any, tuple[Any, list[list[Question]]]] = {}
@@ -228,7 +233,7 @@ class RayPool:
             if queue:
                 shard = queue.pop()
                 sub = {q.id: prompts[q.id] for g in shard for q in g}
-                in_flight[actor.sample_shard.remote(shard, sub, self.is_chat)] = (actor, shard)
+                in_flight[actor.sample_shard.remote(shard, sub, self.is_chat, body)] = (actor, shard)
 
         for actor in self.actors:
             submit(actor)

@@ -693,7 +693,7 @@ def _run_fixed_parallel(
         if on_batch is not None:
             on_batch(state["done"], total)
 
-    pool.run_fixed(list(_chunks(pending, spec.batch_questions)), prompts, commit)
+    pool.run_fixed(spec, [list(g) for g in _chunks(pending, spec.batch_questions)], prompts, commit)
     return state["new"]
 
 

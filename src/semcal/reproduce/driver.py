@@ -23,7 +23,7 @@ from semcal.reproduce.figures import make_figures
 from semcal.reproduce.plan import PlannedRun, ReproduceResult, RunOutcome, _dataset_name, plan
 from semcal.reproduce.spec import ExperimentSpec, ModelEntry, load_experiment, parse_model_arg
 from semcal.reproduce.summary import summary_markdown
-from semcal.spec import RunSpec
+from semcal.spec import ExecutorSpec, RunSpec
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +46,23 @@ def _run_complete(out: Path, spec: RunSpec) -> bool:
         return wanted <= store.done_ids(info.id)
 
 
-def _open(backend: str, model: ModelEntry, options: Mapping[str, Any]) -> Any:
+def _open(backend: str, model: ModelEntry, options: Mapping[str, Any],
+          executor: ExecutorSpec | None = None) -> Any:
+    """The sampler of one model. With a Ray executor (always for vLLM) the engine lives in its
+    own actor process(es): closing the pool kills them, so one model's GPU memory is certainly
+    free before the next model starts (engines sharing one process did not free it)."""
     from semcal.backends import get_sampler
 
-    return get_sampler(backend, model.model, **{**dict(options), **dict(model.backend_options)})
+    # chat or text prompts from the model's role (or its explicit chat field), not its name
+    kw = {"chat": model.is_chat, **dict(options), **dict(model.backend_options)}
+    if executor is None and backend == "vllm":
+        executor = ExecutorSpec(kind="ray", workers=1, num_gpus=1)
+    if executor is not None and executor.kind == "ray":
+        from semcal.ray_executor import RayPool
+
+        return RayPool(RunSpec(model=model.model, backend=backend, backend_options=kw,
+                               executor=executor))
+    return get_sampler(backend, model.model, **kw)
 
 
 def _cache_key(obj: Any) -> str:
@@ -153,7 +166,7 @@ def reproduce(
                 done = _run_complete(out, p.spec)
                 if sampler is None and not done:
                     say(f"[reproduce] opening {m.model} ({b})")
-                    sampler = _open(b, m, exp.backend_options)
+                    sampler = _open(b, m, exp.backend_options, exp.executor)
                 say(f"[reproduce] run {p.label}" + (" (stored)" if done else ""))
                 rr = runner.run(p.spec, out, sampler=None if done else sampler, quiet=quiet,
                                 progress=not quiet)
@@ -172,7 +185,7 @@ def reproduce(
                 result.runs.append(oc)
             if theory:
                 say(f"[reproduce] opening {m.model} ({b})")
-                sampler = _open(b, m, exp.backend_options)
+                sampler = _open(b, m, exp.backend_options, exp.executor)
                 _theory(exp, m, sampler, out, result, say)
         finally:
             if sampler is not None:

@@ -78,7 +78,8 @@ def plan(spec: ExperimentSpec) -> list[PlannedRun]:
             model=m.model,
             name=None,
             backend=backend,
-            backend_options={**dict(spec.backend_options), **dict(m.backend_options)},
+            backend_options={"chat": m.is_chat, **dict(spec.backend_options),
+                             **dict(m.backend_options)},
             dataset=ds,
             limit=spec.questions,
             style=style,
@@ -88,6 +89,7 @@ def plan(spec: ExperimentSpec) -> list[PlannedRun]:
             max_tokens=spec.max_tokens.get(style),
             seed=spec.seed,
             collapse=spec.collapse,
+            judge=spec.judge,
             greedy=False,
             batch_questions=spec.batch_questions,
         )

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from semcal.errors import InputError
-from semcal.spec import STYLES, check_keys, read_toml
+from semcal.spec import STYLES, ExecutorSpec, JudgeSpec, check_keys, read_toml
 
 COMPARISONS = ("styles", "tuning", "cot", "temperature", "trajectories", "selfpredict")
 ROLES = ("base", "instruct", "sft")
@@ -36,12 +36,22 @@ class ModelEntry:
     label: str | None = None
     backend: str | None = None
     backend_options: Mapping[str, Any] = field(default_factory=dict)
+    #: chat prompts (the model's chat template) or text prompts; default: from the role
+    #: (base -> text, instruct/sft -> chat), never guessed from the model's name
+    chat: bool | None = None
 
     def __post_init__(self) -> None:
+        if self.chat is not None and not isinstance(self.chat, bool):
+            raise InputError(f"model {self.model!r}: chat must be true or false, got {self.chat!r}")
         if not isinstance(self.model, str) or not self.model.strip():
             raise InputError(f"model must be a non-empty string, got {self.model!r}")
         if self.role not in ROLES:
             raise InputError(f"model {self.model!r}: role must be one of {ROLES}, got {self.role!r}")
+
+    @property
+    def is_chat(self) -> bool:
+        """Whether this model gets chat prompts: ``chat`` when given, else ``role != base``."""
+        return self.chat if self.chat is not None else self.role != "base"
 
     @property
     def name(self) -> str:
@@ -111,6 +121,12 @@ class ExperimentSpec:
     # questions per sample() call. Keep 1: with more, the runner gives the questions of a batch
     # one shared seed, so their samples use the same random draws (correlated confidences).
     batch_questions: int = 1
+    #: the judge model of collapse = "judge" (the paper's LLM answer extraction)
+    judge: JudgeSpec | None = None
+    #: where each model's sampler lives: a Ray actor per model (``kind = "ray"``, and always
+    #: for ``backend = "vllm"``: one engine per process, its GPU memory freed with it), with
+    #: ``workers`` actors sharing a run's questions
+    executor: ExecutorSpec | None = None
     temperature: TemperatureSpec = field(default_factory=TemperatureSpec)
     trajectories: TrajectorySpec = field(default_factory=TrajectorySpec)
     selfpredict: SelfPredictSpec = field(default_factory=SelfPredictSpec)
@@ -239,6 +255,10 @@ def experiment_from_dict(data: Mapping[str, Any], where: str = "experiment") -> 
                 kw[k] = _sub(TrajectorySpec, v, k, where)
             elif k == "selfpredict":
                 kw[k] = _sub(SelfPredictSpec, v, k, where)
+            elif k == "judge":
+                kw[k] = JudgeSpec.parse(v, where)
+            elif k == "executor":
+                kw[k] = ExecutorSpec.parse(v, where)
             elif k in ("backend_options", "max_tokens"):
                 if not isinstance(v, Mapping):
                     raise InputError(f"[{k}] must be a table")
