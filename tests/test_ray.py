@@ -207,7 +207,7 @@ def test_reproduce_gives_each_model_its_own_process_and_frees_it(tmp_path, monke
     closing = ray_executor.RayPool.close
 
     def init(self, spec):
-        for model, pids in seen:  # every earlier model's process is dead by now
+        for _model, pids in seen:  # every earlier model's process is dead by now
             for pid in pids:
                 with pytest.raises(ProcessLookupError):
                     os.kill(pid, 0)
