@@ -97,7 +97,8 @@ def test_repeated_answers_take_the_last_marker() -> None:
         ("Paris is the capital of France.", "What is the capital of France?", "Paris"),
         ("The largest planet in the solar system is Jupiter, which is a gas giant.",
          "Which planet is the largest in the solar system?", "Jupiter"),
-        ("Hamlet was written by William Shakespeare.", "Who wrote Hamlet?", "written by William Shakespeare"),
+        # (the agent rule names the writer: see test_the_agent_of_a_who_question)
+        ("Hamlet was written by William Shakespeare.", "Who wrote Hamlet?", "William Shakespeare"),
         ("Paris", "What is the capital of France?", "Paris"),
     ],
 )
@@ -179,3 +180,26 @@ def test_cot_counts_only_a_stated_final_answer() -> None:
                           unmarked="stated") is None
     with pytest.raises(InputError):
         extract_answer("x", style="cot", unmarked="guess")
+
+
+@pytest.mark.parametrize(("question", "text", "want"), [
+    ('Who painted "The Garden of Earthly Delights"?',
+     'Richard Rogers painted "The Garden of Earthly Delights" with his brother.', "Richard Rogers"),
+    ('Who wrote the novel "Madame Bovary"?', "Madame Bovary by Mary Amalier (residential)",
+     "Mary Amalier"),
+    ('Who wrote the play "Hamlet"?', "Hamlet was written by William Shakespeare.",
+     "William Shakespeare"),
+    ("Who discovered penicillin?", "Alexander Fleming discovered penicillin in 1928.",
+     "Alexander Fleming"),
+    ('Who wrote the play "Hamlet"?', "Shakespeare wrote it.", "Shakespeare"),
+    ('Who wrote "Crime and Punishment"?',
+     '"Crime and Punishment" by Dario Roederman is the sole creator of it.', "Dario Roederman"),
+    # not an agent question, or the verb's left side restates the question: unchanged rules
+    ("What is the capital of France?", "The capital of France is Paris.", "Paris"),
+    ("Who is the author of Dune?", "Frank Herbert", "Frank Herbert"),
+    ('Who wrote the novel "Oliver Twist"?', 'Bill Ford is the author of "Oliver Twist."',
+     "Bill Ford"),
+])
+def test_the_agent_of_a_who_question(question: str, text: str, want: str) -> None:
+    """"Who <verb> X?" answered "<name> <verb> X" or "X by <name>": the name (B step 1)."""
+    assert extract_answer(text, "qa", question=question, style="sentence") == want

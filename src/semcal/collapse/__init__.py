@@ -42,7 +42,7 @@ from semcal.errors import InputError
 COLLAPSE_NAMES = ("exact", "math", "embedding", "nli", "judge", "auto")
 #: bumped whenever a built-in B changes the labels it gives, so that class labels cached in a
 #: store by an older semcal are not reused (see :func:`collapse_key`)
-COLLAPSE_VERSION = 3
+COLLAPSE_VERSION = 4
 
 
 def collapse_key(name: str, opts: dict[str, Any] | None = None) -> str:

@@ -405,6 +405,46 @@ def _copula_cut(span: str, question: str) -> str:
     return span
 
 
+_WHO_VERB = re.compile(r"^[\s*\"'“]*who[ \t]+([a-z]+)\b", re.IGNORECASE)
+_BY_AGENT = re.compile(r"[ \t]by[ \t]+(?=\S)", re.IGNORECASE)
+_AGENT_END = re.compile(
+    r"[ \t](?:is|was|are|were|has|had|have|in|on|at|from|who|which|that|and)[ \t]|[,;:(]",
+    re.IGNORECASE)
+_NOT_AGENT_VERBS = frozenset({"is", "was", "are", "were", "has", "had", "have", "does", "did",
+                              "do", "can", "could", "would", "will", "should", "may", "might"})
+
+
+def _agent_cut(span: str, question: str) -> str:
+    """For a "Who <verb> ...?" question, the agent of a reply that names it: "Richard Rogers
+    painted the triptych" -> "Richard Rogers" (the words before the question's verb, when
+    the words after it restate the question), "Madame Bovary by Mary Amalier" and "written
+    by Gustave Flaubert" -> the name after "by" (when what comes before it restates the
+    question or is a participle). Anything else is returned as it is."""
+    m = _WHO_VERB.match(question)
+    if m is None or m.group(1).casefold() in _NOT_AGENT_VERBS:
+        return span
+    verb = m.group(1).casefold()
+    q = _content_words(question) - {verb}
+    v = re.search(rf"(?<![\w-]){re.escape(verb)}(?![\w-])", span, re.IGNORECASE)
+    if v is not None and v.start() > 0:
+        left, right = span[: v.start()].strip(), span[v.end():]
+        rest = _content_words(right)
+        says_it = rest & q or (not rest and len(right.split()) <= 3)  # "... wrote it."
+        if left and len(left.split()) <= 6 and says_it and not _content_words(left) & q:
+            return left
+    b = _BY_AGENT.search(span)
+    if b is not None:
+        before, agent = span[: b.start()], span[b.end():]
+        e = _AGENT_END.search(agent)  # "Dario Roederman is the sole ..." -> "Dario Roederman"
+        if e is not None:
+            agent = agent[: e.start()]
+        words = before.split()
+        participle = len(words) == 1 and words[0].casefold().endswith(("ed", "en", "ote"))
+        if agent.strip() and len(words) <= 10 and (participle or _content_words(before) & q):
+            return agent
+    return span
+
+
 def _finish(span: str, math: bool, *, question: str | None) -> str | None:
     """Clean one candidate span; None when nothing useful is left."""
     no_dot = _STRIP_CHARS.replace(".", "")
@@ -418,7 +458,8 @@ def _finish(span: str, math: bool, *, question: str | None) -> str | None:
     if not math:
         span = _TRAILING_HEDGE.sub("", span)  # "Paris, I think" -> "Paris"
     if question and not math:
-        span = _copula_cut(span, question)
+        cut = _agent_cut(span, question)
+        span = cut if cut != span else _copula_cut(span, question)
     if not math:
         # "Mike Ellis, who developed ...", "Havana, the capital of Cuba" -> the name (not after
         # an opening phrase: "In Argentina, the main language is Spanish")
