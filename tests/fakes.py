@@ -33,6 +33,7 @@ class FakeSampler:
 
     model_name = "fake"
     is_chat = False
+    context_length = None  # no context to check prompts against
 
     def __init__(self, interrupt_after: int | None = None, bad_count: bool = False):
         self.calls: list[tuple[int, int, int]] = []  # (n prompts, n, seed)

@@ -31,6 +31,7 @@ class NastySampler:
 
     model_name = "nasty"
     is_chat = True
+    context_length = None
 
     def sample(self, prompts: Sequence[Prompt], n: int, params: SamplingParams) -> list[list[Completion]]:
         out = []

@@ -427,6 +427,7 @@ def test_injection_strings_in_a_dataset_round_trip_through_the_runner(tmp_path: 
     class Echo:
         model_name = "echo"
         is_chat = True
+        context_length = None
 
         def sample(self, prompts, n, params):
             return [[Completion(p.messages[-1].content, "stop", 1, (-0.5,)) for _ in range(n)]

@@ -160,6 +160,7 @@ def test_runner_on_a_full_disk_fails_cleanly_and_resumes_identically(tmp_path: P
 
         model_name = "big"
         is_chat = True
+        context_length = None
 
         def sample(self, prompts, n, params):
             from semcal.backends.base import sample_seed

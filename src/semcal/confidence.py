@@ -394,7 +394,7 @@ def verbalized_confidence(
     _check_pairs(questions, answers)
     if not questions:
         return []
-    chat = bool(getattr(sampler, "is_chat", False))
+    chat = bool(sampler.is_chat)
     prompts = [verbalized_confidence_prompt(q, a, chat=chat) for q, a in zip(questions, answers)]
     params = SamplingParams(
         temperature=0.0, max_tokens=max_tokens, stop=("\n",), seed=seed, logprobs=False
@@ -459,7 +459,7 @@ def p_true(
         )
     if not questions:
         return []
-    chat = bool(getattr(sampler, "is_chat", False))
+    chat = bool(sampler.is_chat)
     prompts = [p_true_prompt(q, a, chat=chat) for q, a in zip(questions, answers)]
     tops = fn(prompts, k)
     return [p_true_from_logprobs(t) for t in tops]

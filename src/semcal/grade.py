@@ -239,7 +239,7 @@ class JudgeGrader:
         gold = " | ".join(question.answers)
         body = (f"Question: {question.question}\nReference answer(s): {gold}\n"
                 f"Response: {response.strip()[:2000]}\n")
-        if getattr(self.sampler, "is_chat", False):
+        if self.sampler.is_chat:
             return Prompt(messages=(
                 Message("system", JUDGE_GRADE_INSTRUCTIONS),
                 Message("user", body + "Verdict (CORRECT, INCORRECT or NOT_ATTEMPTED):"),

@@ -137,8 +137,8 @@ def _connect(address: str | None, num_cpus: float) -> bool:
         with contextlib.redirect_stderr(said), contextlib.redirect_stdout(said):
             if address:
                 ray.init(address=address, **kw)
-            else:  # a local cluster for this run, sized for its actors
-                ray.init(num_cpus=max(1, int(num_cpus)), **kw)
+            else:  # a new local cluster for this run (even if one runs here), sized for it
+                ray.init(address="local", num_cpus=max(1, int(num_cpus)), **kw)
     except ConnectionError as exc:
         raise BackendError(f"cannot connect to a Ray cluster ({address}): "
                            f"{str(exc).splitlines()[0] if str(exc) else ''}") from None

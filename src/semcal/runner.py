@@ -33,7 +33,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from semcal.adaptive import (  # noqa: F401 - re-exported
     adaptive_z,
@@ -356,7 +356,7 @@ def run(
         else:
             if sampler is None:
                 sampler = _open_sampler(spec)
-            is_chat = bool(getattr(sampler, "is_chat", False))
+            is_chat = bool(sampler.is_chat)
             if run_info.is_chat is None:
                 store.set_run_chat(run_info.id, is_chat)
             elif run_info.is_chat != is_chat:
@@ -552,6 +552,13 @@ class _Estimates:
         log.debug("model estimates of %d questions in %.2fs", len(todo), time.monotonic() - t0)
 
 
+@runtime_checkable
+class _CountsMany(Protocol):
+    """A sampler that counts many prompts in one call (the Ray pool: one remote call)."""
+
+    def count_tokens_many(self, prompts: Sequence[Prompt]) -> list[int] | None: ...
+
+
 def _check_fit(
     sampler: Sampler, questions: Sequence[Question], spec: RunSpec,
     prompts: dict[str, Prompt] | None = None,
@@ -559,15 +566,13 @@ def _check_fit(
     """Every prompt plus max_tokens fits the model's context, checked before any sampling
     (and, for a new run, before a store exists): a question too long for the model failed
     only when its turn came, after minutes of work, or ran for minutes at gigabytes."""
-    many = getattr(sampler, "count_tokens_many", None)  # Ray actors: one remote call
-    count = getattr(sampler, "count_tokens", None)
-    if (count is None and many is None) or getattr(sampler, "context_length", None) is None:
+    if sampler.context_length is None:
         return  # the engine does not know its context (a server): it answers for itself
     if prompts is None:
-        prompts = _build_prompts(questions, spec, bool(getattr(sampler, "is_chat", False)))
-    lengths = (many([prompts[q.id] for q in questions]) if many is not None
-               else [count(prompts[q.id]) for q in questions])
-    if lengths is not None:
+        prompts = _build_prompts(questions, spec, sampler.is_chat)
+    lengths = sampler.count_tokens_many([prompts[q.id] for q in questions]) if isinstance(
+        sampler, _CountsMany) else [sampler.count_tokens(prompts[q.id]) for q in questions]
+    if lengths is not None and all(n is not None for n in lengths):
         check_context(sampler, lengths, spec.resolved_max_tokens(),
                       names=[q.id for q in questions])
 

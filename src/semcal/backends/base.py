@@ -26,10 +26,22 @@ class Sampler(Protocol):
     model_name: str
     #: True when the model expects chat messages (instruct models)
     is_chat: bool
+    #: most tokens (prompt plus answer) one sequence may hold; None when the engine does not
+    #: say (a server), in which case prompts are not checked against it
+    context_length: int | None
 
     def sample(
         self, prompts: Sequence[Prompt], n: int, params: SamplingParams
     ) -> list[list[Completion]]: ...
+
+    def next_token_logprobs(self, prompts: Sequence[Prompt], k: int) -> list[dict[str, float]]:
+        """The ``k`` most likely next tokens after each prompt with their log-probabilities
+        (P(True), self-prediction)."""
+        ...
+
+    def count_tokens(self, prompt: Prompt) -> int | None:
+        """Tokens of ``prompt`` as the model is fed it; None when the engine cannot tell."""
+        ...
 
     def close(self) -> None: ...
 
@@ -65,10 +77,10 @@ def check_context(
     names: Sequence[str] | None = None,
 ) -> None:
     """Raise :class:`InputError` when a prompt plus ``max_tokens`` does not fit the model's
-    context (``sampler.context_length``; engines that do not know it are not checked).
+    context (``sampler.context_length``; engines that do not know it, None, are not checked).
 
     ``prompt_lengths`` are token counts; ``names`` (question ids) name the offenders."""
-    limit = getattr(sampler, "context_length", None)
+    limit = sampler.context_length  # type: ignore[attr-defined]
     if not isinstance(limit, int) or limit <= 0:
         return
     if max_tokens >= limit:

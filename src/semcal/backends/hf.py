@@ -250,6 +250,15 @@ class HFSampler:
             raise InputError("the prompt encodes to zero tokens")
         return ids
 
+    @property
+    def context_length(self) -> int | None:
+        """The model's context (``max_position_embeddings`` of its config), None if unknown."""
+        n = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
+        return n if isinstance(n, int) and n > 0 else None
+
+    def count_tokens(self, prompt: Prompt) -> int:
+        return int(self._encode(prompt).shape[1])
+
     def _decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 

@@ -623,6 +623,13 @@ class OpenAISampler:
         pool = self._executor()
         return list(pool.map(one, list(prompts)))
 
+    #: a server does not say its context; it answers for itself (HTTP 400 for a prompt too long)
+    context_length: int | None = None
+
+    def count_tokens(self, prompt: Prompt) -> int | None:
+        """Unknown over the API (no tokenizer here): None."""
+        return None
+
     def close(self) -> None:
         """Stop the thread pool and close the HTTP connections (idempotent)."""
         self._closed = True

@@ -229,6 +229,21 @@ class VLLMSampler:
         self.is_chat = guess_is_chat(model) if chat is None else bool(chat)
         self.split_samples = bool(split_samples)
 
+    @property
+    def context_length(self) -> int | None:
+        """The engine's ``max_model_len``, None if it does not say."""
+        try:
+            n = self.llm.llm_engine.model_config.max_model_len
+        except AttributeError:
+            return None
+        return n if isinstance(n, int) and n > 0 else None
+
+    def count_tokens(self, prompt: Prompt) -> int:
+        (r,) = self._render([prompt])
+        if isinstance(r, dict):
+            return len(r["prompt_token_ids"])
+        return len(self.tokenizer(r)["input_ids"])
+
     def _render(self, prompts: Sequence[Prompt]) -> list[Any]:
         rendered = []
         for p in prompts:

@@ -200,7 +200,7 @@ class JudgeCollapse:
             self._memory.update(self._disk.get_many(missing))
             missing = [k for k in missing if k not in self._memory]
         if missing:
-            chat = bool(getattr(self.sampler, "is_chat", False))
+            chat = bool(self.sampler.is_chat)
             prompts = [build_judge_prompt(question.question, k[2], chat=chat) for k in missing]
             params = SamplingParams(temperature=0.0, max_tokens=self.max_tokens, stop=("\n",),
                                     logprobs=False)

@@ -99,7 +99,7 @@ def sample_answers(
         raise InputError("no questions given")
     from semcal.prompts import build_prompt
 
-    chat = bool(getattr(sampler, "is_chat", False))
+    chat = bool(sampler.is_chat)
     params = answer_params(style, chat, temperature, seed, max_tokens)
     prompts = [build_prompt(q, style, chat=chat, k_shot=k_shot) for q in questions]
     samples = sample_each(sampler, prompts, n, params, [derived_seed(seed, tag, q.id) for q in questions])
