@@ -37,7 +37,7 @@ from typing import Any
 
 from semcal.errors import InputError
 from semcal.prompts import p_true_prompt, verbalized_confidence_prompt
-from semcal.types import NO_ANSWER, Completion, Question, SamplingParams
+from semcal.types import Completion, Question, SamplingParams
 
 __all__ = [
     "ESTIMATORS",
@@ -76,18 +76,10 @@ def _check_labels(labels: Sequence[str]) -> list[str]:
 
 
 def _plurality(labels: Sequence[str]) -> str:
-    """The plurality class; uses :func:`semcal.grade.plurality` when it is available."""
-    try:
-        from semcal.grade import plurality  # the project-wide tie-break rule
-    except ImportError:  # pragma: no cover - only while grade.py does not exist
-        plurality = None
-    if plurality is not None:
-        return plurality(list(labels))[0]
-    counts = Counter(labels)
-    best = max(counts.values())
-    tied = [lab for lab in counts if counts[lab] == best]
-    real = [lab for lab in tied if lab != NO_ANSWER]
-    return (real or tied)[0]  # first-seen among the tied real answers
+    """The plurality class, by the project-wide tie rule (:func:`semcal.grade.plurality`)."""
+    from semcal.grade import plurality  # grade imports this module: imported on use
+
+    return plurality(list(labels))[0]
 
 
 def _resolve_prediction(labels: list[str], prediction: str | None) -> str:

@@ -144,11 +144,9 @@ def preflight(spec: RunSpec) -> list[Question]:
     """Check a spec before anything is written or loaded: the questions load, the style and
     collapse function exist, and (for llama.cpp) the model name resolves. Returns the questions."""
     questions = load_spec_questions(spec)
-    try:
-        from semcal.prompts import STYLES
-    except ImportError:  # pragma: no cover
-        STYLES = ()
-    if STYLES and spec.style not in STYLES:
+    from semcal.prompts import STYLES
+
+    if spec.style not in STYLES:
         raise InputError(f"unknown style {spec.style!r} (known: {', '.join(STYLES)})")
     from semcal.backends import BACKENDS
 

@@ -57,8 +57,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-#: response styles (mirrors semcal.prompts.STYLES; kept here so a spec validates without it)
-STYLES = ("concise", "sentence", "cot")
+from semcal.prompts.styles import STYLES  # noqa: E402 - the one definition of the styles
 
 
 @dataclass(frozen=True)

@@ -71,11 +71,9 @@ def _locate(model: str, gguf_file: str | None) -> tuple[str, str | None, bool | 
         return str(path.parent), path.name, None, raw
     if path.is_dir():
         return str(path), None, None, raw
-    try:  # an embedded short name ("smollm2-135m-instruct", "gemma-3-270m")?
-        from semcal.backends.models import EMBEDDED, resolve_model
-    except ImportError:  # pragma: no cover - models.py is part of semcal
-        EMBEDDED, resolve_model = {}, None
-    if resolve_model is not None and raw.lower() in EMBEDDED:
+    from semcal.backends.models import EMBEDDED, resolve_model
+
+    if raw.lower() in EMBEDDED:  # an embedded short name ("smollm2-135m-instruct", ...)
         spec = resolve_model(raw)
         p = Path(spec.path)
         return str(p.parent), p.name, bool(spec.is_chat), spec.name

@@ -30,7 +30,6 @@ TEMPLATES = Path(__file__).parent / "templates"
 MAX_EXAMPLES = 60
 #: at most this many sample texts are shown per example question
 MAX_TEXTS = 20
-_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 
 
 def _env():  # -> jinja2.Environment
@@ -83,68 +82,15 @@ def _plt():
 
 
 def reliability_figure(curves: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> str:
-    """Smoothed reliability diagram of one or more (label, conf, correct) sets, as a data URI.
+    """Smoothed reliability diagram of one or more (label, conf, correct) sets, as a data URI,
+    drawn by :func:`semcal.report.reliability.plot_reliability` (bootstrap band, density)."""
+    from semcal.report.reliability import plot_reliability
 
-    Drawn by :func:`semcal.report.reliability.plot_reliability` (bootstrap band, density strip);
-    :func:`_own_reliability_figure` is the fallback when that module is unavailable.
-    """
-    try:
-        from semcal.report.reliability import plot_reliability
-    except ImportError:  # pragma: no cover - the module ships with semcal
-        return _own_reliability_figure(curves)
     _plt()
     data = {label: (np.asarray(c, float), np.asarray(y, float)) for label, c, y in curves
             if len(c) >= 2}
     fig = plot_reliability(data, title="Smoothed reliability diagram", density="both",
                            n_boot=200, figsize=(4.8, 4.8), dpi=100)
-    return _png(fig)
-
-
-def _own_reliability_figure(curves: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> str:
-    """Smoothed reliability diagram drawn here (fallback), as a data URI.
-
-    Each curve is the kernel regression of correctness on confidence at the smECE bandwidth
-    (:func:`semcal.metrics.smece.smooth_reliability`); its line width follows the density of
-    confidences, and the shaded band under the axis shows that density.
-    """
-    from semcal.metrics.smece import smece, smooth_reliability
-
-    plt = _plt()
-    fig, (ax, axd) = plt.subplots(
-        2, 1, figsize=(5.2, 5.6), sharex=True, gridspec_kw={"height_ratios": [4, 1]}
-    )
-    ax.plot([0, 1], [0, 1], color="#888", lw=1, ls="--", label="perfect calibration")
-    for i, (label, conf, correct) in enumerate(curves):
-        color = _COLORS[i % len(_COLORS)]
-        conf = np.asarray(conf, dtype=float)
-        correct = np.asarray(correct, dtype=float)
-        if conf.size < 2:
-            continue
-        try:
-            sm = smece(conf, correct)
-            cur = smooth_reliability(conf, correct, sigma=sm.sigma)
-        except SemcalError as exc:
-            log.warning("no reliability curve for %s: %s", label, exc)
-            continue
-        mu, dens = cur.mu, cur.density
-        ok = np.isfinite(mu)
-        ax.plot(cur.mesh[ok], mu[ok], color=color, lw=2,
-                label=f"{label} (smECE {sm.value:.3f})")
-        # thicker where the data are: a band whose width follows the density
-        w = 0.03 * dens / max(float(np.nanmax(dens)), 1e-12)
-        ax.fill_between(cur.mesh[ok], (mu - w)[ok], (mu + w)[ok], color=color, alpha=0.25, lw=0)
-        axd.fill_between(cur.mesh, dens, color=color, alpha=0.3, lw=0)
-        axd.plot(cur.mesh, dens, color=color, lw=1)
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("P(correct | confidence)")
-    ax.set_title("Smoothed reliability diagram")
-    ax.legend(loc="upper left", fontsize=8, frameon=False)
-    ax.grid(alpha=0.3)
-    axd.set_xlabel("semantic confidence (plurality share)")
-    axd.set_ylabel("density")
-    axd.set_yticks([])
-    fig.tight_layout()
     return _png(fig)
 
 
