@@ -482,3 +482,36 @@ def test_every_b_reads_a_chain_of_thought_by_its_stated_answer() -> None:
         assert c.labels == ("1200", NO_ANSWER, "1200", REFUSAL), name
     old = get_collapse("auto", style="cot", unmarked="last_number")(PENS, texts)
     assert old.labels[1] == "400"
+
+
+def test_a_registered_collapse_is_usable_by_name_everywhere(tmp_path) -> None:
+    """One register call adds a B: get_collapse and the analysis find it by name."""
+    from semcal.analysis import analyze_run
+    from semcal.collapse import COLLAPSES, get_collapse
+    from semcal.runner import run
+    from semcal.spec import RunSpec
+    from semcal.store import Store
+    from semcal.types import Collapsed
+
+    class FirstWord:
+        def __init__(self, style=None):
+            self.style = style
+
+        def __call__(self, question, texts):
+            return Collapsed(tuple(t.split()[0].lower() if t.split() else "<no answer>"
+                                   for t in texts), frozenset(a.lower() for a in question.answers))
+
+    COLLAPSES.register("first-word", FirstWord)
+    try:
+        assert isinstance(get_collapse("first-word"), FirstWord)
+        data = tmp_path / "q.jsonl"
+        data.write_text('{"id": "a", "question": "Capital of France?", "answers": ["Paris"]}\n')
+        run(RunSpec(model="mock", backend="mock", dataset=str(data), samples=4, k_shot=0,
+                    backend_options={"template": "{answer} indeed", "answers": ["Paris"]}),
+            tmp_path / "out", quiet=True)
+        with Store(tmp_path / "out", readonly=True) as st:
+            a = analyze_run(st, st.runs()[0], collapse="first-word", n_boot=0, cache=False)
+        assert a.collapse == "first-word" and a.questions[0].labels == ("paris",) * 4
+        assert a.questions[0].correct
+    finally:
+        COLLAPSES._factories.pop("first-word", None)

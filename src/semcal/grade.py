@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from semcal.collapse.mathequiv import math_value
 from semcal.collapse.normalize import contains_as_words
 from semcal.errors import InputError
+from semcal.registry import Registry, needs_sampler
 from semcal.types import (
     NON_ANSWERS,
     Collapsed,
@@ -288,30 +289,24 @@ class AutoGrader:
         return grader(question, collapsed, texts)
 
 
-GRADERS = ("exact", "numeric", "judge", "auto")
+#: the graders by name (semcal.registry): register one here to add it
+GRADER_REGISTRY: Registry[Grader] = Registry("grader")
+GRADER_REGISTRY.register("exact", LabelGrader)
+GRADER_REGISTRY.register("numeric", NumericGrader)
+GRADER_REGISTRY.register("judge", needs_sampler("grader", JudgeGrader))
+GRADER_REGISTRY.register("auto", AutoGrader)
+#: the built-in graders (the live list: ``GRADER_REGISTRY.names()``)
+GRADERS = GRADER_REGISTRY.names()
 
 
 def get_grader(name: str, **opts: Any) -> Grader:
     """A grader by name: "exact", "numeric", "judge" (needs ``sampler=``), or "auto"
     (numeric for math questions, exact otherwise). ``opts`` go to the grader's constructor."""
-    try:
-        if name == "auto":
-            return AutoGrader(**opts)
-        if name == "exact":
-            return LabelGrader(**opts)
-        if name == "numeric":
-            return NumericGrader(**opts)
-        if name == "judge":
-            if "sampler" not in opts:
-                raise InputError("the judge grader needs sampler=<a semcal Sampler>")
-            return JudgeGrader(opts.pop("sampler"), **opts)
-    except TypeError as exc:
-        raise InputError(f"bad option for grader {name!r}: {exc}") from None
-    raise InputError(f"unknown grader {name!r} (known: {', '.join(GRADERS)})")
+    return GRADER_REGISTRY.create(name, **opts)
 
 
 __all__ = [
-    "GRADERS", "AutoGrader", "Grade", "Grader", "JUDGE_GRADE_INSTRUCTIONS", "JUDGE_VERDICTS", "JudgeGrader",
+    "GRADERS", "GRADER_REGISTRY", "AutoGrader", "Grade", "Grader", "JUDGE_GRADE_INSTRUCTIONS", "JUDGE_VERDICTS", "JudgeGrader",
     "LabelGrader", "NumericGrader", "get_grader", "grade", "is_correct", "is_tied", "parse_verdict",
     "plurality",
 ]

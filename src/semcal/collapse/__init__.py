@@ -38,7 +38,9 @@ from semcal.collapse.mathequiv import math_equal, math_label, math_value
 from semcal.collapse.nli import NLICollapse
 from semcal.collapse.normalize import contains_as_words, normalize_answer
 from semcal.errors import InputError
+from semcal.registry import Registry, needs_sampler
 
+#: the built-in collapsing functions (the live list: ``COLLAPSES.names()``)
 COLLAPSE_NAMES = ("exact", "math", "embedding", "nli", "judge", "auto")
 #: bumped whenever a built-in B changes the labels it gives, so that class labels cached in a
 #: store by an older semcal are not reused (see :func:`collapse_key`)
@@ -81,6 +83,16 @@ def collapse_for(name: str, *, style: str | None = None, judge: Any = None, **op
     return get_collapse(name, **opts)
 
 
+#: the collapsing functions by name (semcal.registry): register one here to add it
+COLLAPSES: Registry[CollapseFn] = Registry("collapsing function")
+COLLAPSES.register("exact", ExactCollapse)
+COLLAPSES.register("math", MathCollapse)
+COLLAPSES.register("embedding", EmbeddingCollapse)
+COLLAPSES.register("nli", NLICollapse)
+COLLAPSES.register("judge", needs_sampler("collapsing function", JudgeCollapse))
+COLLAPSES.register("auto", AutoCollapse)
+
+
 def get_collapse(name: str, **opts: Any) -> CollapseFn:
     """A collapsing function by name (see the module docstring); ``opts`` go to its constructor.
 
@@ -90,28 +102,11 @@ def get_collapse(name: str, **opts: Any) -> CollapseFn:
     and ``unmarked`` (what an unmarked reasoning response counts as: "none", "last_number",
     "first_sentence").
     """
-    try:
-        if name == "exact":
-            return ExactCollapse(**opts)
-        if name == "math":
-            return MathCollapse(**opts)
-        if name == "auto":
-            return AutoCollapse(**opts)
-        if name == "embedding":
-            return EmbeddingCollapse(**opts)
-        if name == "nli":
-            return NLICollapse(**opts)
-        if name == "judge":
-            if "sampler" not in opts:
-                raise InputError("the judge collapsing function needs sampler=<a semcal Sampler>")
-            return JudgeCollapse(opts.pop("sampler"), **opts)
-    except TypeError as exc:
-        raise InputError(f"bad option for collapsing function {name!r}: {exc}") from None
-    raise InputError(f"unknown collapsing function {name!r} (known: {', '.join(COLLAPSE_NAMES)})")
+    return COLLAPSES.create(name, **opts)
 
 
 __all__ = [
-    "COLLAPSE_NAMES", "COLLAPSE_VERSION", "AutoCollapse", "CollapseFn", "EmbeddingCollapse", "ExactCollapse",
+    "COLLAPSES", "COLLAPSE_NAMES", "COLLAPSE_VERSION", "AutoCollapse", "CollapseFn", "EmbeddingCollapse", "ExactCollapse",
     "JudgeCollapse", "MathCollapse", "NLICollapse",
     "collapse_for", "collapse_key", "contains_as_words", "extract_answer", "get_collapse", "math_equal", "math_label",
     "math_value", "normalize_answer", "open_judge",
