@@ -235,26 +235,36 @@ def _theory(
     cache = out / "theory"
     cache.mkdir(exist_ok=True)
     collapse = get_collapse(exp.collapse)
+
+    def cached(kind: str, settings: Any, ds: str, style: str, compute: Callable[[], Any],
+               dump: Callable[[Any], Any], load: Callable[[Any], Any]) -> Any:
+        """A diagnostic's result from the JSON cache, or computed (and cached) now."""
+        key = _cache_key([kind, m.model, sampler.model_name, ds, style,
+                          dataclasses.asdict(settings), exp.seed, exp.k_shot, exp.collapse,
+                          exp.max_tokens.get(style)])
+        name = {"traj": "trajectories", "self": "selfpredict"}[kind]
+        f = cache / f"{name}-{m.name}-{style}-{key}.json"
+        if f.exists():
+            return load(json.loads(f.read_text()))
+        say(f"[reproduce] {name} {m.name} · {_dataset_name(ds)} · {style}")
+        res = compute()
+        write_text(f, json.dumps(dump(res)))
+        return res
+
     ts = exp.trajectories
     if "trajectories" in exp.comparisons and exp.model_entry(ts.model) == m:
         ds = ts.dataset or exp.datasets[0]
         qs = _theory_questions(ds, ts.questions)
         for style in ts.styles:
-            key = _cache_key(["traj", m.model, sampler.model_name, ds, style, dataclasses.asdict(ts),
-                              exp.seed, exp.k_shot, exp.collapse, exp.max_tokens.get(style)])
-            f = cache / f"trajectories-{m.name}-{style}-{key}.json"
-            if f.exists():
-                res = tj.TrajectoryResult.from_dict(json.loads(f.read_text()))
-            else:
-                say(f"[reproduce] trajectories {m.name} · {_dataset_name(ds)} · {style}")
-                res = tj.estimate_trajectories(
+            res = cached(
+                "traj", ts, ds, style,
+                lambda style=style, qs=qs: tj.estimate_trajectories(
                     sampler, qs, style, collapse, n_samples=ts.samples,
                     n_continuations=ts.continuations, n_trajectories=ts.trajectories,
                     fractions=ts.fractions, absolute=ts.absolute,
                     max_tokens=ts.max_tokens or exp.max_tokens.get(style),
-                    k_shot=exp.k_shot, seed=exp.seed,
-                )
-                write_text(f, json.dumps(res.to_dict()))
+                    k_shot=exp.k_shot, seed=exp.seed),
+                lambda r: r.to_dict(), tj.TrajectoryResult.from_dict)
             summ = tj.summarize_trajectories(res, n_boot=exp.n_boot, seed=exp.seed)
             summ["dataset"] = ds
             result.trajectories[style] = {"summary": summ, "result": res}
@@ -263,19 +273,13 @@ def _theory(
         ds = ss.dataset or exp.datasets[0]
         qs = _theory_questions(ds, ss.questions)
         for style in ss.styles:
-            key = _cache_key(["self", m.model, sampler.model_name, ds, style, dataclasses.asdict(ss),
-                              exp.seed, exp.k_shot, exp.collapse, exp.max_tokens.get(style)])
-            f = cache / f"selfpredict-{m.name}-{style}-{key}.json"
-            if f.exists():
-                rows = [sp.SelfPrediction(**r) for r in json.loads(f.read_text())]
-            else:
-                say(f"[reproduce] self-prediction {m.name} · {_dataset_name(ds)} · {style}")
-                rows = sp.self_prediction(
+            rows = cached(
+                "self", ss, ds, style,
+                lambda style=style, qs=qs: sp.self_prediction(
                     sampler, qs, style, collapse, n_samples=ss.samples, top_k=ss.top_k,
                     max_tokens=ss.max_tokens or exp.max_tokens.get(style),
-                    k_shot=exp.k_shot, seed=exp.seed,
-                )
-                write_text(f, json.dumps(sp.rows_to_dicts(rows)))
+                    k_shot=exp.k_shot, seed=exp.seed),
+                sp.rows_to_dicts, lambda data: [sp.SelfPrediction(**r) for r in data])
             summ = sp.summarize_self_prediction(rows, n_boot=exp.n_boot, seed=exp.seed)
             summ["dataset"] = ds
             summ["model"] = m.model
