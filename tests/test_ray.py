@@ -240,3 +240,21 @@ def test_reproduce_gives_each_model_its_own_process_and_frees_it(tmp_path, monke
     with Store(tmp_path / "out", readonly=True) as st:
         chat = {r.name.split("-")[2]: r.is_chat for r in st.runs()}
     assert chat == {"a": False, "b": True}  # chat prompts from the role, not the name
+
+
+def test_an_adaptive_ray_run_stores_the_samples_of_a_single_process_run(cluster, tmp_path):
+    """Adaptive rounds run on the actors (a shard's rounds come back whole) and are committed
+    in order: the stored rounds, samples and stops equal the single-process run's."""
+    spec = tmp_path / "adaptive.toml"
+    spec.write_text(f'model = "{MODEL}"\ndataset = "world"\nlimit = 6\nsamples = 8\n'
+                    'style = "concise"\nseed = 3\n'
+                    "[adaptive]\nround = 2\nmin_samples = 2\nepsilon = 0.3\n")
+    r = _cli("run", str(spec), "--out", str(tmp_path / "local"), "--threads", "1")
+    assert r.returncode == 0, r.stderr
+    r = _cli("run", str(spec), "--out", str(tmp_path / "ray"), "--executor", "ray",
+             "--ray-address", cluster, "--workers", "2")
+    assert r.returncode == 0, r.stderr
+    local, ray_run = _dump(tmp_path / "local"), _dump(tmp_path / "ray")
+    assert ray_run == local
+    rounds = {len({s[0] for s in rows}) for rows in local["samples"].values()}
+    assert max(rounds) > 1  # some question took more than one round

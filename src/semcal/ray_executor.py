@@ -14,8 +14,9 @@ nothing is written for a shard until it comes back whole, so no sample is stored
 lost. A driver that dies leaves every committed question in the store and ``semcal resume``
 (or running the same spec again) continues from there.
 
-Only fixed-M sampling is spread over the actors; adaptive rounds and the P(True)/verbalised
-estimates go through one actor at a time (correct, not parallel).
+Fixed-M and adaptive sampling are spread over the actors (an actor runs a shard's adaptive
+rounds and returns them call by call; the driver commits them in order); the
+P(True)/verbalised estimates go through one actor at a time (correct, not parallel).
 """
 
 from __future__ import annotations
@@ -82,6 +83,24 @@ class SamplerActor:
         out = []
         for group in groups:
             out += sample_group(self.sampler, run_spec, group, prompts, is_chat)
+        return out
+
+    def adaptive_shard(
+        self, groups: list[list[Question]], prompts: dict[str, Prompt], is_chat: bool,
+        spec: dict[str, Any], texts: dict[str, list[str]], rounds: dict[str, int],
+        has_greedy: set[str],
+    ) -> list[list[Any]]:
+        """The runner's adaptive rounds of one shard's groups (semcal.runner.adaptive_group),
+        returned call by call for the driver to commit in order."""
+        from semcal.collapse import collapse_for
+        from semcal.runner import adaptive_group
+
+        run_spec = RunSpec.from_dict(spec)
+        collapse_fn = collapse_for(run_spec.collapse, style=run_spec.style, judge=run_spec.judge)
+        out: list[list[Any]] = []
+        for group in groups:
+            out += list(adaptive_group(self.sampler, run_spec, group, prompts, is_chat,
+                                       collapse_fn, texts, rounds, set(has_greedy)))
         return out
 
     def sample(self, prompts: list[Prompt], n: int, params: SamplingParams) -> list[list[Completion]]:
@@ -222,22 +241,68 @@ class RayPool:
         """Sample every group of run ``spec``, ``shard_questions`` questions to a shard and
         two shards in flight per actor; ``commit(questions, rows)`` is called in this process
         as each shard comes back whole (in completion order)."""
+        body = self._body(spec)
+
+        def submit(actor: Any, shard: list[list[Question]]) -> Any:
+            sub = {q.id: prompts[q.id] for g in shard for q in g}
+            return actor.sample_shard.remote(shard, sub, self.is_chat, body)
+
+        self._shards(spec, groups, submit,
+                     lambda shard, rows: commit([q for g in shard for q in g], rows))
+
+    def run_adaptive(
+        self,
+        spec: RunSpec,
+        groups: list[list[Question]],
+        prompts: dict[str, Prompt],
+        texts: dict[str, list[str]],
+        rounds: dict[str, int],
+        has_greedy: set[str],
+        commit: Callable[[list[Any]], None],
+    ) -> None:
+        """Adaptive sampling of every group, shards as in :meth:`run_fixed`; each shard's
+        rounds come back whole and ``commit(rounds of one call)`` is called for each, in the
+        order they were drawn."""
+        body = self._body(spec)
+
+        def submit(actor: Any, shard: list[list[Question]]) -> Any:
+            ids = [q.id for g in shard for q in g]
+            return actor.adaptive_shard.remote(
+                shard, {i: prompts[i] for i in ids}, self.is_chat, body,
+                {i: texts[i] for i in ids}, {i: rounds[i] for i in ids},
+                {i for i in ids if i in has_greedy})
+
+        def done(shard: list[list[Question]], batches: list[list[Any]]) -> None:
+            for batch in batches:
+                commit(batch)
+
+        self._shards(spec, groups, submit, done)
+
+    @staticmethod
+    def _body(spec: RunSpec) -> dict[str, Any]:
+        return {**spec.to_dict(), "model": spec.model_id(), "executor": "local"}
+
+    def _shards(
+        self, spec: RunSpec, groups: list[list[Question]],
+        submit: Callable[[Any, list[list[Question]]], Any],
+        done: Callable[[list[list[Question]], Any], None],
+    ) -> None:
+        """Hand out shards of ``groups`` (two in flight per actor) and call ``done(shard,
+        result)`` in this process as each comes back whole."""
         ray = self._ray
-        body = {**spec.to_dict(), "model": spec.model_id(), "executor": "local"}
         per_shard = max(1, self.spec.executor.shard_questions // max(1, spec.batch_questions))
         shards = [groups[i:i + per_shard] for i in range(0, len(groups), per_shard)]
         queue = list(reversed(shards))
         in_flight: dict[Any, tuple[Any, list[list[Question]]]] = {}
 
-        def submit(actor: Any) -> None:
+        def give(actor: Any) -> None:
             if queue:
                 shard = queue.pop()
-                sub = {q.id: prompts[q.id] for g in shard for q in g}
-                in_flight[actor.sample_shard.remote(shard, sub, self.is_chat, body)] = (actor, shard)
+                in_flight[submit(actor, shard)] = (actor, shard)
 
         for actor in self.actors:
-            submit(actor)
-            submit(actor)
+            give(actor)
+            give(actor)
         t0 = time.monotonic()
         try:
             while in_flight:
@@ -245,12 +310,12 @@ class RayPool:
                 ref = ready[0]
                 actor, shard = in_flight.pop(ref)
                 try:
-                    rows = ray.get(ref)
+                    result = ray.get(ref)
                 except Exception as exc:  # the task failed for good (not an actor restart)
                     raise BackendError(f"a Ray shard failed: {type(exc).__name__}: "
                                        f"{str(exc).splitlines()[-1] if str(exc) else ''}") from None
-                commit([q for g in shard for q in g], rows)
-                submit(actor)
+                done(shard, result)
+                give(actor)
         finally:
             for ref in in_flight:
                 ray.cancel(ref, force=True)

@@ -30,7 +30,7 @@ import logging
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -700,6 +700,98 @@ def _run_fixed_parallel(
     return state["new"]
 
 
+@dataclass
+class RoundResult:
+    """One adaptive round of one question, as the runner commits it (``completions`` empty and
+    ``done`` True: M_max was reached before a stop was stored, nothing to draw)."""
+
+    qid: str
+    round: int
+    start_index: int
+    completions: list[Completion]
+    seeds: list[int]
+    greedy: Completion | None
+    done: bool
+
+
+def adaptive_group(
+    sampler: Sampler, spec: RunSpec, group: Sequence[Question], prompts: dict[str, Prompt],
+    is_chat: bool, collapse_fn: Callable[[Question, Sequence[str]], Any],
+    texts: dict[str, list[str]], rounds: dict[str, int], has_greedy: set[str],
+) -> Iterator[list[RoundResult]]:
+    """The adaptive rounds of one group of questions — the unit of an adaptive run, the same
+    in this process and on a Ray actor. ``texts``/``rounds``: each question's stored samples
+    and next round number (updated here); ``has_greedy``: questions whose greedy completion is
+    stored (updated). Yields, call by call, the rounds to commit in order."""
+    ad = spec.adaptive
+    m_max = spec.samples
+    active = list(group)
+    while active:
+        # questions whose next round has the same (round number, size) share one call
+        calls: dict[tuple[int, int], list[Question]] = {}
+        for q in active:
+            size = next_round_size(len(texts[q.id]), ad, m_max)
+            calls.setdefault((rounds[q.id], size), []).append(q)
+        still: list[Question] = []
+        for (rnd, size), qs in sorted(calls.items()):
+            if size == 0:  # nothing left to draw (M_max reached before a stop was stored)
+                yield [RoundResult(q.id, rnd, len(texts[q.id]), [], [], None, True) for q in qs]
+                continue
+            qid_for_seed = qs[0].id if spec.batch_questions == 1 else None
+            seed = batch_seed(spec.seed, qid_for_seed, rnd)
+            out = sampler.sample([prompts[q.id] for q in qs], size, _params(spec, is_chat, seed))
+            _check_batch(out, len(qs), size)
+            need_greedy = [q for q in qs if q.id not in has_greedy] if spec.greedy else []
+            greedy_by_id: dict[str, Completion | None] = {}
+            if need_greedy:
+                gs = _greedy(sampler, [prompts[q.id] for q in need_greedy], spec, is_chat)
+                greedy_by_id = {q.id: g for q, g in zip(need_greedy, gs)}
+            batch: list[RoundResult] = []
+            for q, comps in zip(qs, out):
+                all_texts = texts[q.id] + [c.text for c in comps]
+                stop = should_stop(list(collapse_fn(q, all_texts).labels), ad, m_max)
+                batch.append(RoundResult(
+                    q.id, rnd, len(texts[q.id]), list(comps),
+                    [sample_seed(prompt_seed(seed, prompts[q.id]), i) for i in range(size)],
+                    greedy_by_id.get(q.id), stop))
+                if q.id in greedy_by_id:
+                    has_greedy.add(q.id)
+                texts[q.id] = all_texts
+                rounds[q.id] = rnd + 1
+                if stop:
+                    log.debug("question %s stopped after %d samples", q.id, len(all_texts))
+                else:
+                    still.append(q)
+            yield batch
+        active = still
+
+
+def _adaptive_state(store: Store, run_info: RunInfo, group: Sequence[Question]
+                    ) -> tuple[dict[str, list[str]], dict[str, int]]:
+    """Each question's stored sample texts and next round number (a resumed question)."""
+    texts: dict[str, list[str]] = {}
+    rounds: dict[str, int] = {}
+    for q in group:
+        old = store.samples(run_info.id, q.id)
+        texts[q.id] = [s.completion.text for s in old]
+        rounds[q.id] = (max(s.round for s in old) + 1) if old else 0
+    return texts, rounds
+
+
+def _commit_rounds(store: Store, run_info: RunInfo, batch: list[RoundResult]) -> list[str]:
+    """Store one call's rounds; returns the ids of the questions they finished."""
+    finished = []
+    for r in batch:
+        if r.completions:
+            store.add_batch(run_info.id, r.qid, r.round, r.start_index, r.completions, r.seeds,
+                            greedy=r.greedy, done=r.done)
+        elif r.done:
+            store.mark_done(run_info.id, r.qid)
+        if r.done:
+            finished.append(r.qid)
+    return finished
+
+
 def _run_adaptive(
     store: Store,
     run_info: RunInfo,
@@ -714,78 +806,42 @@ def _run_adaptive(
     total: int,
     on_finished: Callable[[Sequence[Question]], None] | None = None,
 ) -> int:
-    """Adaptive: rounds until the stopping rule holds. Returns the number of samples stored.
+    """Adaptive: rounds until the stopping rule holds, each call's rounds committed as they
+    come (:func:`adaptive_group`). Returns the number of samples stored.
     ``on_finished(questions)`` is called with the questions each committed batch finished."""
-    ad = spec.adaptive
-    m_max = spec.samples
     if collapse_fn is None:
         from semcal.collapse import collapse_for
 
         collapse_fn = collapse_for(spec.collapse, style=spec.style, judge=spec.judge)
-    new = 0
-    n_done = total - len(pending)
+    by_id = {q.id: q for q in pending}
+    state = {"new": 0, "done": total - len(pending)}
     # read once for the whole run (once per group made the runner quadratic)
     has_greedy = store.greedy_ids(run_info.id) if spec.greedy else set()
-    for group in _chunks(pending, spec.batch_questions):
-        # state: qid -> (texts so far, next round number)
+
+    def commit(batch: list[RoundResult]) -> None:
+        finished = [by_id[qid] for qid in _commit_rounds(store, run_info, batch)]
+        drawn = sum(len(r.completions) for r in batch)
+        state["new"] += drawn
+        state["done"] += len(finished)
+        bar.update(len(finished), drawn)
+        if on_finished is not None and finished:
+            on_finished(finished)
+        if on_batch is not None and drawn:
+            on_batch(state["done"], total)
+
+    groups = [list(g) for g in _chunks(pending, spec.batch_questions)]
+    if hasattr(sampler, "run_adaptive"):  # Ray actors: groups in parallel
         texts: dict[str, list[str]] = {}
         rounds: dict[str, int] = {}
-        for q in group:
-            old = store.samples(run_info.id, q.id)
-            texts[q.id] = [s.completion.text for s in old]
-            rounds[q.id] = (max(s.round for s in old) + 1) if old else 0
-        active = list(group)
-        while active:
-            # questions whose next round has the same (round number, size) share one call
-            calls: dict[tuple[int, int], list[Question]] = {}
-            for q in active:
-                size = next_round_size(len(texts[q.id]), ad, m_max)
-                calls.setdefault((rounds[q.id], size), []).append(q)
-            still: list[Question] = []
-            for (rnd, size), qs in sorted(calls.items()):
-                if size == 0:  # nothing left to draw (M_max reached before a stop was stored)
-                    for q in qs:
-                        store.mark_done(run_info.id, q.id)
-                    n_done += len(qs)
-                    bar.update(len(qs), 0)
-                    if on_finished is not None:
-                        on_finished(qs)
-                    continue
-                qid_for_seed = qs[0].id if spec.batch_questions == 1 else None
-                seed = batch_seed(spec.seed, qid_for_seed, rnd)
-                batch_prompts = [prompts[q.id] for q in qs]
-                out = sampler.sample(batch_prompts, size, _params(spec, is_chat, seed))
-                _check_batch(out, len(qs), size)
-                need_greedy = [q for q in qs if q.id not in has_greedy] if spec.greedy else []
-                greedy_by_id: dict[str, Completion | None] = {}
-                if need_greedy:
-                    gs = _greedy(sampler, [prompts[q.id] for q in need_greedy], spec, is_chat)
-                    greedy_by_id = {q.id: g for q, g in zip(need_greedy, gs)}
-                finished: list[Question] = []
-                for q, comps in zip(qs, out):
-                    all_texts = texts[q.id] + [c.text for c in comps]
-                    labels = list(collapse_fn(q, all_texts).labels)
-                    stop = should_stop(labels, ad, m_max)
-                    store.add_batch(
-                        run_info.id, q.id, rnd, len(texts[q.id]), comps,
-                        [sample_seed(prompt_seed(seed, prompts[q.id]), i) for i in range(size)],
-                        greedy=greedy_by_id.get(q.id), done=stop,
-                    )
-                    if q.id in greedy_by_id:
-                        has_greedy.add(q.id)
-                    texts[q.id] = all_texts
-                    rounds[q.id] = rnd + 1
-                    new += size
-                    if stop:
-                        finished.append(q)
-                        log.debug("question %s stopped after %d samples", q.id, len(all_texts))
-                    else:
-                        still.append(q)
-                n_done += len(finished)
-                bar.update(len(finished), size * len(qs))
-                if on_finished is not None and finished:
-                    on_finished(finished)
-                if on_batch is not None:
-                    on_batch(n_done, total)
-            active = still
-    return new
+        for g in groups:
+            t, r = _adaptive_state(store, run_info, g)
+            texts.update(t)
+            rounds.update(r)
+        sampler.run_adaptive(spec, groups, prompts, texts, rounds, has_greedy, commit)
+        return state["new"]
+    for group in groups:
+        texts, rounds = _adaptive_state(store, run_info, group)
+        for batch in adaptive_group(sampler, spec, group, prompts, is_chat, collapse_fn,
+                                    texts, rounds, has_greedy):
+            commit(batch)
+    return state["new"]

@@ -373,12 +373,11 @@ class Store:
     def _check_schema(self) -> None:
         conn = self.conn
         try:
-            has_meta = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
-            ).fetchone()
-            if not has_meta:
-                tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-                if tables:
+            # one statement, one snapshot: two reads let another process commit the schema
+            # in between (no meta yet, then tables) and a fresh store looked foreign
+            names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            if "meta" not in names:
+                if names:
                     raise StoreError(f"{self.path}: not a semcal store (no meta table)")
                 if self.readonly:
                     raise StoreError(f"{self.path}: the store is empty")
