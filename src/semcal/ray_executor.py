@@ -65,12 +65,11 @@ class SamplerActor:
             "host": socket.gethostname(),
             "is_chat": None if s is None else bool(s.is_chat),
             "model_name": None if s is None else s.model_name,
-            "context_length": None if s is None else getattr(s, "context_length", None),
+            "context_length": None if s is None else s.context_length,
         }
 
-    def count_tokens_many(self, prompts: list[Prompt]) -> list[int] | None:
-        count = getattr(self.sampler, "count_tokens", None)
-        return None if count is None else [count(p) for p in prompts]
+    def count_tokens_many(self, prompts: list[Prompt]) -> list[int | None]:
+        return [self.sampler.count_tokens(p) for p in prompts]
 
     def sample_shard(
         self, groups: list[list[Question]], prompts: dict[str, Prompt], is_chat: bool,
@@ -222,7 +221,7 @@ class RayPool:
     def next_token_logprobs(self, prompts: Sequence[Prompt], k: int) -> list[dict[str, float]]:
         return self._ray.get(self._actor().next_token_logprobs.remote(list(prompts), k))
 
-    def count_tokens_many(self, prompts: Sequence[Prompt]) -> list[int] | None:
+    def count_tokens_many(self, prompts: Sequence[Prompt]) -> list[int | None]:
         return self._ray.get(self.actors[0].count_tokens_many.remote(list(prompts)))
 
     def pids(self) -> list[int]:

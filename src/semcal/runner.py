@@ -33,7 +33,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from semcal.adaptive import (  # noqa: F401 - re-exported
     adaptive_z,
@@ -45,6 +45,7 @@ from semcal.adaptive import (  # noqa: F401 - re-exported
 )
 from semcal.backends.base import Sampler, check_context, prompt_seed, sample_seed
 from semcal.errors import InputError, SemcalError, StoreError
+from semcal.ray_executor import RayPool  # imports Ray only when a pool is opened
 from semcal.spec import RunSpec
 from semcal.store import STORE_NAME, RunInfo, Store, check_writable, spec_key
 from semcal.types import Completion, Prompt, Question, SamplingParams
@@ -205,8 +206,6 @@ def _open_sampler(spec: RunSpec) -> Sampler:
     from semcal.backends import get_sampler
 
     if spec.executor.kind == "ray":  # actors, each with its own model (semcal.ray_executor)
-        from semcal.ray_executor import RayPool
-
         return RayPool(spec)  # type: ignore[return-value]
 
     log.info("opening model %s on %s", spec.model, spec.backend)
@@ -384,7 +383,7 @@ def run(
                         store, run_info, spec, sampler, pending, prompts, is_chat, bar,
                         collapse_fn, on_batch, len(questions), on_finished,
                     )
-                elif hasattr(sampler, "run_fixed"):  # Ray actors: shards in parallel
+                elif isinstance(sampler, RayPool):  # Ray actors: shards in parallel
                     samples_new = _run_fixed_parallel(
                         store, run_info, spec, sampler, pending, prompts, bar,
                         on_batch, len(questions), on_finished,
@@ -550,13 +549,6 @@ class _Estimates:
         log.debug("model estimates of %d questions in %.2fs", len(todo), time.monotonic() - t0)
 
 
-@runtime_checkable
-class _CountsMany(Protocol):
-    """A sampler that counts many prompts in one call (the Ray pool: one remote call)."""
-
-    def count_tokens_many(self, prompts: Sequence[Prompt]) -> list[int] | None: ...
-
-
 def _check_fit(
     sampler: Sampler, questions: Sequence[Question], spec: RunSpec,
     prompts: dict[str, Prompt] | None = None,
@@ -568,8 +560,9 @@ def _check_fit(
         return  # the engine does not know its context (a server): it answers for itself
     if prompts is None:
         prompts = _build_prompts(questions, spec, sampler.is_chat)
-    lengths = sampler.count_tokens_many([prompts[q.id] for q in questions]) if isinstance(
-        sampler, _CountsMany) else [sampler.count_tokens(prompts[q.id]) for q in questions]
+    lengths = (sampler.count_tokens_many([prompts[q.id] for q in questions])  # one remote call
+               if isinstance(sampler, RayPool)
+               else [sampler.count_tokens(prompts[q.id]) for q in questions])
     if lengths is not None and all(n is not None for n in lengths):
         check_context(sampler, lengths, spec.resolved_max_tokens(),
                       names=[q.id for q in questions])
@@ -830,7 +823,7 @@ def _run_adaptive(
             on_batch(state["done"], total)
 
     groups = [list(g) for g in _chunks(pending, spec.batch_questions)]
-    if hasattr(sampler, "run_adaptive"):  # Ray actors: groups in parallel
+    if isinstance(sampler, RayPool):  # Ray actors: groups in parallel
         texts: dict[str, list[str]] = {}
         rounds: dict[str, int] = {}
         for g in groups:
