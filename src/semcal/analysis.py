@@ -214,6 +214,23 @@ def estimator_table(
     return rows
 
 
+def _fork_pool(tasks: int, what: str) -> Any:
+    """Worker processes (``fork``: they start at once, without importing semcal again), one
+    per core up to 8 and ``tasks``; None when there is one core or no fork here."""
+    workers = min(os.cpu_count() or 1, 8, tasks)
+    if workers < 2:
+        return None
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    try:
+        return ProcessPoolExecutor(max_workers=workers,
+                                   mp_context=multiprocessing.get_context("fork"))
+    except (OSError, RuntimeError, ValueError) as exc:
+        log.info("%s in one process (%s)", what, exc)
+        return None
+
+
 def _summary_job(args: tuple[np.ndarray, np.ndarray, int, int]) -> dict[str, Any]:
     c, y, n_boot, seed = args
     return calibration_summary(c, y, n_boot=n_boot, seed=seed)
@@ -225,16 +242,12 @@ def _summaries_in_parallel(
     """:func:`calibration_summary` of each job, in worker processes when the bootstrap work is
     large (the same numbers: each summary is computed whole by one process from its seed)."""
     work = sum(len(c) * nb for c, _, nb in jobs)
-    workers = min(os.cpu_count() or 1, 8, len(jobs))
-    if workers >= 2 and work >= PARALLEL_MIN_BOOT_WORK:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
+    pool = _fork_pool(len(jobs), "summaries") if work >= PARALLEL_MIN_BOOT_WORK else None
+    if pool is not None:
         try:
-            ctx = multiprocessing.get_context("fork")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            with pool:
                 return list(pool.map(_summary_job, [(c, y, nb, seed) for c, y, nb in jobs]))
-        except (OSError, RuntimeError, ValueError) as exc:
+        except (OSError, RuntimeError) as exc:
             log.info("summaries in one process (%s)", exc)
     return [calibration_summary(c, y, n_boot=nb, seed=seed) for c, y, nb in jobs]
 
@@ -286,18 +299,10 @@ class _CollapsePool:
 
     @classmethod
     def open(cls, name: str, opts: dict[str, Any], n_texts: int) -> _CollapsePool | None:
-        workers = min(os.cpu_count() or 1, 8)
-        if name not in PARALLEL_COLLAPSES or workers < 2 or n_texts < PARALLEL_MIN_TEXTS:
+        if name not in PARALLEL_COLLAPSES or n_texts < PARALLEL_MIN_TEXTS:
             return None
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        try:  # fork: the workers start at once, without importing semcal again
-            ctx = multiprocessing.get_context("fork")
-            return cls(name, opts, ProcessPoolExecutor(max_workers=workers, mp_context=ctx))
-        except (OSError, RuntimeError, ValueError) as exc:
-            log.info("collapsing in one process (%s)", exc)
-            return None
+        pool = _fork_pool(8, "collapsing")
+        return None if pool is None else cls(name, opts, pool)
 
     def add(self, qid: str, question: Question, texts: list[str]) -> None:
         self.buf.append((qid, question, texts))
@@ -324,6 +329,12 @@ class _CollapsePool:
         finally:
             self.pool.shutdown(cancel_futures=True)
         return out
+
+
+def _cached_classes_fresh(hit: Any, n_samples: int, greedy: Any) -> bool:
+    """Whether a question's cached classes cover its ``n_samples`` samples and, when it has a
+    greedy completion, that one too."""
+    return hit is not None and hit[0] == n_samples and (greedy is None or hit[3] is not None)
 
 
 def collapse_audit(labels: Sequence[Sequence[str]]) -> dict[str, Any]:
@@ -505,8 +516,8 @@ def analyze_run(
             keep is not None and qid not in keep
         ):
             continue
-        hit, g = cached.get(qid), greedy.get(qid)
-        if not (hit is not None and hit[0] == len(rows) and (g is None or hit[3] is not None)):
+        g = greedy.get(qid)
+        if not _cached_classes_fresh(cached.get(qid), len(rows), g):
             pool.add(qid, questions[qid], [r.completion.text for r in rows] + ([g.text] if g else []))
     precomputed = pool.results() if pool is not None else {}
     order = [qid for qid in questions
@@ -517,7 +528,7 @@ def analyze_run(
         texts = tuple(c.text for c in comps)
         g = greedy.get(qid)
         hit = cached.get(qid)
-        if hit is not None and hit[0] == len(texts) and (g is None or hit[3] is not None):
+        if _cached_classes_fresh(hit, len(texts), g):
             _, labels, gold, g_label = hit
         else:
             all_texts = list(texts) + ([g.text] if g is not None else [])

@@ -181,7 +181,7 @@ class RayPool:
         actor_cls = ray.remote(SamplerActor).options(
             num_cpus=ex.num_cpus, num_gpus=ex.num_gpus, max_restarts=-1, max_task_retries=-1,
         )
-        body = {**spec.to_dict(), "model": spec.model_id(), "executor": "local"}
+        body = self._body(spec)
         if spec.backend == "llamacpp" and "n_threads" not in spec.backend_options:
             # one llama.cpp thread per CPU the actor holds (every core by default would
             # oversubscribe a node running several actors)
@@ -279,6 +279,7 @@ class RayPool:
 
     @staticmethod
     def _body(spec: RunSpec) -> dict[str, Any]:
+        """A run spec as an actor receives it (absolute model path, sampled in the actor)."""
         return {**spec.to_dict(), "model": spec.model_id(), "executor": "local"}
 
     def _shards(

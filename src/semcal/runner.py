@@ -383,11 +383,6 @@ def run(
                         store, run_info, spec, sampler, pending, prompts, is_chat, bar,
                         collapse_fn, on_batch, len(questions), on_finished,
                     )
-                elif isinstance(sampler, RayPool):  # Ray actors: shards in parallel
-                    samples_new = _run_fixed_parallel(
-                        store, run_info, spec, sampler, pending, prompts, bar,
-                        on_batch, len(questions), on_finished,
-                    )
                 else:
                     samples_new = _run_fixed(
                         store, run_info, spec, sampler, pending, prompts, is_chat, bar,
@@ -643,43 +638,14 @@ def _run_fixed(
     total: int,
     on_finished: Callable[[Sequence[Question]], None] | None = None,
 ) -> int:
-    """Fixed M: one round per question. Returns the number of samples stored.
+    """Fixed M: one round per question, group by group (:func:`sample_group`) in this process
+    or, on a :class:`~semcal.ray_executor.RayPool`, the same groups and seeds in parallel,
+    committed here as they come back. Returns the number of samples stored.
     ``on_finished(questions)`` is called with the questions of each committed batch."""
-    m = spec.samples
-    new = 0
-    n_done = total - len(pending)
-    for group in _chunks(pending, spec.batch_questions):
-        t = time.monotonic()
-        _store_group(store, run_info, sample_group(sampler, spec, group, prompts, is_chat))
-        new += m * len(group)
-        n_done += len(group)
-        log.debug("stored %d questions × %d samples in %.2fs", len(group), m, time.monotonic() - t)
-        bar.update(len(group), m * len(group))
-        if on_finished is not None:
-            on_finished(group)
-        if on_batch is not None:
-            on_batch(n_done, total)
-    return new
-
-
-def _run_fixed_parallel(
-    store: Store,
-    run_info: RunInfo,
-    spec: RunSpec,
-    pool: Any,
-    pending: Sequence[Question],
-    prompts: dict[str, Prompt],
-    bar: _Progress,
-    on_batch: Callable[[int, int], None] | None,
-    total: int,
-    on_finished: Callable[[Sequence[Question]], None] | None = None,
-) -> int:
-    """Fixed M on a pool of workers (:class:`semcal.ray_executor.RayPool`): the same groups
-    and seeds as :func:`_run_fixed`, sampled in parallel, committed here as they come back."""
     m = spec.samples
     state = {"new": 0, "done": total - len(pending)}
 
-    def commit(questions: list[Question], rows: list[Any]) -> None:
+    def commit(questions: Sequence[Question], rows: list[Any]) -> None:
         _store_group(store, run_info, rows)
         state["new"] += m * len(questions)
         state["done"] += len(questions)
@@ -689,7 +655,14 @@ def _run_fixed_parallel(
         if on_batch is not None:
             on_batch(state["done"], total)
 
-    pool.run_fixed(spec, [list(g) for g in _chunks(pending, spec.batch_questions)], prompts, commit)
+    groups = [list(g) for g in _chunks(pending, spec.batch_questions)]
+    if isinstance(sampler, RayPool):  # Ray actors: shards in parallel
+        sampler.run_fixed(spec, groups, prompts, commit)
+        return state["new"]
+    for group in groups:
+        t = time.monotonic()
+        commit(group, sample_group(sampler, spec, group, prompts, is_chat))
+        log.debug("stored %d questions × %d samples in %.2fs", len(group), m, time.monotonic() - t)
     return state["new"]
 
 

@@ -209,6 +209,14 @@ def _decode_logprobs(blob: bytes | None) -> tuple[float, ...] | None:
     return tuple(np.frombuffer(blob, dtype="<f4").tolist())  # Python floats, as float(x) gives
 
 
+def _stored_completion(text: str, finish: str, n_tokens: int, logprobs: bytes | None,
+                       tokens: str | None) -> Completion:
+    """A completion from its stored columns."""
+    return Completion(text=text, finish_reason=finish, n_tokens=int(n_tokens),
+                      token_logprobs=_decode_logprobs(logprobs),
+                      tokens=None if tokens is None else tuple(json.loads(tokens)))
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -782,13 +790,8 @@ class Store:
 
     @staticmethod
     def _completion(r: sqlite3.Row) -> Completion:
-        return Completion(
-            text=r["text"],
-            finish_reason=r["finish_reason"],
-            n_tokens=int(r["n_tokens"]),
-            token_logprobs=_decode_logprobs(r["token_logprobs"]),
-            tokens=None if r["tokens"] is None else tuple(json.loads(r["tokens"])),
-        )
+        return _stored_completion(r["text"], r["finish_reason"], r["n_tokens"],
+                                  r["token_logprobs"], r["tokens"])
 
     def samples(self, run_id: int, qid: str) -> list[StoredSample]:
         """One question's samples in index order."""
@@ -828,11 +831,8 @@ class Store:
                         if group:
                             yield current, group  # type: ignore[misc]
                         current, group = qid, []
-                    group.append(StoredSample(
-                        qid, int(rnd), int(idx), int(seed),
-                        Completion(text=text, finish_reason=finish, n_tokens=int(n_tok),
-                                   token_logprobs=_decode_logprobs(lps),
-                                   tokens=None if toks is None else tuple(json.loads(toks)))))
+                    group.append(StoredSample(qid, int(rnd), int(idx), int(seed),
+                                              _stored_completion(text, finish, n_tok, lps, toks)))
             if group:
                 yield current, group  # type: ignore[misc]
         except sqlite3.Error as exc:
