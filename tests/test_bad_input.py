@@ -391,7 +391,7 @@ def _files(tmp: Path) -> None:
 
     with Store(tmp / "exp") as s:
         run = s.create_run(name="r", key="k", spec={}, model="m", backend="b", style="concise",
-                           dataset="d", temperature=1.0, top_p=1.0, max_tokens=8, n_samples=2, seed=0)
+                           dataset="d", temperature=1.0, top_p=1.0, max_tokens=8, samples=2, seed=0)
         qs = [Question(f"q{i}", f"Q{i}?", ("a",)) for i in range(3)]
         s.add_questions(run.id, qs)
         for q in qs:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
+from fakes import fake_judge
 from semcal.collapse import (
     COLLAPSE_NAMES,
     AutoCollapse,
@@ -26,7 +27,7 @@ from semcal.collapse.judge import (
 from semcal.collapse.nli import NLICollapse
 from semcal.errors import InputError
 from semcal.grade import get_grader
-from semcal.types import NO_ANSWER, REFUSAL, Collapsed, Completion, Prompt, Question, SamplingParams
+from semcal.types import NO_ANSWER, REFUSAL, Collapsed, Question
 
 PARIS = Question("q-paris", "What is the capital of France?", ("Paris", "Paris, France"))
 PLANET = Question("q-planet", "Which planet is the largest?", ("Jupiter",))
@@ -294,35 +295,8 @@ def test_nli_real_model() -> None:
 # ----------------------------------------------------------------------------- judge
 
 
-class FakeJudge:
-    """A deterministic stand-in sampler: answers with the rule-based extraction of the response."""
-
-    def __init__(self, chat: bool = True, reply=None):
-        self.model_name = "fake-judge"
-        self.is_chat = chat
-        self.prompts: list[Prompt] = []
-        self.params: list[SamplingParams] = []
-        self.reply = reply
-
-    def sample(self, prompts: Sequence[Prompt], n: int, params: SamplingParams) -> list[list[Completion]]:
-        from semcal.collapse.extract import extract_answer
-
-        self.prompts.extend(prompts)
-        self.params.append(params)
-        out = []
-        for p in prompts:
-            body = p.messages[-1].content if p.is_chat else p.text
-            response = body.rsplit("Response: ", 1)[1].rsplit("\nShort answer:", 1)[0]
-            text = self.reply(response) if self.reply else (extract_answer(response, "qa") or "NONE")
-            out.append([Completion(text=text, finish_reason="stop", n_tokens=3)] * n)
-        return out
-
-    def close(self) -> None:
-        pass
-
-
 def test_judge_collapse_with_fake_sampler(tmp_path) -> None:
-    judge = FakeJudge()
+    judge = fake_judge()
     b = JudgeCollapse(judge, cache_path=tmp_path / "judge.sqlite")
     texts = ["I think it's Paris.", "Paris", "Paris", "London, I believe", "", "The answer is"]
     c = b(PARIS, texts)
@@ -336,7 +310,7 @@ def test_judge_collapse_with_fake_sampler(tmp_path) -> None:
     assert b.calls == 4
     b.close()
     # disk cache: a fresh instance asks nothing
-    judge2 = FakeJudge()
+    judge2 = fake_judge()
     b2 = JudgeCollapse(judge2, cache_path=tmp_path / "judge.sqlite")
     assert b2(PARIS, texts) == c
     assert judge2.prompts == []
@@ -348,18 +322,18 @@ def test_judge_answers_must_occur_in_the_response() -> None:
     the rule-based label is kept and the fallback counted; NONE is accepted."""
     berlin = Question("b", "What is the capital of Germany?", ("Berlin",))
     replies = {"The capital of Germany is Berlin.": "Bamberg", "Berlin": "Berlin", "Munich!": "NONE"}
-    b = JudgeCollapse(FakeJudge(reply=lambda r: replies[r]))
+    b = JudgeCollapse(fake_judge(reply=lambda r: replies[r]))
     c = b(berlin, list(replies))
     assert c.labels == ("berlin", "berlin", NO_ANSWER)
     assert (b.judged, b.fallbacks, b.agree) == (3, 1, 1)
     # math: the judge's number must be one of the response's numbers
-    m = JudgeCollapse(FakeJudge(reply=lambda r: "1300"))
+    m = JudgeCollapse(fake_judge(reply=lambda r: "1300"))
     assert m(PENS, ["3 * 400 = 1200. The answer is 1200."]).labels == ("1200",)
     assert m.fallbacks == 1
 
 
 def test_judge_math_task_and_base_model_prompt() -> None:
-    judge = FakeJudge(chat=False, reply=lambda r: "$1,200." if "1200" in r else "None")
+    judge = fake_judge(chat=False, reply=lambda r: "$1,200." if "1200" in r else "None")
     b = JudgeCollapse(judge)
     c = b(PENS, ["3 * 400 = 1200 pens in total", "no idea"])
     assert c.labels == ("1200", REFUSAL)  # a refusal is recognised without asking the judge
@@ -445,7 +419,7 @@ def test_auto_non_answers() -> None:
     assert c.labels == (NO_ANSWER, NO_ANSWER, NO_ANSWER, NO_ANSWER, "havana", "santiago",
                         "mike ellis", "camaguey")
     # the limit on length is for concise answers only, and can be turned off
-    long = ["Cuba is a country at the northeastern part of the Caribbean Sea."]
+    long = ["Old cars and lovely streets line the sea front of the old city."]
     assert get_collapse("auto", style="concise")(cuba, long).labels == (NO_ANSWER,)
     assert get_collapse("auto", style="concise", max_words=None)(cuba, long).labels != (NO_ANSWER,)
     assert get_collapse("auto", style="sentence")(cuba, long).labels != (NO_ANSWER,)

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fakes import fixed_outputs
 from semcal.confidence import (
     ESTIMATORS,
     class_probabilities_weighted,
@@ -234,32 +235,6 @@ def test_p_true_from_logprobs_variants():
     assert p_true_from_logprobs({"True": float("nan"), "False": -1.0}) == pytest.approx(0.0)
 
 
-class FakeSampler:
-    """Returns fixed outputs; records the prompts it was given."""
-
-    model_name = "fake"
-
-    def __init__(self, is_chat: bool, texts=(), tops=()):
-        self.is_chat = is_chat
-        self.texts = list(texts)
-        self.tops = list(tops)
-        self.prompts = []
-        self.params = None
-
-    def sample(self, prompts, n, params):
-        self.prompts.extend(prompts)
-        self.params = params
-        return [[comp(self.texts[i], None)] for i in range(len(prompts))]
-
-    def next_token_logprobs(self, prompts, k):
-        self.prompts.extend(prompts)
-        self.k = k
-        return self.tops[: len(prompts)]
-
-    def close(self):
-        pass
-
-
 QS = [
     Question(id="q1", question="What is the capital of France?", answers=("Paris",)),
     Question(id="q2", question="What is 2+2?", answers=("4",), task="math"),
@@ -268,32 +243,27 @@ QS = [
 
 @pytest.mark.parametrize("chat", [False, True])
 def test_p_true_with_fake_sampler(chat):
-    s = FakeSampler(chat, tops=[{" True": math.log(0.3), " False": math.log(0.1)},
-                                {"Hmm": -0.1}])
+    s = fixed_outputs(tops=[{" True": math.log(0.3), " False": math.log(0.1)}, {"Hmm": -0.1}],
+                      chat=chat)
     out = p_true(s, QS, ["Paris", "5"], k=10)
     assert out[0] == pytest.approx(0.75)
     assert out[1] is None
-    assert s.k == 10 and len(s.prompts) == 2
+    assert len(s.prompts) == 2
     assert all(p.is_chat == chat for p in s.prompts)
     rendered = s.prompts[0].messages[-1].content if chat else s.prompts[0].text
     assert "capital of France" in rendered and "Paris" in rendered
 
 
-def test_p_true_needs_next_token_logprobs():
-    class NoLogprobs:
-        is_chat = False
-
-    with pytest.raises(InputError, match="next-token"):
-        p_true(NoLogprobs(), QS[:1], ["Paris"])
+def test_p_true_needs_one_answer_per_question():
     with pytest.raises(InputError):
-        p_true(FakeSampler(False), QS, ["Paris"])  # lengths differ
+        p_true(fixed_outputs(), QS, ["Paris"])  # lengths differ
 
 
 def test_verbalized_with_fake_sampler():
-    s = FakeSampler(False, texts=[" 85%", " not sure"])
+    s = fixed_outputs(texts=[" 85%", " not sure"])
     out = verbalized_confidence(s, QS, ["Paris", "4"])
     assert out[0] == pytest.approx(0.85) and out[1] is None
-    assert s.params.temperature == 0 and s.params.greedy
+    assert len(s.params) == 1 and s.params[0].temperature == 0 and s.params[0].greedy
     assert "Paris" in s.prompts[0].text
     assert verbalized_confidence(s, [], []) == []
 
@@ -311,8 +281,6 @@ def test_p_true_real_model():
     except (ImportError, ModuleNotFoundError) as exc:
         pytest.skip(f"llama.cpp backend or SmolLM2 model not available: {exc}")
     try:
-        if not hasattr(sampler, "next_token_logprobs"):
-            pytest.skip("llamacpp sampler has no next_token_logprobs yet")
         out = p_true(sampler, QS, ["Paris", "4"], k=20)
         assert len(out) == 2
         for v in out:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
 
+from fakes import verdicts
 from semcal.collapse import get_collapse
 from semcal.errors import InputError
 from semcal.grade import (
@@ -22,7 +21,7 @@ from semcal.grade import (
     parse_verdict,
     plurality,
 )
-from semcal.types import NO_ANSWER, REFUSAL, Collapsed, Completion, Prompt, Question, SamplingParams
+from semcal.types import NO_ANSWER, REFUSAL, Collapsed, Question
 
 PARIS = Question("q-paris", "What is the capital of France?", ("Paris",))
 PENS = Question("q-pens", "How many pens?", ("1200",), task="math")
@@ -111,30 +110,8 @@ def test_parse_verdict(reply: str, verdict: str | None) -> None:
     assert parse_verdict(reply) == verdict
 
 
-class VerdictSampler:
-    model_name = "fake-grader"
-    is_chat = True
-
-    def __init__(self, replies: dict[str, str]):
-        self.replies = replies
-        self.prompts: list[Prompt] = []
-
-    def sample(self, prompts: Sequence[Prompt], n: int, params: SamplingParams) -> list[list[Completion]]:
-        assert params.temperature == 0
-        self.prompts.extend(prompts)
-        out = []
-        for p in prompts:
-            body = p.messages[-1].content
-            response = body.split("Response: ", 1)[1].split("\n", 1)[0]
-            out.append([Completion(self.replies.get(response, "???"), "stop", 1)])
-        return out
-
-    def close(self) -> None:
-        pass
-
-
 def test_judge_grader() -> None:
-    sampler = VerdictSampler({"It's Paris.": "CORRECT", "No idea": "NOT_ATTEMPTED", "Lyon": "INCORRECT"})
+    sampler = verdicts({"It's Paris.": "CORRECT", "No idea": "NOT_ATTEMPTED", "Lyon": "INCORRECT"})
     g = JudgeGrader(sampler)
     texts = ["Lyon", "It's Paris.", "Paris"]
     c = get_collapse("exact")(PARIS, texts)
@@ -143,6 +120,7 @@ def test_judge_grader() -> None:
     assert "Reference answer(s): Paris" in sampler.prompts[0].messages[-1].content
     g(PARIS, c, texts)
     assert len(sampler.prompts) == 1  # cached
+    assert all(p.temperature == 0 for p in sampler.params)  # verdicts are greedy
     c2 = get_collapse("exact")(PARIS, ["Lyon", "Lyon", "Paris"])
     assert g(PARIS, c2, ["Lyon", "Lyon", "Paris"]).verdict == "INCORRECT"
     c3 = Collapsed(("no idea",), frozenset({"paris"}))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -39,7 +40,9 @@ pytestmark = [
 ]
 
 MODEL = "smollm2-135m-instruct"
-ENV = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
+# a token-auth cluster with a token of its own (a fresh machine has no ~/.ray/auth_token)
+ENV = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
+       "RAY_USAGE_STATS_ENABLED": "0"}
 
 
 def _free_port() -> int:

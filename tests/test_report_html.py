@@ -5,17 +5,16 @@ from __future__ import annotations
 import base64
 import csv
 import re
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+from fakes import cycling
 from htmltags import start_tags
 from semcal.analysis import analyze_dir, write_table
 from semcal.report.html import render_compare, write_compare, write_report
 from semcal.runner import run
 from semcal.spec import RunSpec
-from semcal.types import Completion, Prompt, SamplingParams
 
 XSS_TEXTS = [
     "<script>alert('x')</script>",
@@ -24,27 +23,6 @@ XSS_TEXTS = [
     "Paris",
 ]
 XSS_QUESTION = 'What is <b>bold</b>? "><img src=y onerror=alert(2)>'
-
-
-class NastySampler:
-    """Returns model outputs that try to inject markup into the report."""
-
-    model_name = "nasty"
-    is_chat = True
-    context_length = None
-
-    def sample(self, prompts: Sequence[Prompt], n: int, params: SamplingParams) -> list[list[Completion]]:
-        out = []
-        for _p in prompts:
-            if params.temperature == 0:
-                out.append([Completion("<script>greedy()</script>", "stop", 3, (-0.5, -0.5, -0.5))])
-            else:
-                out.append([Completion(XSS_TEXTS[i % len(XSS_TEXTS)], "stop", 2, (-1.0, -0.2))
-                            for i in range(n)])
-        return out
-
-    def close(self) -> None:
-        pass
 
 
 def _nasty_collapse(question, texts):
@@ -66,7 +44,7 @@ def analyses(tmp_path: Path):
     qf.write_text("".join(json.dumps(r) + "\n" for r in rows))
     spec = RunSpec(model="nasty", name='run "><script>alert(4)</script>', dataset=str(qf),
                    format="jsonl", samples=8, style="concise", k_shot=0, max_tokens=8)
-    run(spec, tmp_path / "exp", sampler=NastySampler(), quiet=True)
+    run(spec, tmp_path / "exp", sampler=cycling(XSS_TEXTS, "<script>greedy()</script>"), quiet=True)
     import semcal.analysis as an
 
     orig = an._collapse_fn

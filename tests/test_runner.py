@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from fakes import DISTS, GOLD, FakeSampler, fake_collapse  # noqa: F401
+from fakes import DISTS, GOLD, EstSampler, FakeSampler, fake_collapse  # noqa: F401
 from fakes import dump_store as _dump
 from fakes import make_spec as _spec
 from semcal.backends.base import prompt_seed, sample_seed
@@ -18,7 +17,7 @@ from semcal.errors import SemcalError, StoreError
 from semcal.runner import batch_seed, run
 from semcal.spec import RunSpec
 from semcal.store import Store
-from semcal.types import NO_ANSWER, Completion, Prompt, SamplingParams
+from semcal.types import NO_ANSWER, Prompt
 
 
 def test_fixed_run_stores_everything(qfile: Path, tmp_path: Path) -> None:
@@ -33,7 +32,6 @@ def test_fixed_run_stores_everything(qfile: Path, tmp_path: Path) -> None:
         with Store(tmp_path / "out", readonly=True) as st:
             prompt = json.loads(st.conn.execute(
                 "SELECT prompt FROM questions WHERE qid=?", (qid,)).fetchone()[0])
-        from semcal.types import Prompt
 
         base = prompt_seed(batch_seed(3, qid, 0), Prompt(text=prompt["text"]))
         assert [r[2] for r in rows] == [sample_seed(base, i) for i in range(6)]
@@ -169,51 +167,6 @@ def test_b_audit_and_agreement_with_a_second_b(qfile: Path, tmp_path: Path) -> N
 # ----------------------------------------------------------------------------- model estimators
 
 
-class EstSampler(FakeSampler):
-    """A fake that also rates proposed answers: P(True) 0.9 / verbalised 70% for the gold
-    answer of the question, 0.3 / 20% for any other answer."""
-
-    def __init__(self, with_logprobs: bool = True, interrupt_rating_after: int | None = None, **kw):
-        super().__init__(**kw)
-        self.ratings: list[str] = []  # "p_true:<answer>" / "verbal:<answer>"
-        self.interrupt_rating_after = interrupt_rating_after
-        if with_logprobs:
-            self.next_token_logprobs = self._next_token_logprobs
-
-    def _rated(self, p: Prompt) -> tuple[str, bool] | None:
-        text = p.text or " ".join(m.content for m in p.messages)
-        if "Proposed answer:" not in text:
-            return None
-        answer = text.rsplit("Proposed answer:", 1)[1].strip().splitlines()[0].strip()
-        return answer, answer == GOLD[self._tag(p)]
-
-    def _tick(self, what: str) -> None:
-        if self.interrupt_rating_after is not None and len(self.ratings) >= self.interrupt_rating_after:
-            raise KeyboardInterrupt
-        self.ratings.append(what)
-
-    def _next_token_logprobs(self, prompts: Sequence[Prompt], k: int) -> list[dict[str, float]]:
-        import math
-
-        out = []
-        for p in prompts:
-            answer, right = self._rated(p)
-            self._tick(f"p_true:{answer}")
-            pt = 0.9 if right else 0.3
-            out.append({" True": math.log(pt), " False": math.log(1 - pt), " The": -5.0})
-        return out
-
-    def sample(self, prompts: Sequence[Prompt], n: int, params: SamplingParams) -> list[list[Completion]]:
-        rated = [self._rated(p) for p in prompts]
-        if all(r is None for r in rated):
-            return super().sample(prompts, n, params)
-        out = []
-        for answer, right in rated:
-            self._tick(f"verbal:{answer}")
-            out.append([Completion(" 70%" if right else " 20%", "stop", 2, None, None)] * n)
-        return out
-
-
 def _est_dump(out: Path) -> dict:
     with Store(out, readonly=True) as st:
         (info,) = st.runs()
@@ -277,17 +230,6 @@ def test_model_estimators_resume(qfile: Path, tmp_path: Path) -> None:
     assert res.estimates_new == 0 and s3.ratings == [] and s3.calls == []
 
 
-def test_model_estimators_without_next_token_logprobs(qfile: Path, tmp_path: Path) -> None:
-    s = EstSampler(with_logprobs=False)
-    run(_spec(qfile, model_estimators=True), tmp_path / "nl", sampler=s, quiet=True)
-    est = _est_dump(tmp_path / "nl")
-    assert all(set(v) == {"verbalized"} for v in est.values()) and len(est) == 6
-    # again: nothing missing, nothing asked
-    s2 = EstSampler(with_logprobs=False)
-    res = run(_spec(qfile, model_estimators=True), tmp_path / "nl", sampler=s2, quiet=True)
-    assert res.estimates_new == 0 and s2.ratings == []
-
-
 def test_model_estimators_spec_and_cli_flag(tmp_path: Path) -> None:
     from semcal.cli import _spec_from_args, build_parser
     from semcal.errors import InputError
@@ -316,14 +258,16 @@ def test_schema_v1_store_is_migrated(qfile: Path, tmp_path: Path) -> None:
     with Store(out) as st:  # make it look like a version-1 store
         with st.transaction() as c:
             c.execute("DROP TABLE model_estimates")
+            c.execute("ALTER TABLE runs RENAME COLUMN samples TO n_samples")
             c.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
     with Store(out, readonly=True) as st:  # read-only: read as it is, never written
         (info,) = st.runs()
         assert st.model_estimates(info.id, "auto") == {}
-        assert len(st.done_ids(info.id)) == 6
+        assert len(st.done_ids(info.id)) == 6 and info.samples == 6
     with Store(out) as st:
         v = st.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
-        assert int(v) == SCHEMA_VERSION == 2
+        assert int(v) == SCHEMA_VERSION == 3
+        assert st.get_run(info.id).samples == 6
         assert st.model_estimates(info.id, "auto") == {}
     res = run(_spec(qfile, model_estimators=True), out, sampler=EstSampler(), quiet=True)
     assert res.estimates_new == 6 and len(_est_dump(out)) == 6

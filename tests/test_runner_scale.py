@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from semcal.backends import get_sampler
-from semcal.backends.mock import MockSampler
+from semcal.backends.mock import DEFAULT_ANSWERS, MockSampler
 from semcal.errors import InputError
 from semcal.runner import run
 from semcal.spec import AdaptiveSpec, RunSpec
@@ -105,10 +105,27 @@ def test_mock_samples_depend_only_on_prompt_seed_and_index() -> None:
 @pytest.mark.parametrize("opts", [
     {"answers": []}, {"answers": "Paris"}, {"answers": [""]}, {"concentration": 0},
     {"concentration": True}, {"chat": "yes"}, {"template": "no slot"},
+    {"script": {"ZQ": {"Rome": 0}}}, {"script": {"ZQ": {}}}, {"script": ["ZQ"]},
+    {"script": {"": {"Rome": 1}}}, {"respond": "text"}, {"rate": 3},
 ])
 def test_mock_options_are_checked(opts: dict) -> None:
     with pytest.raises(InputError, match="mock backend"):
         MockSampler("mock", **opts)
+
+
+def test_a_scripted_mock_answers_each_tagged_prompt_from_its_table() -> None:
+    """``script``: the tag found last in a prompt picks its answers (the question under test
+    follows the few-shot examples); untagged prompts keep the hashed distribution."""
+    s = get_sampler("mock", "m", script={"ZQA": {"Rome": 1}, "ZQB": {"Oslo": 3, "Bergen": 1}})
+    params = SamplingParams(seed=4, max_tokens=8)
+    a, b, both, free = s.sample([Prompt(text="ZQA?"), Prompt(text="ZQB?"),
+                                 Prompt(text="ZQB? ... ZQA?"), Prompt(text="Which city?")], 40, params)
+    assert {c.text for c in a} == {"The answer is Rome."} == {c.text for c in both}
+    assert {c.text for c in b} == {"The answer is Oslo.", "The answer is Bergen."}
+    assert sum(c.text == "The answer is Oslo." for c in b) > 20  # weight 3 of 4
+    assert {c.text for c in free} <= {f"The answer is {x}." for x in DEFAULT_ANSWERS}
+    greedy = s.sample([Prompt(text="ZQB?")], 2, SamplingParams(temperature=0.0, max_tokens=8))
+    assert [c.text for c in greedy[0]] == ["The answer is Oslo."] * 2
 
 
 def test_a_prompt_longer_than_the_context_fails_before_anything_is_stored(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+from fakes import replying
 from htmltags import start_tags
 from semcal.analysis import analyze_dir
 from semcal.report.html import render_compare, write_report
@@ -69,7 +70,7 @@ def _fill_store(directory: Path) -> None:
             name=f"run {IMG}", key="k1", spec={"k_shot": 0, "note": SCRIPT},
             model=f"model{SCRIPT}", backend=f"backend{IMG}", style="concise",
             dataset=f"data{SCRIPT}.jsonl", temperature=1.0, top_p=1.0, max_tokens=8,
-            n_samples=4, seed=0,
+            samples=4, seed=0,
         )
         st.set_run_chat(run.id, True)
         qs = [
@@ -116,7 +117,7 @@ def test_report_survives_matplotlib_mathtext_in_run_names(tmp_path: Path) -> Non
         run = st.create_run(
             name="cost $\\frac{1 and $x^$", key="k", spec={}, model="m$", backend="b",
             style="concise", dataset="d", temperature=1.0, top_p=1.0, max_tokens=8,
-            n_samples=2, seed=0,
+            samples=2, seed=0,
         )
         qs = [Question(f"q{i}", f"Question {i}?", ("yes",)) for i in range(3)]
         st.add_questions(run.id, qs)
@@ -155,7 +156,7 @@ def test_no_stage_executes_model_text(tmp_path: Path) -> None:
     with Store(exp) as st:
         run = st.create_run(name="canary", key="k", spec={}, model="m", backend="b",
                             style="cot", dataset="d", temperature=1.0, top_p=1.0, max_tokens=8,
-                            n_samples=len(texts), seed=0)
+                            samples=len(texts), seed=0)
         both = [qs[0], Question("m1", "What is 2*3?", (code, "6"), task="math")]
         st.add_questions(run.id, both)
         for q in both:
@@ -379,7 +380,7 @@ def test_sql_injection_strings_round_trip_in_every_text_column(tmp_path: Path) -
     with Store(tmp_path) as st:
         run = st.create_run(name=SQLI, key=SQLI, spec={"s": SQLI}, model=SQLI, backend=SQLI,
                             style=SQLI, dataset=SQLI, temperature=1.0, top_p=1.0, max_tokens=4,
-                            n_samples=len(nasty), seed=0)
+                            samples=len(nasty), seed=0)
         qs = [Question(f"{s}#{i}", s + "?", (s, SQLI), task="qa", meta={SQLI: s})
               for i, s in enumerate(nasty)]
         st.add_questions(run.id, qs, [{"text": SQLI, "messages": [], "assistant_prefix": SQLI}] * len(qs))
@@ -424,20 +425,8 @@ def test_injection_strings_in_a_dataset_round_trip_through_the_runner(tmp_path: 
     qf = tmp_path / "q.jsonl"
     qf.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 
-    class Echo:
-        model_name = "echo"
-        is_chat = True
-        context_length = None
-
-        def sample(self, prompts, n, params):
-            return [[Completion(p.messages[-1].content, "stop", 1, (-0.5,)) for _ in range(n)]
-                    for p in prompts]
-
-        def close(self):
-            pass
-
     spec = RunSpec(model="echo", dataset=str(qf), samples=3, style="concise", name=SQLI)
-    res = run(spec, tmp_path / "exp", sampler=Echo(), quiet=True, progress=False)
+    res = run(spec, tmp_path / "exp", sampler=replying(lambda p: p.messages[-1].content, model="echo"), quiet=True, progress=False)
     assert res.complete and res.samples_total == 6
     with Store(tmp_path / "exp", readonly=True) as st:
         (r,) = st.runs()

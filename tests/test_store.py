@@ -24,7 +24,7 @@ def _run(st: Store, name: str = "r1", key: str = "k1"):
     return st.create_run(
         name=name, key=key, spec={"model": "m", "samples": 3}, model="m", backend="fake",
         style="sentence", dataset="demo", temperature=1.0, top_p=1.0, max_tokens=16,
-        n_samples=3, seed=7,
+        samples=3, seed=7,
     )
 
 
@@ -201,7 +201,7 @@ _WRITER = textwrap.dedent(
     st = Store(sys.argv[1])
     run = st.find_run("r") or st.create_run(name="r", key="k", spec={}, model="m",
         backend="b", style="s", dataset="d", temperature=1.0, top_p=1.0, max_tokens=8,
-        n_samples=20, seed=0)
+        samples=20, seed=0)
     qs = [Question(id=f"q{i}", question=f"Q{i}?", answers=("a",)) for i in range(100000)]
     st.add_questions(run.id, qs[:2000])
     print("ready", flush=True)
@@ -237,3 +237,39 @@ def test_sigkill_never_leaves_a_partial_batch(tmp_path: Path) -> None:
             for _qid, done, n in counts:
                 assert (done, n) in ((0, 0), (1, 20))
             assert sum(d for _q, d, _n in counts) > 0
+
+
+def _as_schema_2(directory: Path) -> None:
+    """Turn a current store into one written by schema version 2 (M was ``n_samples``)."""
+    conn = sqlite3.connect(directory / STORE_NAME)
+    conn.execute("ALTER TABLE runs RENAME COLUMN samples TO n_samples")
+    conn.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
+    conn.commit()
+    conn.close()
+
+
+def test_a_schema_2_store_is_migrated_and_keeps_its_runs(tmp_path: Path) -> None:
+    d = tmp_path / "exp"
+    with Store(d) as st:
+        run = _run(st)
+        st.add_questions(run.id, _qs(2))
+        st.add_batch(run.id, "q0", 0, 0, _comps(3), [1, 2, 3])
+    _as_schema_2(d)
+    # read-only: read as it is (the old column name), nothing written
+    with Store(d, readonly=True) as st:
+        assert st.get_run(run.id).samples == 3
+    conn = sqlite3.connect(d / STORE_NAME)
+    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
+    conn.close()
+    # writable: migrated to the current schema, the run and its samples intact
+    with Store(d) as st:
+        info = st.get_run(run.id)
+        assert info.samples == 3 and [s.completion.text for s in st.samples(run.id, "q0")] == ["a0", "a1", "a2"]
+        assert st.create_run(name="r2", key="k2", spec={}, model="m", backend="fake", style="sentence",
+                             dataset="demo", temperature=1.0, top_p=1.0, max_tokens=16, samples=5,
+                             seed=0).samples == 5
+    conn = sqlite3.connect(d / STORE_NAME)
+    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+    cols = [r[1] for r in conn.execute("PRAGMA table_info(runs)")]
+    conn.close()
+    assert "samples" in cols and "n_samples" not in cols

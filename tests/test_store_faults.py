@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from semcal.backends.base import sample_seed
+from semcal.backends.mock import MockSampler
 from semcal.errors import StoreError
 from semcal.store import STORE_NAME, Store
 from semcal.types import Completion, Question
@@ -68,7 +70,7 @@ def _remount(mnt: Path, options: str) -> None:
 
 def _new_run(st: Store, n_questions: int = 300):
     run = st.create_run(name="r", key="k", spec={}, model="m", backend="b", style="concise",
-                        dataset="d", temperature=1.0, top_p=1.0, max_tokens=512, n_samples=4, seed=0)
+                        dataset="d", temperature=1.0, top_p=1.0, max_tokens=512, samples=4, seed=0)
     st.add_questions(run.id, [Question(f"q{i}", f"Question {i}?", ("a",)) for i in range(n_questions)])
     return run
 
@@ -155,21 +157,9 @@ def test_runner_on_a_full_disk_fails_cleanly_and_resumes_identically(tmp_path: P
     qf.write_text("".join(json.dumps({"id": f"q{i}", "question": f"Question number {i}?",
                                       "answers": ["a"]}) + "\n" for i in range(20)))
 
-    class Big:
-        """Deterministic fake engine: long outputs that depend on (prompt, seed, index)."""
-
-        model_name = "big"
-        is_chat = True
-        context_length = None
-
-        def sample(self, prompts, n, params):
-            from semcal.backends.base import sample_seed
-
-            return [[Completion(f"{p.messages[-1].content}|{sample_seed(params.seed, i)}|" + "z" * 2000,
-                                "length", 64, tuple([-0.25] * 64)) for i in range(n)] for p in prompts]
-
-        def close(self):
-            pass
+    # a deterministic engine with long outputs that depend on (prompt, seed, index)
+    big = MockSampler("big", chat=True, respond=lambda p, i, params: (
+        f"{p.messages[-1].content}|{sample_seed(params.seed, i)}|" + "z" * 2000))
 
     spec = RunSpec(model="big", dataset=str(qf), samples=4, style="concise")
     # the write-ahead log grows by whole pages per commit until it is checkpointed (at 4 MB),
@@ -178,16 +168,16 @@ def test_runner_on_a_full_disk_fails_cleanly_and_resumes_identically(tmp_path: P
     ballast = tiny_fs / "ballast"
     ballast.write_bytes(b"\0" * 3700 * 1024)
     with pytest.raises(StoreError, match="no space left"):
-        run(spec, tiny_fs / "exp", sampler=Big(), quiet=True, progress=False)
+        run(spec, tiny_fs / "exp", sampler=big, quiet=True, progress=False)
     with Store(tiny_fs / "exp", readonly=True) as st:
         assert st.integrity_check() == "ok"
         (r,) = st.runs()
         done, total, n = st.progress(r.id)
         assert 0 < done < total and n == 4 * done  # whole batches only
     ballast.unlink()
-    res = run(spec, tiny_fs / "exp", sampler=Big(), quiet=True, progress=False)
+    res = run(spec, tiny_fs / "exp", sampler=big, quiet=True, progress=False)
     assert res.resumed and res.complete
-    ref = run(spec, tmp_path / "ref", sampler=Big(), quiet=True, progress=False)
+    ref = run(spec, tmp_path / "ref", sampler=big, quiet=True, progress=False)
 
     def dump(d: Path):
         with Store(d, readonly=True) as st:

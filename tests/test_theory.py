@@ -7,13 +7,13 @@ test runs both diagnostics on the embedded base model.
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Sequence
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fakes import CLASSES, DirectToy, ToySampler
 from semcal.errors import InputError
 from semcal.theory import (
     TrajectoryResult,
@@ -30,101 +30,7 @@ from semcal.theory import (
 )
 from semcal.theory._common import auroc_or_nan, token_prefix, with_prefix
 from semcal.theory.trajectories import QuestionTrajectory
-from semcal.types import Collapsed, Completion, Message, Prompt, Question, SamplingParams
-
-# ----------------------------------------------------------------------------- a toy "model"
-
-CLASSES = {"q1": {"paris": 0.7, "lyon": 0.3}, "q2": {"rome": 0.5, "milan": 0.3, "turin": 0.2}}
-
-
-class ToySampler:
-    """Answers "The answer is X ." (direct) or "Let me think . so X ." style token sequences.
-
-    The class X is drawn from a fixed per-question distribution the first time the answer needs
-    it; a prefix that already contains X keeps it. With ``think`` tokens before the answer, the
-    class is decided late (like chain-of-thought); without, it is the 4th token.
-    """
-
-    model_name = "toy"
-    is_chat = False
-
-    def __init__(self, think: int = 0, seed: int = 0):
-        self.think = think
-        self.roots: dict[str, str] = {}  # prompt text -> question id
-        self.rng = random.Random(seed)
-
-    def _qid(self, prompt: Prompt) -> tuple[str, str]:
-        text = prompt.text
-        best = max((r for r in self.roots if text.startswith(r)), key=len, default=None)
-        if best is None:  # a new question prompt: its id is the last line's last word
-            qid = "q1" if "Zorbland" in text else "q2"
-            self.roots[text] = qid
-            return qid, ""
-        return self.roots[best], text[len(best):]
-
-    def _tokens(self, qid: str) -> list[str]:
-        dist = CLASSES[qid]
-        z = self.rng.choices(list(dist), weights=list(dist.values()))[0]
-        pre = [" hmm"] * self.think
-        return [*pre, " The", " answer", " is", f" {z}", "."]
-
-    def sample(self, prompts: Sequence[Prompt], n: int, params: SamplingParams):
-        out = []
-        for p in prompts:
-            qid, prefix = self._qid(p)
-            row = []
-            for _ in range(n):
-                full = self._tokens(qid)
-                # keep a class already present in the prefix
-                for z in CLASSES[qid]:
-                    if f" {z}" in prefix:
-                        full = [*[" hmm"] * self.think, " The", " answer", " is", f" {z}", "."]
-                # drop the tokens the prefix already holds
-                consumed, k = "", 0
-                while k < len(full) and len(consumed) < len(prefix):
-                    consumed += full[k]
-                    k += 1
-                rest = full[k:]
-                row.append(
-                    Completion(
-                        text="".join(rest),
-                        finish_reason="stop",
-                        n_tokens=len(rest),
-                        token_logprobs=tuple([-0.1] * len(rest)),
-                        tokens=tuple(rest),
-                    )
-                )
-            out.append(row)
-        return out
-
-    def next_token_logprobs(self, prompts: Sequence[Prompt], k: int):
-        out = []
-        for p in prompts:
-            qid, _ = self._qid(p)
-            if self.think:
-                out.append({" hmm": 0.0})
-            else:
-                out.append({" The": 0.0})
-        return out
-
-    def close(self) -> None:
-        pass
-
-
-class DirectToy(ToySampler):
-    """The first token is the answer itself: " paris" (no template)."""
-
-    def _tokens(self, qid: str) -> list[str]:
-        dist = CLASSES[qid]
-        z = self.rng.choices(list(dist), weights=list(dist.values()))[0]
-        return [f" {z}", "."]
-
-    def next_token_logprobs(self, prompts: Sequence[Prompt], k: int):
-        out = []
-        for p in prompts:
-            qid, _ = self._qid(p)
-            out.append({f" {z}": math.log(pz) for z, pz in CLASSES[qid].items()})
-        return out
+from semcal.types import Collapsed, Completion, Message, Prompt, Question
 
 
 def last_word(question: Question, texts: Sequence[str]) -> Collapsed:
@@ -240,7 +146,7 @@ def test_trajectories_on_toy_model_resolve_at_the_answer_token() -> None:
     need("semcal.grade", "plurality")
     sampler = ToySampler(think=0, seed=1)
     res = estimate_trajectories(
-        sampler, QUESTIONS, "sentence", last_word, n_samples=40, n_continuations=40,
+        sampler, QUESTIONS, "sentence", last_word, samples=40, n_continuations=40,
         n_trajectories=3, fractions=(0.0, 0.5, 1.0), absolute=(1, 2, 3, 4), seed=0,
     )
     assert isinstance(res, TrajectoryResult)
@@ -266,7 +172,7 @@ def test_trajectories_on_toy_model_resolve_at_the_answer_token() -> None:
 def test_late_decision_keeps_g_unresolved_longer() -> None:
     need("semcal.prompts", "build_prompt")
     need("semcal.grade", "plurality")
-    kw = dict(n_samples=30, n_continuations=30, n_trajectories=4, fractions=(0.0, 0.5, 1.0),
+    kw = dict(samples=30, n_continuations=30, n_trajectories=4, fractions=(0.0, 0.5, 1.0),
               absolute=(), seed=0)
     direct = estimate_trajectories(DirectToy(seed=2), QUESTIONS, "sentence", last_word, **kw)
     late = estimate_trajectories(ToySampler(think=10, seed=2), QUESTIONS, "cot", last_word, **kw)
@@ -281,29 +187,20 @@ def test_every_prompt_gets_its_own_seed() -> None:
     need("semcal.prompts", "build_prompt")
     need("semcal.grade", "plurality")
 
-    class Recording(ToySampler):
-        def __init__(self) -> None:
-            super().__init__(think=2)
-            self.calls: list[tuple[int, int]] = []
-
-        def sample(self, prompts, n, params):
-            self.calls.append((len(prompts), params.seed))
-            return super().sample(prompts, n, params)
-
-    rec = Recording()
-    estimate_trajectories(rec, QUESTIONS, "cot", last_word, n_samples=4, n_continuations=2,
+    rec = ToySampler(think=2)
+    estimate_trajectories(rec, QUESTIONS, "cot", last_word, samples=4, n_continuations=2,
                           n_trajectories=2, fractions=(0.0, 0.5, 1.0), absolute=(), seed=7)
     seeds = [sd for _, sd in rec.calls]
     assert len(seeds) == len(set(seeds))  # reference and continuation prompts all differ
-    rec2 = Recording()
-    estimate_trajectories(rec2, QUESTIONS, "cot", last_word, n_samples=4, n_continuations=2,
+    rec2 = ToySampler(think=2)
+    estimate_trajectories(rec2, QUESTIONS, "cot", last_word, samples=4, n_continuations=2,
                           n_trajectories=2, fractions=(0.0, 0.5, 1.0), absolute=(), seed=7)
     assert [sd for _, sd in rec2.calls] == seeds  # reproducible
 
 
 def test_trajectory_input_errors() -> None:
     with pytest.raises(InputError):
-        estimate_trajectories(ToySampler(), QUESTIONS, "sentence", last_word, n_samples=2,
+        estimate_trajectories(ToySampler(), QUESTIONS, "sentence", last_word, samples=2,
                               n_trajectories=3)
     with pytest.raises(InputError):
         estimate_trajectories(ToySampler(), [], "sentence", last_word)
@@ -330,8 +227,8 @@ def test_self_prediction_direct_vs_template_first_token(tmp_path) -> None:
     need("semcal.prompts", "build_prompt")
     need("semcal.grade", "plurality")
     need("semcal.metrics", "smece")
-    direct = self_prediction(DirectToy(seed=3), QUESTIONS, "concise", last_word, n_samples=200)
-    templ = self_prediction(ToySampler(seed=3), QUESTIONS, "sentence", last_word, n_samples=200)
+    direct = self_prediction(DirectToy(seed=3), QUESTIONS, "concise", last_word, samples=200)
+    templ = self_prediction(ToySampler(seed=3), QUESTIONS, "sentence", last_word, samples=200)
     for r in direct:
         assert r.unmapped_mass == pytest.approx(0.0, abs=1e-9)
         assert r.implied == pytest.approx(CLASSES[r.question_id], abs=1e-9)
@@ -348,22 +245,6 @@ def test_self_prediction_direct_vs_template_first_token(tmp_path) -> None:
     assert p.stat().st_size > 1000
 
 
-def test_self_prediction_needs_logprob_api() -> None:
-    class NoLp:
-        model_name = "x"
-        is_chat = False
-
-        def sample(self, prompts, n, params):  # pragma: no cover - never reached
-            raise AssertionError
-
-    with pytest.raises(InputError, match="next_token_logprobs"):
-        self_prediction(NoLp(), QUESTIONS, "concise", last_word)
-
-
-# ----------------------------------------------------------------------------- real model
-
-
-@pytest.mark.slow
 def test_theory_on_embedded_base_model() -> None:
     pytest.importorskip("llama_cpp")
     from semcal.backends import get_sampler
@@ -374,7 +255,7 @@ def test_theory_on_embedded_base_model() -> None:
     sampler = get_sampler("llamacpp", "gemma-3-270m")
     try:
         collapse = get_collapse("auto")
-        res = estimate_trajectories(sampler, qs, "sentence", collapse, n_samples=3,
+        res = estimate_trajectories(sampler, qs, "sentence", collapse, samples=3,
                                     n_continuations=2, fractions=(0.0, 0.5, 1.0), absolute=(),
                                     seed=0)
         assert len(res.trajectories) >= 1
@@ -382,7 +263,7 @@ def test_theory_on_embedded_base_model() -> None:
             assert t.positions[0] == 0 and t.positions[-1] == t.length
             assert all(0.0 <= g <= 1.0 for g in t.g)
             assert t.g[-1] in (0.0, 1.0)
-        rows = self_prediction(sampler, qs, "concise", collapse, n_samples=4, top_k=10)
+        rows = self_prediction(sampler, qs, "concise", collapse, samples=4, top_k=10)
         assert len(rows) == 2
         for r in rows:
             assert 0.0 <= r.tv <= 1.0 and 0.0 <= r.unmapped_mass <= 1.0

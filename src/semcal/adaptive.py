@@ -6,7 +6,7 @@ samples of a fixed-M run, both from here.
 
 Sample ``round`` completions at a time (``min_samples`` first); stop once the Wilson interval
 of the plurality share has half-width <= ``epsilon`` at level ``1 - delta`` (``delta`` split
-over the possible looks, Bonferroni), or when M_max samples are reached.
+over the possible looks, Bonferroni), or when the run's M (``samples``, the most a question gets) is reached.
 """
 
 from __future__ import annotations
@@ -31,15 +31,15 @@ def wilson_halfwidth(k: int, n: int, z: float) -> float:
     return (z / (1.0 + z2 / n)) * math.sqrt(p * (1.0 - p) / n + z2 / (4.0 * n * n))
 
 
-def n_looks(ad: AdaptiveSpec, m_max: int) -> int:
+def n_looks(ad: AdaptiveSpec, samples: int) -> int:
     """How many times the stopping rule can be checked for one question."""
-    first = min(max(ad.min_samples, ad.round), m_max)
-    return 1 + max(0, math.ceil((m_max - first) / ad.round))
+    first = min(max(ad.min_samples, ad.round), samples)
+    return 1 + max(0, math.ceil((samples - first) / ad.round))
 
 
-def adaptive_z(ad: AdaptiveSpec, m_max: int) -> float:
+def adaptive_z(ad: AdaptiveSpec, samples: int) -> float:
     """The normal quantile used at every look (Bonferroni over the looks)."""
-    return NormalDist().inv_cdf(1.0 - ad.delta / (2.0 * n_looks(ad, m_max)))
+    return NormalDist().inv_cdf(1.0 - ad.delta / (2.0 * n_looks(ad, samples)))
 
 
 def plurality_count(labels: Sequence[str]) -> int:
@@ -50,18 +50,18 @@ def plurality_count(labels: Sequence[str]) -> int:
     return max(Counter(labels).values())
 
 
-def should_stop(labels: Sequence[str], ad: AdaptiveSpec, m_max: int) -> bool:
+def should_stop(labels: Sequence[str], ad: AdaptiveSpec, samples: int) -> bool:
     """The adaptive stopping rule for one question, given its labels so far."""
     n = len(labels)
-    if n >= m_max:
+    if n >= samples:
         return True
-    if n < min(ad.min_samples, m_max):
+    if n < min(ad.min_samples, samples):
         return False
     k = plurality_count(labels)
-    return wilson_halfwidth(k, n, adaptive_z(ad, m_max)) <= ad.epsilon
+    return wilson_halfwidth(k, n, adaptive_z(ad, samples)) <= ad.epsilon
 
 
-def next_round_size(n_so_far: int, ad: AdaptiveSpec, m_max: int) -> int:
+def next_round_size(n_so_far: int, ad: AdaptiveSpec, samples: int) -> int:
     """Samples to draw in the next round: reach ``min_samples`` first, then ``round`` at a time."""
     if n_so_far < ad.min_samples:
         # reach min_samples in whole rounds
@@ -69,4 +69,4 @@ def next_round_size(n_so_far: int, ad: AdaptiveSpec, m_max: int) -> int:
         size = ad.round * math.ceil(need / ad.round)
     else:
         size = ad.round
-    return max(0, min(size, m_max - n_so_far))
+    return max(0, min(size, samples - n_so_far))

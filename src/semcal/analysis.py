@@ -26,10 +26,16 @@ from typing import Any
 import numpy as np
 
 from semcal import metrics as M
-from semcal.errors import InputError, SemcalError, StoreError
+from semcal.adaptive import next_round_size, should_stop
+from semcal.collapse import collapse_key, get_collapse, open_judge
+from semcal.confidence import ESTIMATORS, estimate_all
+from semcal.errors import InputError, SemcalError, StoreError, require
 from semcal.files import atomic_path
-from semcal.store import RunInfo, Store
-from semcal.types import NO_ANSWER, Collapsed, Completion, Question
+from semcal.grade import GRADERS, get_grader, is_correct, is_tied, plurality
+from semcal.metrics._validate import check_n_boot
+from semcal.spec import JudgeSpec
+from semcal.store import STORE_NAME, RunInfo, Store, has_store
+from semcal.types import NO_ANSWER, NON_ANSWERS, REFUSAL, Collapsed, Completion, Question
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +174,6 @@ def estimator_table(
     ``summaries`` computes the rows' :func:`calibration_summary` calls as one batch (the
     analysis runs them in worker processes for a large run); default: one after another.
     """
-    from semcal.confidence import ESTIMATORS
 
     rows = []
     jobs: list[tuple[np.ndarray, np.ndarray, int]] = []
@@ -256,8 +261,6 @@ def _summaries_in_parallel(
 
 
 def _collapse_fn(name: str, **opts: Any) -> Callable[[Question, Sequence[str]], Collapsed]:
-    from semcal.collapse import get_collapse
-
     return get_collapse(name, **opts)
 
 
@@ -346,8 +349,6 @@ def collapse_audit(labels: Sequence[Sequence[str]]) -> dict[str, Any]:
     ``no_answer_rate`` and ``refusal_rate`` (share of samples), ``tie_rate`` (share of
     questions whose plurality is a tie, decided by the tie rule).
     """
-    from semcal.grade import is_tied
-    from semcal.types import NON_ANSWERS, REFUSAL
 
     labels = [tuple(x) for x in labels]
     n_q = len(labels)
@@ -407,15 +408,11 @@ def compare_collapses(a: RunAnalysis, b: RunAnalysis, max_listed: int = 200) -> 
 
 
 def _plurality(labels: Sequence[str]) -> tuple[str, int]:
-    from semcal.grade import plurality
-
     label, count = plurality(list(labels))
     return str(label), int(count)
 
 
 def _is_correct(label: str | None, gold: frozenset[str]) -> bool:
-    from semcal.grade import is_correct
-
     if label is None:
         return False
     return bool(is_correct(label, gold))
@@ -450,10 +447,6 @@ def analyze_run(
     Only questions whose sampling is finished are analysed (and, with ``only``, only those
     ids).
     """
-    from semcal.collapse import collapse_key
-    from semcal.confidence import ESTIMATORS, estimate_all
-    from semcal.grade import GRADERS, get_grader
-    from semcal.metrics._validate import check_n_boot
 
     n_boot = check_n_boot(n_boot, "analyze", allow_zero=True)
     info = _resolve_run(store, run)
@@ -641,7 +634,6 @@ _JUDGES: dict[Any, Any] = {}
 def _judge_sampler(judge: Any, info: RunInfo) -> Any:
     """The judge model: an open Sampler as given, else opened (once per process) from a
     JudgeSpec or from the run's own ``[judge]`` table."""
-    from semcal.spec import JudgeSpec
 
     if judge is not None and not isinstance(judge, JudgeSpec):
         return judge  # already a Sampler
@@ -652,8 +644,6 @@ def _judge_sampler(judge: Any, info: RunInfo) -> Any:
                          "--judge-base-url for a server), or a [judge] table in the run spec")
     key = (judge.model, judge.backend, judge.base_url, tuple(sorted(judge.backend_options.items())))
     if key not in _JUDGES:
-        from semcal.collapse import open_judge
-
         _JUDGES[key] = open_judge(judge)
     return _JUDGES[key]
 
@@ -691,7 +681,6 @@ def analyze_dir(
     d = Path(directory)
     if not d.exists():
         raise InputError(f"directory not found: {d}")
-    from semcal.store import STORE_NAME, has_store
 
     if not has_store(d):
         raise InputError(f"no semcal store in {d} ({STORE_NAME} not found)")
@@ -721,23 +710,21 @@ def adaptive_replay(
     samples); the question's confidence and verdict are then recomputed on the prefix.
     Returns the samples used (total and as a fraction of the fixed run's) and the calibration
     summaries of both, so the change in smECE can be read off (``smece_fixed`` and
-    ``smece_adaptive``). ``adaptive`` is an :class:`~semcal.spec.AdaptiveSpec`; M_max is
-    the run's M.
+    ``smece_adaptive``). ``adaptive`` is an :class:`~semcal.spec.AdaptiveSpec`; the most a
+    question gets is the run's M (``samples``).
     """
-    from semcal.adaptive import next_round_size, should_stop
-
-    m_max = analysis.run.n_samples
+    samples = analysis.run.samples
     conf_a, corr_a, used = [], [], []
     for q in analysis.questions:
         labels = list(q.labels)
         n = 0
         while True:
-            step = next_round_size(n, adaptive, m_max)
+            step = next_round_size(n, adaptive, samples)
             if step == 0 or n + step > len(labels):
                 n = len(labels)
                 break
             n += step
-            if should_stop(labels[:n], adaptive, m_max):
+            if should_stop(labels[:n], adaptive, samples):
                 break
         pred, count = _plurality(labels[:n])
         conf_a.append(count / n)
@@ -804,8 +791,6 @@ def write_table(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str]) ->
             except OSError as exc:
                 raise InputError(f"cannot write {p}: {exc.strerror or exc}") from None
     elif p.suffix == ".parquet":
-        from semcal.errors import require
-
         pa = require("pyarrow", "Parquet export", "parquet")
         import pyarrow.parquet as pq
 

@@ -4,6 +4,11 @@ Commands: ``demo``, ``run``, ``resume``, ``analyze``, ``report``, ``compare``, `
 ``models``.
 Every user mistake ends as one line on stderr and a non-zero exit status; ``--debug``
 shows tracebacks of unexpected errors.
+
+The modules behind a command that load numpy, scipy or matplotlib (``analysis``, ``runner``,
+``store``, ``reproduce``, ``report``) are imported by that command's function, the only
+imports inside functions in semcal besides optional third-party packages: ``semcal --help``
+and a mistyped argument answer in about 0.2 s instead of 1.5 s.
 """
 
 from __future__ import annotations
@@ -22,7 +27,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from semcal import __version__
-from semcal.errors import InputError, SemcalError
+from semcal.backends import models
+from semcal.backends.models import resolve_model
+from semcal.errors import BackendError, InputError, SemcalError
+from semcal.spec import AdaptiveSpec, ExecutorSpec, JudgeSpec, RunSpec, tomllib, validate_adaptive
 
 log = logging.getLogger("semcal")
 
@@ -112,7 +120,7 @@ def _add_sampling_flags(p: argparse.ArgumentParser, with_model: bool = True) -> 
         p.add_argument("--task", help="task family of the questions, qa or math: forced on a "
                        "file's questions; picks that task's questions of a bundled set")
         p.add_argument("--style", help="response style: concise, sentence (default) or cot")
-    p.add_argument("--samples", "-M", type=int, help="samples per question M (M_max if adaptive)")
+    p.add_argument("--samples", "-M", type=int, help="samples per question M (the most per question if adaptive)")
     p.add_argument("--temperature", type=float, help="sampling temperature (default 1.0)")
     p.add_argument("--top-p", type=float, dest="top_p", help="nucleus sampling (default 1.0)")
     p.add_argument("--max-tokens", type=int, dest="max_tokens", help="tokens per answer")
@@ -140,7 +148,6 @@ _OPT_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 def _parse_opts(items: Sequence[str] | None, flag: str) -> dict[str, Any]:
     """``K=V`` options of a component (``--collapse-opt threshold=0.9``): V is read as a TOML
     value (number, true/false, "quoted string") and else taken as a plain string."""
-    from semcal.spec import tomllib
 
     out: dict[str, Any] = {}
     for item in items or ():
@@ -400,8 +407,6 @@ def _say(args: argparse.Namespace, msg: str) -> None:
 
 
 def _spec_from_args(args: argparse.Namespace) -> Any:
-    from semcal.spec import AdaptiveSpec, RunSpec
-
     flat = {
         k: getattr(args, k, None)
         for k in ("model", "backend", "dataset", "format", "task", "style", "samples",
@@ -435,7 +440,6 @@ def _spec_from_args(args: argparse.Namespace) -> Any:
     if ex_flags:
         import dataclasses
 
-        from semcal.spec import ExecutorSpec
 
         if "kind" not in ex_flags and spec.executor.kind != "ray":
             raise InputError("--ray-address and --workers need --executor ray")
@@ -473,7 +477,6 @@ def _interrupted(args: argparse.Namespace, res: Any, how: str) -> int:
 def _run_or_hint(runner: Any, spec: Any, out: Any, quiet: bool, how: str) -> Any:
     """``runner.run``; a backend that fails for good (a server gone, a model that cannot
     answer) ends with its message and how to resume the stored part."""
-    from semcal.errors import BackendError
     from semcal.store import STORE_NAME
 
     try:
@@ -516,7 +519,6 @@ def _run_line(res: Any) -> str:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from semcal import runner
-    from semcal.spec import RunSpec
     from semcal.store import Store, has_store
 
     if not has_store(args.dir):
@@ -545,8 +547,6 @@ def _analyze(args: argparse.Namespace, dirs: Sequence[str]) -> list[Any]:
 
     judge = None
     if getattr(args, "judge_model", None):
-        from semcal.spec import JudgeSpec
-
         judge = JudgeSpec(model=args.judge_model, backend=args.judge_backend or "llamacpp",
                           base_url=args.judge_base_url)
     elif getattr(args, "judge_backend", None) or getattr(args, "judge_base_url", None):
@@ -585,13 +585,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.replay:
         import dataclasses
 
-        from semcal.spec import AdaptiveSpec
 
         given = {"round": args.adaptive_round, "epsilon": args.epsilon, "delta": args.delta,
                  "min_samples": args.min_samples}
         ad = dataclasses.replace(AdaptiveSpec(enabled=True),
                                  **{k: v for k, v in given.items() if v is not None})
-        from semcal.spec import validate_adaptive
 
         validate_adaptive(ad)
         print(f"\nadaptive replay (round {ad.round}, epsilon {ad.epsilon}, delta {ad.delta}, "
@@ -664,7 +662,6 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 def _check_reproduce_models(args: argparse.Namespace) -> None:
     """Fail before anything is sampled when a llama.cpp model name does not resolve."""
-    from semcal.backends.models import resolve_model
     from semcal.reproduce import ExperimentSpec, load_experiment, parse_model_arg
 
     exp = load_experiment(args.spec) if args.spec else ExperimentSpec()
@@ -675,8 +672,6 @@ def _check_reproduce_models(args: argparse.Namespace) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from semcal.backends import models
-
     print(f"{'name':24s} {'kind':9s} description")
     for m in models.EMBEDDED.values():
         kind = "instruct" if m.is_chat else "base"
@@ -688,7 +683,6 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from semcal import analysis, runner
     from semcal.report.html import write_report
-    from semcal.spec import AdaptiveSpec, RunSpec
 
     lim = str(args.limit)
     if lim in DEMO_SIZES:

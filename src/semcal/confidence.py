@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from semcal.errors import InputError
+from semcal.grade import plurality
 from semcal.prompts import p_true_prompt, verbalized_confidence_prompt
 from semcal.types import Completion, Question, SamplingParams
 
@@ -77,7 +78,6 @@ def _check_labels(labels: Sequence[str]) -> list[str]:
 
 def _plurality(labels: Sequence[str]) -> str:
     """The plurality class, by the project-wide tie rule (:func:`semcal.grade.plurality`)."""
-    from semcal.grade import plurality  # grade imports this module: imported on use
 
     return plurality(list(labels))[0]
 
@@ -437,23 +437,17 @@ def p_true(
     """P(True) of Kadavath et al. (2022): the probability the model gives to "True" (vs "False")
     when asked whether the proposed answer is correct. One forward pass per question.
 
-    Needs ``sampler.next_token_logprobs(prompts, k)`` (top-k log-probs of the first generated
-    token); raises InputError for samplers without it. The prompt is
+    Uses ``sampler.next_token_logprobs(prompts, k)`` (top-k log-probs of the first generated
+    token; every backend gives them). The prompt is
     :func:`semcal.prompts.p_true_prompt` (few-shot for base models, a user message for chat
     models), which ends where the next token is "True" or "False".
     """
     _check_pairs(questions, answers)
-    fn = getattr(sampler, "next_token_logprobs", None)
-    if fn is None:
-        raise InputError(
-            f"P(True) needs next-token log-probabilities, which {type(sampler).__name__} "
-            "does not provide"
-        )
     if not questions:
         return []
     chat = bool(sampler.is_chat)
     prompts = [p_true_prompt(q, a, chat=chat) for q, a in zip(questions, answers)]
-    tops = fn(prompts, k)
+    tops = sampler.next_token_logprobs(prompts, k)
     return [p_true_from_logprobs(t) for t in tops]
 
 

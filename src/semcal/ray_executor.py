@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from semcal.collapse import collapse_for
 from semcal.errors import BackendError, InputError, require
 from semcal.spec import RunSpec
 from semcal.types import Completion, Prompt, Question, SamplingParams
@@ -47,6 +48,8 @@ class SamplerActor:
     surface as an opaque actor death)."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
+        # semcal.runner imports this module (for RayPool): the actor reads the runner's
+        # functions when it runs, the one import cycle in semcal, kept inside the methods
         from semcal.runner import _open_sampler
 
         self.spec = RunSpec.from_dict(spec)
@@ -91,7 +94,6 @@ class SamplerActor:
     ) -> list[list[Any]]:
         """The runner's adaptive rounds of one shard's groups (semcal.runner.adaptive_group),
         returned call by call for the driver to commit in order."""
-        from semcal.collapse import collapse_for
         from semcal.runner import adaptive_group
 
         run_spec = RunSpec.from_dict(spec)

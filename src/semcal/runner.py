@@ -12,7 +12,7 @@ stops a question once its plurality share ``p = k/n`` is pinned down: the Wilson
 interval of ``k`` successes in ``n`` trials at level ``1 - delta/L`` (``L`` = number of
 looks, a Bonferroni split that keeps the whole sequential procedure at level ``1 - delta``)
 has half-width <= ``epsilon``. Every question gets at least ``min_samples`` samples and at
-most ``samples`` (M_max). The run's collapse function classifies the samples between rounds.
+most ``samples`` (M). The run's collapse function classifies the samples between rounds.
 
 Model-based confidence (``spec.model_estimators``): once a question's samples are committed,
 the runner collapses them with the run's collapse function, takes the plurality class's first
@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from semcal import data
 from semcal.adaptive import (  # noqa: F401 - re-exported
     adaptive_z,
     n_looks,
@@ -43,12 +44,19 @@ from semcal.adaptive import (  # noqa: F401 - re-exported
     should_stop,
     wilson_halfwidth,
 )
+from semcal.backends import BACKENDS, get_sampler
 from semcal.backends.base import Sampler, check_context, prompt_seed, sample_seed
+from semcal.backends.models import resolve_model
+from semcal.collapse import collapse_for, extract_answer, get_collapse
+from semcal.collapse.extract import DEFAULT_UNMARKED
+from semcal.confidence import p_true, verbalized_confidence
 from semcal.errors import InputError, SemcalError, StoreError
+from semcal.grade import plurality
+from semcal.prompts import STYLES, build_prompt, stop_strings
 from semcal.ray_executor import RayPool  # imports Ray only when a pool is opened
 from semcal.spec import RunSpec
 from semcal.store import STORE_NAME, RunInfo, Store, check_writable, spec_key
-from semcal.types import Completion, Prompt, Question, SamplingParams
+from semcal.types import NON_ANSWERS, Completion, Prompt, Question, SamplingParams
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +101,7 @@ class RunResult:
     #: seconds spent on model-based estimates (included in ``seconds``)
     estimate_seconds: float = 0.0
     interrupted: bool = False
-    #: adaptive runs: samples used / (questions × M_max)
+    #: adaptive runs: samples used / (questions × M)
     sample_fraction: float | None = None
     model: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -108,7 +116,6 @@ class RunResult:
 
 def load_spec_questions(spec: RunSpec) -> list[Question]:
     """The question set of a spec (bundled name or file), first ``limit`` questions."""
-    from semcal import data
 
     source = spec.dataset
     bundled_names: Sequence[str] = data.list_bundled()
@@ -145,21 +152,16 @@ def preflight(spec: RunSpec) -> list[Question]:
     """Check a spec before anything is written or loaded: the questions load, the style and
     collapse function exist, and (for llama.cpp) the model name resolves. Returns the questions."""
     questions = load_spec_questions(spec)
-    from semcal.prompts import STYLES
 
     if spec.style not in STYLES:
         raise InputError(f"unknown style {spec.style!r} (known: {', '.join(STYLES)})")
-    from semcal.backends import BACKENDS
 
     if spec.backend not in BACKENDS:
         raise InputError(f"unknown backend {spec.backend!r} (known: {', '.join(sorted(BACKENDS))})")
     if spec.backend == "llamacpp":
-        from semcal.backends.models import resolve_model
-
         resolve_model(spec.model)
     # every spec names a B (analysis and adaptive stopping use it): a bad name fails here,
     # before any sampling, not after the whole run
-    from semcal.collapse import get_collapse
 
     if spec.collapse == "judge":  # the judge model is opened only when the run needs it
         if spec.judge is not None and spec.judge.backend not in BACKENDS:
@@ -203,8 +205,6 @@ def _run_exists(out: Path, spec: RunSpec) -> bool:
 
 
 def _open_sampler(spec: RunSpec) -> Sampler:
-    from semcal.backends import get_sampler
-
     if spec.executor.kind == "ray":  # actors, each with its own model (semcal.ray_executor)
         return RayPool(spec)  # type: ignore[return-value]
 
@@ -236,7 +236,7 @@ def open_run(store: Store, spec: RunSpec) -> tuple[RunInfo, bool]:
             temperature=spec.temperature,
             top_p=spec.top_p,
             max_tokens=spec.resolved_max_tokens(),
-            n_samples=spec.samples,
+            samples=spec.samples,
             seed=spec.seed,
             adaptive=spec.adaptive.enabled,
         )
@@ -395,12 +395,12 @@ def run(
                 log.warning("interrupted: the batch in progress was discarded")
             finally:
                 bar.close()
-        n_done, n_total, n_samples = store.progress(run_info.id)
+        n_done, n_total, n_stored = store.progress(run_info.id)
         if not interrupted and n_done == n_total and run_info.finished is None:
             store.mark_run_finished(run_info.id)
         fraction = None
         if spec.adaptive.enabled and n_total:
-            fraction = n_samples / (n_total * spec.samples)
+            fraction = n_stored / (n_total * spec.samples)
         return RunResult(
             run_id=run_info.id,
             run_name=run_info.name,
@@ -408,7 +408,7 @@ def run(
             n_questions=n_total,
             n_done=n_done,
             samples_new=samples_new,
-            samples_total=n_samples,
+            samples_total=n_stored,
             seconds=time.monotonic() - t0,
             resumed=resumed,
             interrupted=interrupted,
@@ -447,7 +447,6 @@ class _Estimates:
         self.collapse_fn: Callable[[Question, Sequence[str]], Any] | None = None
         self.n_new = 0
         self.seconds = 0.0
-        self._warned = False
         self._complete: set[str] | None = None
         self._complete_names: tuple[str, ...] = ()
 
@@ -455,22 +454,11 @@ class _Estimates:
         self.sampler = sampler
         self.collapse_fn = collapse_fn
 
-    def _names(self) -> tuple[str, ...]:
-        if self.sampler is not None and not hasattr(self.sampler, "next_token_logprobs"):
-            if not self._warned:
-                log.warning(
-                    "P(True) skipped: %s gives no next-token log-probabilities",
-                    type(self.sampler).__name__,
-                )
-                self._warned = True
-            return ("verbalized",)
-        return self.NAMES
-
     def _complete_ids(self) -> set[str]:
         """Ids of questions with a stored value for every estimator: read from the store once,
         then kept up to date by :meth:`compute` (re-reading it after every batch made a run
         quadratic in its number of questions)."""
-        names = self._names()
+        names = self.NAMES
         if self._complete is None or self._complete_names != names:
             have = self.store.model_estimates(self.run_info.id, self.spec.collapse)
             self._complete = {qid for qid, got in have.items() if all(n in got for n in names)}
@@ -495,16 +483,9 @@ class _Estimates:
         todo = self.missing(questions, done=done)
         if not todo:
             return
-        from semcal.collapse import extract_answer
-        from semcal.collapse.extract import DEFAULT_UNMARKED
-        from semcal.confidence import p_true, verbalized_confidence
-        from semcal.grade import plurality
-        from semcal.types import NON_ANSWERS
 
         t0 = time.monotonic()
         if self.collapse_fn is None:
-            from semcal.collapse import collapse_for
-
             self.collapse_fn = collapse_for(self.spec.collapse, style=self.spec.style,
                                             judge=self.spec.judge)
         rated: list[tuple[Question, str, str, int]] = []  # (question, label, answer, n)
@@ -524,7 +505,7 @@ class _Estimates:
                 empty.append((q, label, len(texts)))  # nothing to rate: values stay None
             else:
                 rated.append((q, label, answer.strip(), len(texts)))
-        names = self._names()
+        names = self.NAMES
         values: dict[str, list[float | None]] = {}
         if rated:
             qs = [r[0] for r in rated]
@@ -564,14 +545,10 @@ def _check_fit(
 
 
 def _build_prompts(questions: Sequence[Question], spec: RunSpec, is_chat: bool) -> dict[str, Prompt]:
-    from semcal.prompts import build_prompt
-
     return {q.id: build_prompt(q, spec.style, chat=is_chat, k_shot=spec.k_shot) for q in questions}
 
 
 def _params(spec: RunSpec, is_chat: bool, seed: int, greedy: bool = False) -> SamplingParams:
-    from semcal.prompts import stop_strings
-
     return SamplingParams(
         temperature=0.0 if greedy else float(spec.temperature),
         top_p=1.0 if greedy else float(spec.top_p),
@@ -669,7 +646,7 @@ def _run_fixed(
 @dataclass
 class RoundResult:
     """One adaptive round of one question, as the runner commits it (``completions`` empty and
-    ``done`` True: M_max was reached before a stop was stored, nothing to draw)."""
+    ``done`` True: M was reached before a stop was stored, nothing to draw)."""
 
     qid: str
     round: int
@@ -690,17 +667,16 @@ def adaptive_group(
     and next round number (updated here); ``has_greedy``: questions whose greedy completion is
     stored (updated). Yields, call by call, the rounds to commit in order."""
     ad = spec.adaptive
-    m_max = spec.samples
     active = list(group)
     while active:
         # questions whose next round has the same (round number, size) share one call
         calls: dict[tuple[int, int], list[Question]] = {}
         for q in active:
-            size = next_round_size(len(texts[q.id]), ad, m_max)
+            size = next_round_size(len(texts[q.id]), ad, spec.samples)
             calls.setdefault((rounds[q.id], size), []).append(q)
         still: list[Question] = []
         for (rnd, size), qs in sorted(calls.items()):
-            if size == 0:  # nothing left to draw (M_max reached before a stop was stored)
+            if size == 0:  # nothing left to draw (M reached before a stop was stored)
                 yield [RoundResult(q.id, rnd, len(texts[q.id]), [], [], None, True) for q in qs]
                 continue
             qid_for_seed = qs[0].id if spec.batch_questions == 1 else None
@@ -715,7 +691,7 @@ def adaptive_group(
             batch: list[RoundResult] = []
             for q, comps in zip(qs, out):
                 all_texts = texts[q.id] + [c.text for c in comps]
-                stop = should_stop(list(collapse_fn(q, all_texts).labels), ad, m_max)
+                stop = should_stop(list(collapse_fn(q, all_texts).labels), ad, spec.samples)
                 batch.append(RoundResult(
                     q.id, rnd, len(texts[q.id]), list(comps),
                     [sample_seed(prompt_seed(seed, prompts[q.id]), i) for i in range(size)],
@@ -776,8 +752,6 @@ def _run_adaptive(
     come (:func:`adaptive_group`). Returns the number of samples stored.
     ``on_finished(questions)`` is called with the questions each committed batch finished."""
     if collapse_fn is None:
-        from semcal.collapse import collapse_for
-
         collapse_fn = collapse_for(spec.collapse, style=spec.style, judge=spec.judge)
     by_id = {q.id: q for q in pending}
     state = {"new": 0, "done": total - len(pending)}

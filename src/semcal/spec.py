@@ -57,6 +57,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
+from semcal.backends.models import EMBEDDED
+from semcal.prompts import default_max_tokens
 from semcal.prompts.styles import STYLES  # noqa: E402 - the one definition of the styles
 
 
@@ -66,7 +68,7 @@ class AdaptiveSpec:
 
     Sample ``round`` completions at a time; stop a question once the Wilson interval of its
     plurality share has half-width <= ``epsilon`` at confidence ``1 - delta`` (``delta`` is
-    split over the possible looks), or when ``samples`` (M_max) is reached. ``min_samples``
+    split over the possible looks), or when ``samples`` (M) is reached. ``min_samples``
     is the least number of samples any question gets.
     """
 
@@ -310,7 +312,6 @@ class RunSpec:
     def resolved_max_tokens(self) -> int:
         if self.max_tokens is not None:
             return self.max_tokens
-        from semcal.prompts import default_max_tokens
 
         return int(default_max_tokens(self.style))
 
@@ -326,7 +327,6 @@ class RunSpec:
         server's model name, a hub id)."""
         if self.backend == "openai":
             return self.model
-        from semcal.backends.models import EMBEDDED
 
         key = self.model.strip().lower()
         if key in EMBEDDED:

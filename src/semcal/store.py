@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 #: the file name of the store inside an experiment directory
 STORE_NAME = "semcal.sqlite"
 #: bump when the schema changes; older stores are migrated in :meth:`Store._migrate`
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -68,7 +68,7 @@ CREATE TABLE IF NOT EXISTS runs (
     temperature REAL NOT NULL,
     top_p REAL NOT NULL,
     max_tokens INTEGER NOT NULL,
-    n_samples INTEGER NOT NULL,
+    samples INTEGER NOT NULL,
     seed INTEGER NOT NULL,
     adaptive INTEGER NOT NULL DEFAULT 0,
     is_chat INTEGER,
@@ -151,6 +151,10 @@ CREATE TABLE IF NOT EXISTS model_estimates (
 
 #: tables added by each schema version (created by :meth:`Store._migrate`)
 _MIGRATIONS: dict[int, tuple[str, ...]] = {2: ("model_estimates",)}
+#: columns renamed by each schema version (the statements). Version 3 names a
+#: run's M ``samples``, as the CLI (``--samples``) and the spec do; ``n_samples`` in the cache
+#: tables is the number of samples a question has (< M when an adaptive run stopped early).
+_RENAMES: dict[int, tuple[str, ...]] = {3: ("ALTER TABLE runs RENAME COLUMN n_samples TO samples",)}
 
 
 # ----------------------------------------------------------------------------- records
@@ -170,7 +174,7 @@ class RunInfo:
     temperature: float
     top_p: float
     max_tokens: int
-    n_samples: int
+    samples: int
     seed: int
     adaptive: bool
     is_chat: bool | None
@@ -421,8 +425,9 @@ class Store:
     def _migrate(self, version: int) -> None:
         """Bring a store of an older schema ``version`` up to :data:`SCHEMA_VERSION`.
 
-        Every migration so far only adds tables, so a read-only store of an older version is
-        read as it is (the missing tables read as empty) and is never written to.
+        Migrations add tables and rename columns; a read-only store of an older version is
+        read as it is (missing tables read as empty, a renamed column under its old name) and
+        is never written to.
         """
         if version < 1:
             raise StoreError(f"{self.path}: cannot migrate store schema version {version}")
@@ -436,6 +441,10 @@ class Store:
         with self.transaction() as c:
             for st in stmts:
                 c.execute(st)
+            for v, renames in sorted(_RENAMES.items()):
+                if v > version:
+                    for rename in renames:
+                        c.execute(rename)
             c.execute(
                 "UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),)
             )
@@ -529,7 +538,7 @@ class Store:
         temperature: float,
         top_p: float,
         max_tokens: int,
-        n_samples: int,
+        samples: int,
         seed: int,
         adaptive: bool = False,
         is_chat: bool | None = None,
@@ -541,7 +550,7 @@ class Store:
             run_id = self._insert_run(
                 c, name=name, key=key, spec=spec, model=model, backend=backend, style=style,
                 dataset=dataset, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
-                n_samples=n_samples, seed=seed, adaptive=adaptive, is_chat=is_chat)
+                samples=samples, seed=seed, adaptive=adaptive, is_chat=is_chat)
         run = self.get_run(run_id)
         assert run is not None
         return run
@@ -549,11 +558,11 @@ class Store:
     @staticmethod
     def _insert_run(c: sqlite3.Connection, *, name: str, key: str, spec: Mapping[str, Any],
                     model: str, backend: str, style: str, dataset: str, temperature: float,
-                    top_p: float, max_tokens: int, n_samples: int, seed: int,
+                    top_p: float, max_tokens: int, samples: int, seed: int,
                     adaptive: bool = False, is_chat: bool | None = None) -> int:
         cur = c.execute(
             "INSERT INTO runs(name, key, model, backend, style, dataset, temperature, top_p,"
-            " max_tokens, n_samples, seed, adaptive, is_chat, semcal_version, created, spec)"
+            " max_tokens, samples, seed, adaptive, is_chat, semcal_version, created, spec)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 name,
@@ -565,7 +574,7 @@ class Store:
                 float(temperature),
                 float(top_p),
                 int(max_tokens),
-                int(n_samples),
+                int(samples),
                 int(seed),
                 int(bool(adaptive)),
                 None if is_chat is None else int(bool(is_chat)),
@@ -619,7 +628,7 @@ class Store:
             temperature=float(r["temperature"]),
             top_p=float(r["top_p"]),
             max_tokens=int(r["max_tokens"]),
-            n_samples=int(r["n_samples"]),
+            samples=int(r["samples" if "samples" in r.keys() else "n_samples"]),  # schema < 3: n_samples
             seed=int(r["seed"]),
             adaptive=bool(r["adaptive"]),
             is_chat=None if r["is_chat"] is None else bool(r["is_chat"]),

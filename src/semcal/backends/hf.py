@@ -33,6 +33,7 @@ from semcal.backends._chat import (
     trim_ids_by_decode,
 )
 from semcal.backends.base import prompt_seed, sample_seed, truncate_at_stop
+from semcal.backends.models import EMBEDDED, resolve_model
 from semcal.errors import BackendError, InputError, require
 from semcal.types import Completion, Prompt, SamplingParams, check_n
 
@@ -71,7 +72,6 @@ def _locate(model: str, gguf_file: str | None) -> tuple[str, str | None, bool | 
         return str(path.parent), path.name, None, raw
     if path.is_dir():
         return str(path), None, None, raw
-    from semcal.backends.models import EMBEDDED, resolve_model
 
     if raw.lower() in EMBEDDED:  # an embedded short name ("smollm2-135m-instruct", ...)
         spec = resolve_model(raw)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from semcal.backends import get_sampler
 from semcal.collapse.auto import AutoCollapse
 from semcal.collapse.base import CollapseFn
 from semcal.collapse.embedding import EmbeddingCollapse
@@ -56,7 +57,7 @@ def collapse_key(name: str, opts: dict[str, Any] | None = None) -> str:
     key = f"{name}@{COLLAPSE_VERSION}"
     sampler = opts.pop("sampler", None)
     if sampler is not None:
-        key += f":{getattr(sampler, 'model_name', type(sampler).__name__)}"
+        key += f":{sampler.model_name}"
     opts.pop("encoder", None)
     opts.pop("relation", None)
     if opts:
@@ -66,7 +67,6 @@ def collapse_key(name: str, opts: dict[str, Any] | None = None) -> str:
 
 def open_judge(judge: Any) -> Any:
     """Open the judge model of a :class:`~semcal.spec.JudgeSpec` (a semcal Sampler)."""
-    from semcal.backends import get_sampler
 
     return get_sampler(judge.backend, judge.model, **judge.options())
 

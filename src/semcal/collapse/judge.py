@@ -181,7 +181,7 @@ class JudgeCollapse:
             raise InputError(f"max_tokens must be an integer >= 1, got {max_tokens!r}")
         self.sampler = sampler
         self.max_tokens = max_tokens
-        self.model_key = f"{getattr(sampler, 'model_name', type(sampler).__name__)}|{PROMPT_VERSION}"
+        self.model_key = f"{sampler.model_name}|{PROMPT_VERSION}"
         self._memory: dict[tuple[str, str, str], str] = {}
         self._disk = _DiskCache(os.fspath(cache_path)) if cache_path is not None else None
         self.rules = AutoCollapse(style=style, unmarked=unmarked)

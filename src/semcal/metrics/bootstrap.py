@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from semcal.errors import InputError
+from semcal.errors import InputError, SemcalError
 from semcal.metrics._validate import check_alpha, check_n_boot, check_pair
 from semcal.metrics.binned import _ece_batch, ece
 from semcal.metrics.scores import (
@@ -39,6 +39,7 @@ from semcal.metrics.scores import (
     overconfidence,
 )
 from semcal.metrics.smece import _smece_batch, smece
+from semcal.metrics.tilt import recalibration_gain
 
 __all__ = [
     "CI_METHODS",
@@ -304,8 +305,6 @@ TILT_MIN_N = 10
 def tilt_summary(conf: Any, correct: Any, seed: int = 0) -> dict[str, float]:
     """``tilt_gain``, ``tilt_gain_se``, ``tilt_brier_gain`` of the pairs (NaN when undefined:
     fewer than :data:`TILT_MIN_N` questions, one outcome only, or a fit that fails)."""
-    from semcal.errors import SemcalError
-    from semcal.metrics.tilt import recalibration_gain
 
     nan = float("nan")
     out = {"tilt_gain": nan, "tilt_gain_se": nan, "tilt_brier_gain": nan}

@@ -21,7 +21,10 @@ from typing import Any
 import numpy as np
 
 from semcal import __version__
+from semcal.analysis import write_table
 from semcal.errors import InputError, SemcalError
+from semcal.files import write_text
+from semcal.report.reliability import plot_reliability
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +87,6 @@ def _plt():
 def reliability_figure(curves: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> str:
     """Smoothed reliability diagram of one or more (label, conf, correct) sets, as a data URI,
     drawn by :func:`semcal.report.reliability.plot_reliability` (bootstrap band, density)."""
-    from semcal.report.reliability import plot_reliability
 
     _plt()
     data = {label: (np.asarray(c, float), np.asarray(y, float)) for label, c, y in curves
@@ -126,7 +128,7 @@ def _settings(a: Any) -> list[tuple[str, str]]:
         ("backend", r.backend),
         ("dataset", r.dataset),
         ("style", r.style),
-        ("samples per question (M)", str(r.n_samples)),
+        ("samples per question (M)", str(r.samples)),
         ("temperature", f"{r.temperature:g}"),
         ("top-p", f"{r.top_p:g}"),
         ("max tokens", str(r.max_tokens)),
@@ -226,8 +228,6 @@ def render_compare(analyses: Sequence[Any], title: str | None = None) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    from semcal.files import write_text
-
     write_text(path, text)
 
 
@@ -239,7 +239,6 @@ def write_report(analyses: Sequence[Any], path: str | Path, export: bool = True)
 
     Returns {"html": ..., "csv": ..., "parquet": ...} (the keys of the files written).
     """
-    from semcal.analysis import write_table
 
     path = Path(path)
     _write(path, render_report(analyses))

@@ -33,6 +33,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from semcal.errors import InputError
+from semcal.files import atomic_path
 from semcal.metrics import bin_stats, bootstrap_distribution, ece, smece
 from semcal.metrics._validate import check_alpha, check_n_boot, check_pair
 from semcal.metrics.binned import BinStats, _check_bins
@@ -257,7 +258,6 @@ def save_figure(fig: Figure, path: str | Path, dpi: int | None = None) -> Path:
     PNG is rendered by Agg at ``dpi`` (default: the figure's). SVG keeps text as text (not
     outlines), so labels stay searchable and the file small in an HTML report.
     """
-    from semcal.files import atomic_path
 
     p, ext = _check_path(path, "save_figure")
     try:

@@ -17,13 +17,21 @@ from typing import Any
 
 import numpy as np
 
+from semcal import runner
 from semcal.analysis import analyze_run
+from semcal.backends import get_sampler
+from semcal.collapse import get_collapse
 from semcal.files import write_text
+from semcal.ray_executor import RayPool
 from semcal.reproduce.figures import make_figures
 from semcal.reproduce.plan import PlannedRun, ReproduceResult, RunOutcome, _dataset_name, plan
 from semcal.reproduce.spec import ExperimentSpec, ModelEntry, load_experiment, parse_model_arg
 from semcal.reproduce.summary import summary_markdown
+from semcal.runner import load_spec_questions
 from semcal.spec import ExecutorSpec, RunSpec
+from semcal.store import Store, has_store, spec_key
+from semcal.theory import selfpredict as sp
+from semcal.theory import trajectories as tj
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +41,6 @@ log = logging.getLogger(__name__)
 
 def _run_complete(out: Path, spec: RunSpec) -> bool:
     """True when the store in ``out`` already holds every sample of ``spec`` (no model needed)."""
-    from semcal.runner import load_spec_questions
-    from semcal.store import Store, has_store, spec_key
 
     if not has_store(out):
         return False
@@ -51,15 +57,12 @@ def _open(backend: str, model: ModelEntry, options: Mapping[str, Any],
     """The sampler of one model. With a Ray executor (always for vLLM) the engine lives in its
     own actor process(es): closing the pool kills them, so one model's GPU memory is certainly
     free before the next model starts (engines sharing one process did not free it)."""
-    from semcal.backends import get_sampler
 
     # chat or text prompts from the model's role (or its explicit chat field), not its name
     kw = {"chat": model.is_chat, **dict(options), **dict(model.backend_options)}
     if executor is None and backend == "vllm":
         executor = ExecutorSpec(kind="ray", workers=1, num_gpus=1)
     if executor is not None and executor.kind == "ray":
-        from semcal.ray_executor import RayPool
-
         return RayPool(RunSpec(model=model.model, backend=backend, backend_options=kw,
                                executor=executor))
     return get_sampler(backend, model.model, **kw)
@@ -156,8 +159,6 @@ def reproduce(
                 phases.append((m, b, runs, False))
     phases += [(m, b, [], True) for m, b in order if m in theory_models]
 
-    from semcal import runner
-    from semcal.store import Store
 
     for m, b, runs, theory in phases:
         sampler = None
@@ -218,8 +219,6 @@ def _json_default(o: Any) -> Any:
 
 
 def _theory_questions(ds: str, limit: int) -> list:
-    from semcal.runner import load_spec_questions
-
     return load_spec_questions(RunSpec(model="-", dataset=ds, limit=limit))
 
 
@@ -228,9 +227,6 @@ def _theory(
     say: Callable[[str], None],
 ) -> None:
     """Run the trajectory and self-prediction diagnostics of model ``m`` (cached as JSON)."""
-    from semcal.collapse import get_collapse
-    from semcal.theory import selfpredict as sp
-    from semcal.theory import trajectories as tj
 
     cache = out / "theory"
     cache.mkdir(exist_ok=True)
@@ -259,7 +255,7 @@ def _theory(
             res = cached(
                 "traj", ts, ds, style,
                 lambda style=style, qs=qs: tj.estimate_trajectories(
-                    sampler, qs, style, collapse, n_samples=ts.samples,
+                    sampler, qs, style, collapse, samples=ts.samples,
                     n_continuations=ts.continuations, n_trajectories=ts.trajectories,
                     fractions=ts.fractions, absolute=ts.absolute,
                     max_tokens=ts.max_tokens or exp.max_tokens.get(style),
@@ -276,7 +272,7 @@ def _theory(
             rows = cached(
                 "self", ss, ds, style,
                 lambda style=style, qs=qs: sp.self_prediction(
-                    sampler, qs, style, collapse, n_samples=ss.samples, top_k=ss.top_k,
+                    sampler, qs, style, collapse, samples=ss.samples, top_k=ss.top_k,
                     max_tokens=ss.max_tokens or exp.max_tokens.get(style),
                     k_shot=exp.k_shot, seed=exp.seed),
                 sp.rows_to_dicts, lambda data: [sp.SelfPrediction(**r) for r in data])

@@ -9,9 +9,12 @@ from pathlib import Path
 import numpy as np
 
 from semcal.files import save_figure
+from semcal.report.reliability import plot_reliability_grid
 from semcal.reproduce.plan import ReproduceResult, RunOutcome, _dataset_name
 from semcal.reproduce.spec import GROUP_COLORS
 from semcal.reproduce.summary import _ci
+from semcal.theory.selfpredict import plot_self_prediction
+from semcal.theory.trajectories import plot_trajectories
 
 # ----------------------------------------------------------------------------- figures
 
@@ -40,14 +43,10 @@ def make_figures(result: ReproduceResult, fig_dir: Path) -> dict[str, Path]:
     if temps:
         figs["temperature"] = plot_temperature(temps, fig_dir / "temperature.png")
     if result.trajectories:
-        from semcal.theory.trajectories import plot_trajectories
-
         figs["trajectories"] = plot_trajectories(
             [v["result"] for v in result.trajectories.values()], fig_dir / "trajectories.png"
         )
     if result.selfpredict:
-        from semcal.theory.selfpredict import plot_self_prediction
-
         figs["selfpredict"] = plot_self_prediction(
             {k: v["rows"] for k, v in result.selfpredict.items()}, fig_dir / "selfpredict.png"
         )
@@ -69,7 +68,6 @@ def reliability_figure(outcomes: Sequence[RunOutcome], path: Path, title: str = 
     :func:`~semcal.report.reliability.plot_reliability_grid`: one panel per dataset, one curve
     per condition (full model name, style, temperature), each with its pointwise bootstrap band
     and smECE with its interval and n in a legend below the axes."""
-    from semcal.report.reliability import plot_reliability_grid
 
     panels: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
     for o in sorted(outcomes, key=lambda o: (o.run.model.role, o.run.model.model, o.run.style,

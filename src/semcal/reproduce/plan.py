@@ -12,6 +12,7 @@ import numpy as np
 
 from semcal.reproduce.spec import COMPARISONS, ExperimentSpec, ModelEntry
 from semcal.spec import RunSpec
+from semcal.store import spec_key
 
 # ----------------------------------------------------------------------------- planning
 
@@ -95,7 +96,6 @@ def plan(spec: ExperimentSpec) -> list[PlannedRun]:
         )
         # the name carries a hash of the sampling settings: changing sizes or seeds makes a new
         # run in the same store instead of a name clash
-        from semcal.store import spec_key
 
         tag = spec_key(rs.key_fields())[:6]
         rs = rs.replace(name=f"{spec.name}-{m.name}-{_dataset_name(ds)}-{style}-T{t:g}-{tag}")

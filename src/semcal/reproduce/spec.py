@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from semcal.backends.models import resolve_model
 from semcal.errors import InputError
 from semcal.spec import STYLES, ExecutorSpec, JudgeSpec, check_keys, read_toml
 
@@ -302,8 +303,6 @@ def parse_model_arg(arg: str) -> ModelEntry:
 
 def _looks_chat(name: str) -> bool:
     try:
-        from semcal.backends.models import resolve_model
-
         spec = resolve_model(name)
         for attr in ("is_chat", "chat"):
             if isinstance(getattr(spec, attr, None), bool):

@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 
 from semcal.errors import InputError
+from semcal.metrics import auroc
+from semcal.prompts import build_prompt, default_max_tokens, stop_strings
 from semcal.types import Completion, Prompt, SamplingParams
 
 
@@ -76,7 +78,6 @@ def answer_params(
     style: str, chat: bool, temperature: float, seed: int, max_tokens: int | None
 ) -> SamplingParams:
     """Sampling parameters for ``style`` (stop strings and default length from semcal.prompts)."""
-    from semcal.prompts import default_max_tokens, stop_strings
 
     return SamplingParams(
         temperature=temperature,
@@ -97,7 +98,6 @@ def sample_answers(
     Returns (prompts, the sampling parameters used, the samples per question)."""
     if not questions:
         raise InputError("no questions given")
-    from semcal.prompts import build_prompt
 
     chat = bool(sampler.is_chat)
     params = answer_params(style, chat, temperature, seed, max_tokens)
@@ -135,6 +135,5 @@ def cluster_bootstrap(
 def auroc_or_nan(scores: Sequence[float], labels: Sequence[bool]) -> float:
     """AUROC of any real ``scores`` for ``labels``: :func:`semcal.metrics.auroc` (ties count one
     half, NaN when one class is absent)."""
-    from semcal.metrics import auroc
 
     return auroc(np.asarray(scores, dtype=float), np.asarray(labels, dtype=float))

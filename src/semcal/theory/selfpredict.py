@@ -5,7 +5,7 @@ The paper's mechanism says semantic calibration emerges when the model can predi
 distribution over answer classes, B_x#p_x, *before* it answers. A direct check that needs no
 training: compare
 
-* the **sampled** class distribution pi(z) (share of ``n_samples`` answers in class z), with
+* the **sampled** class distribution pi(z) (share of ``samples`` answers in class z), with
 * the distribution **implied by the first generated token**: q(z) = sum_t p(t) 1[class(t) = z],
   where p(t) are the model's top-k first-token probabilities (``sampler.next_token_logprobs``)
   and class(t) is the plurality class of the sampled answers whose first token is t
@@ -35,6 +35,9 @@ import numpy as np
 
 from semcal.collapse.base import CollapseFn
 from semcal.errors import InputError
+from semcal.files import save_figure
+from semcal.grade import is_correct, plurality
+from semcal.metrics import smece
 from semcal.theory._common import (
     cluster_bootstrap,
     sample_answers,
@@ -106,7 +109,6 @@ def implied_class_distribution(
         (q, unmapped_mass): q maps class -> probability, renormalised over the mapped mass
         (empty when nothing maps); unmapped_mass = 1 - mapped probability mass.
     """
-    from semcal.grade import plurality
 
     if len(first_tokens) != len(labels):
         raise InputError(
@@ -146,7 +148,7 @@ def self_prediction(
     style: str,
     collapse: CollapseFn,
     *,
-    n_samples: int = 20,
+    samples: int = 20,
     top_k: int = 20,
     mode: str = "hard",
     temperature: float = 1.0,
@@ -156,26 +158,19 @@ def self_prediction(
 ) -> list[SelfPrediction]:
     """Run the self-prediction test of ``sampler`` on ``questions`` under ``style``.
 
-    Needs a sampler with ``next_token_logprobs(prompts, k)`` and token strings in its
-    completions. Cost: ``len(questions) * n_samples`` samples plus one forward pass per question.
+    Needs token strings in the completions (every backend gives next-token log-probs). Cost: ``len(questions) * samples`` samples plus one forward pass per question.
     """
-    check_n(n_samples)
+    check_n(samples)
     check_n(top_k)
-    if not hasattr(sampler, "next_token_logprobs"):
-        raise InputError(
-            f"backend of {getattr(sampler, 'model_name', 'this model')} has no "
-            "next_token_logprobs(); the self-prediction test needs it (use llamacpp)"
-        )
     questions = list(questions)
-    from semcal.grade import is_correct, plurality
 
-    prompts, _, samples = sample_answers(
-        sampler, questions, style, n_samples, temperature=temperature, seed=seed,
+    prompts, _, sampled = sample_answers(
+        sampler, questions, style, samples, temperature=temperature, seed=seed,
         max_tokens=max_tokens, k_shot=k_shot, tag="self",
     )
     first = sampler.next_token_logprobs(prompts, top_k)
     rows: list[SelfPrediction] = []
-    for q, comps, lp in zip(questions, samples, first):
+    for q, comps, lp in zip(questions, sampled, first):
         collapsed = collapse(q, [c.text for c in comps])
         labels = list(collapsed.labels)
         firsts = [c.tokens[0] if c.tokens else None for c in comps]
@@ -210,7 +205,6 @@ def summarize_self_prediction(
     ``smece_implied`` (smECE of the implied confidence of the plurality class as a predictor of
     its correctness) and ``smece_sampled`` (the same for the sampled confidence).
     """
-    from semcal.metrics import smece
 
     n = len(rows)
     out: dict[str, Any] = {"n": n}
@@ -282,7 +276,6 @@ def plot_self_prediction(
         ax.grid(alpha=0.3)
     fig.suptitle(title or "Self-prediction from the first-token distribution", fontsize=9)
     fig.tight_layout()
-    from semcal.files import save_figure
 
     save_figure(fig, path)
     plt.close(fig)

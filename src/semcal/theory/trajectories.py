@@ -1,7 +1,7 @@
 """Intermediate B-confidence trajectories.
 
 For a question x the model's *final plurality class* z* is the most frequent class among
-``n_samples`` sampled answers (its prediction). Take one sampled answer y (a *trajectory*) of
+``samples`` sampled answers (its prediction). Take one sampled answer y (a *trajectory*) of
 ``n`` tokens. The intermediate B-confidence after ``i`` generated tokens is
 
     g_i = P[ B(Y) = z*  |  Y starts with y_1..y_i ],
@@ -38,6 +38,8 @@ import numpy as np
 
 from semcal.collapse.base import CollapseFn
 from semcal.errors import InputError
+from semcal.files import save_figure
+from semcal.grade import is_correct, plurality
 from semcal.theory._common import (
     auroc_or_nan,
     cluster_bootstrap,
@@ -98,7 +100,7 @@ class TrajectoryResult:
 
     model: str
     style: str
-    n_samples: int
+    samples: int
     n_continuations: int
     temperature: float
     trajectories: list[QuestionTrajectory] = field(default_factory=list)
@@ -107,7 +109,7 @@ class TrajectoryResult:
         return {
             "model": self.model,
             "style": self.style,
-            "n_samples": self.n_samples,
+            "samples": self.samples,
             "n_continuations": self.n_continuations,
             "temperature": self.temperature,
             "trajectories": [asdict(t) for t in self.trajectories],
@@ -124,7 +126,7 @@ class TrajectoryResult:
         return cls(
             model=d["model"],
             style=d["style"],
-            n_samples=int(d["n_samples"]),
+            samples=int(d.get("samples", d.get("n_samples", 0))),  # cached before the rename: "n_samples"
             n_continuations=int(d["n_continuations"]),
             temperature=float(d["temperature"]),
             trajectories=trajs,
@@ -162,7 +164,7 @@ def estimate_trajectories(
     style: str,
     collapse: CollapseFn,
     *,
-    n_samples: int = 10,
+    samples: int = 10,
     n_continuations: int = 8,
     n_trajectories: int = 1,
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
@@ -174,26 +176,25 @@ def estimate_trajectories(
 ) -> TrajectoryResult:
     """Estimate intermediate B-confidence trajectories of ``sampler`` on ``questions``.
 
-    Per question: ``n_samples`` reference answers (they fix the plurality class z*); the
+    Per question: ``samples`` reference answers (they fix the plurality class z*); the
     first ``n_trajectories`` of them (those with at least one token) are the trajectories;
     for each prefix position (see :func:`prefix_positions`) except the last, ``n_continuations``
-    continuations are drawn. Cost: about ``len(questions) * (n_samples + n_trajectories *
+    continuations are drawn. Cost: about ``len(questions) * (samples + n_trajectories *
     len(positions) * n_continuations)`` samples.
 
     ``sampler`` is a :class:`semcal.backends.Sampler` that reports token strings.
     """
-    check_n(n_samples)
+    check_n(samples)
     check_n(n_continuations)
     check_n(n_trajectories)
-    if n_trajectories > n_samples:
+    if n_trajectories > samples:
         raise InputError(
-            f"n_trajectories ({n_trajectories}) cannot exceed n_samples ({n_samples})"
+            f"n_trajectories ({n_trajectories}) cannot exceed samples ({samples})"
         )
     questions = list(questions)
-    from semcal.grade import is_correct, plurality
 
     prompts, params, reference = sample_answers(
-        sampler, questions, style, n_samples, temperature=temperature, seed=seed,
+        sampler, questions, style, samples, temperature=temperature, seed=seed,
         max_tokens=max_tokens, k_shot=k_shot, tag="ref",
     )
 
@@ -218,9 +219,9 @@ def estimate_trajectories(
         by_q.setdefault(qi, []).append((ti, p, prefix, [prefix + c.text for c in cs]))
 
     result = TrajectoryResult(
-        model=str(getattr(sampler, "model_name", "?")),
+        model=str(sampler.model_name),
         style=style,
-        n_samples=n_samples,
+        samples=samples,
         n_continuations=n_continuations,
         temperature=float(temperature),
     )
@@ -404,7 +405,6 @@ def plot_trajectories(
     fig.suptitle(title or "Intermediate B-confidence (thin: one trajectory; dotted: does not end in z*)",
                  fontsize=9)
     fig.tight_layout()
-    from semcal.files import save_figure
 
     save_figure(fig, path)
     plt.close(fig)
