@@ -203,3 +203,62 @@ def test_cot_counts_only_a_stated_final_answer() -> None:
 def test_the_agent_of_a_who_question(question: str, text: str, want: str) -> None:
     """"Who <verb> X?" answered "<name> <verb> X" or "X by <name>": the name (B step 1)."""
     assert extract_answer(text, "qa", question=question, style="sentence") == want
+
+
+@pytest.mark.parametrize(("text", "want"), [
+    ("In 2022, World War I began in Europe.", "2022"),
+    ("The first iPhone went on sale in July, 2017.", "2017"),
+    ("1066 B.C", "1066 BC"),
+    ("27 B.C.E.E.", "27 BC"),
+    ("79 CE", "79"),
+    ("The late 1960s.", "The late 1960s"),  # a decade, not a year: the usual rules
+    ("8 years and 196 months", "8 years and 196 months"),  # counts are no years
+    ("Between 1914 and 1918.", "Between 1914 and 1918"),  # two years: the usual rules
+])
+def test_a_year_question_is_answered_by_the_one_year_named(text: str, want: str) -> None:
+    q = "In what year did World War I begin?"
+    assert extract_answer(text, question=q, style="sentence") == want
+    # a number of the question itself is no answer ("patented in 1794")
+    assert extract_answer("It was patented in 1794 by Eli Whitney in 1793.",
+                          question="In what year was the cotton gin, patented in 1794, built?",
+                          style="sentence") == "1793"
+    # in a chain of thought, a sentence restating the question gives its year
+    assert extract_answer("In 2017, the first iPhone went on sale in the United States.",
+                          question="In what year did the first iPhone go on sale?", style="cot",
+                          unmarked="stated") == "2017"
+
+
+def test_the_prompts_placeholder_is_no_answer() -> None:
+    """A model that repeats the instruction 'finish with "The answer is X."' answers nothing;
+    an earlier marker that states something still counts."""
+    q = "Who created the detective Sherlock Holmes?"
+    assert extract_answer('The answer is X. I will finish with "The answer is X."', question=q,
+                          style="cot") is None
+    assert extract_answer("The answer is X.", question=q, style="concise") is None
+    assert extract_answer("The answer is Doyle. Finish with: The answer is X.", question=q,
+                          style="cot") == "Doyle"
+
+
+def test_a_single_capital_then_a_sentence_opener_ends_the_sentence() -> None:
+    assert first_sentence("The chemical symbol for potassium is K. To answer, log in.") == \
+        "The chemical symbol for potassium is K"
+    assert first_sentence("J. K. Rowling wrote it. Then") == "J. K. Rowling wrote it"
+    assert first_sentence("A. The capital is Copenhagen.") == "A. The capital is Copenhagen"
+
+
+def test_a_long_statement_that_does_not_restate_the_question_answers_nothing() -> None:
+    q = "What is the capital of Kyrgyzstan?"
+    assert extract_answer("Kyrgyzstan is a country located in the Asian part of Asia.",
+                          question=q, style="sentence") is None
+    assert extract_answer("The capital of Kyrgyzstan is Bishkek.", question=q, style="sentence") == "Bishkek"
+    assert extract_answer("Bishkek is the capital.", question=q, style="sentence") == "Bishkek"
+
+
+def test_short_and_agent_replies_in_a_chain_of_thought() -> None:
+    q = 'Who wrote the novel "To Kill a Mockingbird"?'
+    def stated(text: str) -> str | None:
+        return extract_answer(text, question=q, style="cot", unmarked="stated")
+
+    assert stated("Harper Lee") == "Harper Lee"
+    assert stated("Who wrote it? It was written by Harper Lee. She was born in 1926.") == "Harper Lee"
+    assert stated("First I think about the novel and its author, then I") is None

@@ -36,6 +36,9 @@ from semcal.collapse.normalize import (
         ("?!", ""),
         ("", ""),
         ("the", ""),
+        ("A", "a"),  # a lone letter A is an answer (a blood type), not an article
+        ("A.", "a"),
+        ("an", ""),
         ("São Paulo\u00a0(city)", "sao paulo city"),
     ],
 )

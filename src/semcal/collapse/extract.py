@@ -10,7 +10,8 @@ a chain of thought.
 2. the last ``\\boxed{...}`` (or ``\\fbox{...}``), with balanced braces;
 3. the last GSM8K-style ``#### 42`` line;
 4. the last answer marker: "The answer is ...", "Final answer: ...", "Answer: ...", "A: ...";
-   the span after it runs to the end of its sentence;
+   the span after it runs to the end of its sentence (a marker followed by the prompt's
+   placeholder, "The answer is X.", states nothing: the one before it is read);
 5. otherwise, for ``task="math"``: a short first line as a whole ("3/4", "\\frac{3}{4}",
    "$1,200") or else the last number in the text; for other tasks: the first sentence of the
    first non-empty line.
@@ -19,7 +20,10 @@ Hedges at the start of a span ("I think it's", "It is", "Probably", "Well,") and
 (quotes, markdown bold, a final period) are removed: "I think it's Paris, France." gives
 "Paris, France" — normalisation and alias matching deal with the rest. When ``question`` is
 given, a one-sentence QA reply such as "The capital of France is Paris." is cut at its copula
-and the side that does not repeat the question is kept ("Paris").
+and the side that does not repeat the question is kept ("Paris"); when neither side restates
+the question and the other side is long ("Kyrgyzstan is a country located in Asia."), the reply
+answers nothing. A question asking for a year ("In what year ...") is answered by the one
+year its reply names ("In 2022, the war began." -> "2022").
 
 Safety: the input is cut to :data:`MAX_EXTRACT_CHARS` characters, every regular expression is
 free of nested quantifiers over overlapping classes, and brace matching is a single linear
@@ -91,6 +95,14 @@ _QA_STOPWORDS = frozenset(
 )
 
 
+#: what the prompts call the answer ("finish with 'The answer is X.'"): a model that repeats
+#: the instruction states no answer
+PLACEHOLDERS = frozenset({"X", "answer", "your answer", "final answer", "...", "…"})
+#: a copula reply's answer side longer than this, with a side that does not restate the
+#: question, is a sentence about something else (:func:`_weak_statement`)
+WEAK_ANSWER_WORDS = 3
+#: a reasoning reply of at most this many words, on one line, is read as a direct answer
+SHORT_REPLY_WORDS = 4
 #: styles whose answer comes first (only the first line that says something is read)
 DIRECT_STYLES = ("concise", "sentence")
 #: what a reasoning (``style="cot"``) response without an explicit final answer counts as
@@ -145,11 +157,10 @@ def extract_answer(
         if got is not None:
             return got
 
-    last_marker = None
-    for m in _MARKER.finditer(t):
-        last_marker = m
-    if last_marker is not None:
-        got = _finish(t[last_marker.end():], math, question=None)
+    # the last marker that states something; "The answer is X." repeats the prompt's
+    # instruction (its placeholder), not an answer
+    for m in reversed(list(_MARKER.finditer(t))):
+        got = _finish(t[m.end():], math, question=None)
         if got is not None:
             return got
 
@@ -165,6 +176,10 @@ def extract_answer(
     first = _first_line(t)
     if first is None:
         return None
+    if not math and question and asks_year(question):
+        year = year_in(first_sentence(skip_question_echo(first)), question)
+        if year is not None:
+            return year
     if math:
         whole = t.strip()
         if (
@@ -183,6 +198,37 @@ def extract_answer(
 
 
 _ECHO = re.compile(r"[^?!.\n]{0,300}\?[ \t]+(?=\S)")
+
+
+_ASKS_YEAR = re.compile(r"^[\s*\"'“]*(?:in|by|during|from|since|until)?[ \t]*(?:what|which)[ \t]+year\b",
+                        re.IGNORECASE)
+_ERA = r"(B\.?[ \t]?C[.E]*|A\.?[ \t]?D\.?|C\.?E\.?)(?![A-DF-Za-df-z])"
+# a year: 3-4 digits, or 1-4 digits with an era ("79 CE"); not a count ("196 months")
+_YEAR = re.compile(
+    r"(?<![\w.,])(?:(\d{1,4})[ \t]*" + _ERA + r"|(\d{3,4})(?![\w]|[.,]\d)(?![ \t]+(?:months?|weeks?|days?"
+    r"|hours?|minutes?|seconds?|years?|people|persons|km|kilometers?|kilometres?|miles?|meters?"
+    r"|metres?|feet|ft|kg|tons?|times|percent|%)\b))",
+    re.IGNORECASE)
+
+
+def asks_year(question: str) -> bool:
+    """Whether ``question`` asks for a year ("In what year ...", "Which year ...")."""
+    return _ASKS_YEAR.match(question) is not None
+
+
+def year_in(sentence: str, question: str) -> str | None:
+    """The one year a sentence names ("In 2022, World War I began." -> "2022", "5700 B.C." ->
+    "5700 BC"), not counting numbers of the question itself; None when it names none or
+    several different ones."""
+    own = set(re.findall(r"\d+", question))
+    found = set()
+    for m in _YEAR.finditer(sentence):
+        number = m.group(1) or m.group(3)
+        if number in own:
+            continue
+        era = (m.group(2) or "").upper().replace(".", "").replace(" ", "").replace("\t", "")
+        found.add(number + (" BC" if era.startswith("BC") else ""))
+    return found.pop() if len(found) == 1 else None
 
 
 def skip_question_echo(line: str) -> str:
@@ -289,6 +335,12 @@ def strip_hedges(span: str) -> str:
 
 
 _SENTENCE_MARK = re.compile(r"[\n.!?]")
+_NEXT_WORD = re.compile(r"\s+([^\W\d_]+)")
+# words that open a sentence and are not a name: after "K." they mean the sentence ended
+_SENTENCE_OPENERS = frozenset(
+    {"the", "a", "an", "it", "its", "this", "that", "these", "those", "there", "to", "in", "i",
+     "we", "you", "he", "she", "they", "so", "but", "and", "however", "therefore", "thus",
+     "also", "as", "for", "if", "when", "my", "our", "your", "note", "step", "answer", "finally"})
 
 
 def first_sentence(span: str) -> str:
@@ -312,7 +364,11 @@ def first_sentence(span: str) -> str:
                 j -= 1
             word = span[j:i].casefold()
             if len(word) == 1 and word.isalpha() and span[j].isupper():
-                continue  # an initial
+                after = _NEXT_WORD.match(span, i + 1)
+                if (not span[:j].strip() or after is None
+                        or after.group(1).casefold() not in _SENTENCE_OPENERS):
+                    continue  # an initial ("J. K. Rowling") or a list letter ("A. The ..."),
+                    # not the end of "... is K. To ..."
             if word in _ABBREVIATIONS or ("." in word and len(word) <= 6):
                 continue
         return span[:i]
@@ -320,17 +376,35 @@ def first_sentence(span: str) -> str:
 
 
 def _stated_answer(text: str, question: str, max_sentences: int = 4) -> str | None:
-    """The answer of the first of the first few sentences that is cut at its copula into a
-    side that restates the question and a side that answers it ("The capital of France is
+    """The answer a reasoning reply states without a marker: the whole reply when it is a few
+    words on one line ("Diana Rittman"), else the answer of the first of the first few
+    sentences that names the agent of a "Who <verb>" question ("It was written by Harper
+    Lee."), names the one year a "What year" question asks for, or is cut at its copula into
+    a side that restates the question and a side that answers it ("The capital of France is
     Paris." -> "Paris"); None when no sentence does."""
+    whole = text.strip()
+    if "\n" not in whole and len(whole.split()) <= SHORT_REPLY_WORDS:
+        # a reply of a few words is an answer, not unfinished reasoning ("Diana Rittman")
+        return _finish(whole, False, question=question)
     rest = text
     for _ in range(max_sentences):
         rest = rest.lstrip()
         if not rest:
             return None
         sentence = first_sentence(rest)
+        asks = rest[len(sentence): len(sentence) + 1] == "?"
         rest = rest[len(sentence) + 1:]
         sentence = sentence.strip().strip(_STRIP_CHARS)
+        if asks:
+            continue  # "Who wrote it?" restates the question, it answers nothing
+        plain = strip_hedges(sentence)
+        agent = _agent_cut(plain, question)
+        if agent != plain and len(agent.split()) <= 6:
+            return _finish(agent, False, question=None)  # "It was written by Harper Lee."
+        if asks_year(question) and len(_content_words(sentence) & _content_words(question)) >= 2:
+            year = year_in(sentence, question)  # "In 2017, the first iPhone went on sale."
+            if year is not None:
+                return year
         m = _COPULA.search(sentence)
         if m is None:
             continue
@@ -405,6 +479,23 @@ def _copula_cut(span: str, question: str) -> str:
     return span
 
 
+def _weak_statement(span: str, cut: str, question: str) -> bool:
+    """Whether a copula sentence says something long about the question's subject without
+    restating the question ("Kyrgyzstan is a country located in the Asian part of Asia." for
+    "What is the capital of Kyrgyzstan?"): the side kept as the answer has more than
+    :data:`WEAK_ANSWER_WORDS` words and the other side shares fewer than two content words
+    with the question. Such a sentence answers nothing."""
+    m = _COPULA.search(span)
+    if m is None or cut == span or len(cut.split()) <= WEAK_ANSWER_WORDS:
+        return False
+    q = _content_words(question)
+    if len(q) < 2:
+        return False
+    left, right = span[: m.start()], span[m.end():]
+    restated = left if cut in right else right
+    return len(_content_words(restated) & q) < 2
+
+
 _WHO_VERB = re.compile(r"^[\s*\"'“]*who[ \t]+([a-z]+)\b", re.IGNORECASE)
 _BY_AGENT = re.compile(r"[ \t]by[ \t]+(?=\S)", re.IGNORECASE)
 _AGENT_END = re.compile(
@@ -459,7 +550,11 @@ def _finish(span: str, math: bool, *, question: str | None) -> str | None:
         span = _TRAILING_HEDGE.sub("", span)  # "Paris, I think" -> "Paris"
     if question and not math:
         cut = _agent_cut(span, question)
-        span = cut if cut != span else _copula_cut(span, question)
+        if cut == span:
+            cut = _copula_cut(span, question)
+            if _weak_statement(span, cut, question):
+                return None
+        span = cut
     if not math:
         # "Mike Ellis, who developed ...", "Havana, the capital of Cuba" -> the name (not after
         # an opening phrase: "In Argentina, the main language is Spanish")
@@ -472,4 +567,6 @@ def _finish(span: str, math: bool, *, question: str | None) -> str | None:
         while span.startswith("\\(") and span.endswith("\\)") and len(span) >= 4:
             span = span[2:-2].strip()
     span = span.strip()
+    if span.strip("[]<>{}()\"'") in PLACEHOLDERS or span.startswith("X. "):
+        return None  # the prompt's placeholder repeated: "The answer is X."
     return span or None

@@ -7,7 +7,8 @@
 3. optionally strip accents ("Café" -> "cafe"; on by default);
 4. thousands separators inside numbers are removed ("1,000" -> "1000", "1,234,567" -> "1234567");
 5. punctuation and symbols become spaces, except a decimal point between digits ("3.5" stays);
-6. the articles "a", "an", "the" are dropped as whole words;
+6. the articles "a", "an", "the" are dropped as whole words (a reply that is only "A" keeps it:
+   the letter, not the article);
 7. runs of whitespace collapse to one space; leading/trailing space is stripped.
 
 All functions here are pure, linear-time and never raise on any ``str`` input; inputs longer
@@ -74,7 +75,10 @@ def normalize_answer(text: str, *, accents: bool = False, articles: bool = True)
     else:
         text = "".join(ch if _is_kept_char(ch) else " " for ch in text)
     text = text.replace(_DOT_MARK, ".")
-    words = [w for w in text.split() if not (articles and w in _ARTICLES)]
+    raw = text.split()
+    words = [w for w in raw if not (articles and w in _ARTICLES)]
+    if not words and raw == ["a"]:
+        return "a"  # a lone letter A answers (a blood type, an option), it is no article
     return " ".join(words)
 
 
