@@ -488,4 +488,4 @@ def test_a_registered_collapse_is_usable_by_name_everywhere(tmp_path) -> None:
         assert a.collapse == "first-word" and a.questions[0].labels == ("paris",) * 4
         assert a.questions[0].correct
     finally:
-        COLLAPSES._factories.pop("first-word", None)
+        COLLAPSES.unregister("first-word")

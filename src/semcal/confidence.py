@@ -38,6 +38,7 @@ from typing import Any
 from semcal.errors import InputError
 from semcal.grade import plurality
 from semcal.prompts import p_true_prompt, verbalized_confidence_prompt
+from semcal.registry import Registry
 from semcal.types import Completion, Question, SamplingParams
 
 __all__ = [
@@ -504,9 +505,9 @@ def _neg(v: float | None) -> float | None:
     return None if v is None else -v
 
 
-ESTIMATORS: dict[str, Estimator] = {
-    e.name: e
-    for e in (
+#: the confidence estimators by name (semcal.registry): register one here to add it
+ESTIMATORS: Registry[Estimator] = Registry("estimator")
+for _e in (
         Estimator(
             "semantic",
             True,
@@ -592,8 +593,8 @@ ESTIMATORS: dict[str, Estimator] = {
             "probability of 'True' vs 'False' for 'is the answer correct?' (one forward pass)",
             _extra_value("p_true"),
         ),
-    )
-}
+):
+    ESTIMATORS.register(_e.name, _e)
 
 
 def estimate_all(

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -290,7 +290,7 @@ class AutoGrader:
 
 
 #: the graders by name (semcal.registry): register one here to add it
-GRADER_REGISTRY: Registry[Grader] = Registry("grader")
+GRADER_REGISTRY: Registry[Callable[..., Grader]] = Registry("grader")
 GRADER_REGISTRY.register("exact", LabelGrader)
 GRADER_REGISTRY.register("numeric", NumericGrader)
 GRADER_REGISTRY.register("judge", needs_sampler("grader", JudgeGrader))

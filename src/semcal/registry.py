@@ -1,50 +1,72 @@
-"""One registry style for semcal's pluggable parts: a name -> factory table.
+"""One registry style for semcal's pluggable parts: a name -> part table.
 
-Collapsing functions (:data:`semcal.collapse.COLLAPSES`) and graders
-(:data:`semcal.grade.GRADER_REGISTRY`) are created through it; adding one is one
-``register`` call, and every place that lists or validates names reads the table::
+Backends (:data:`semcal.backends.BACKENDS`), collapsing functions
+(:data:`semcal.collapse.COLLAPSES`), graders (:data:`semcal.grade.GRADER_REGISTRY`),
+confidence estimators (:data:`semcal.confidence.ESTIMATORS`) and metrics
+(:data:`semcal.metrics.METRICS`) are each one :class:`Registry`; adding a part is one
+``register`` call, and every place that lists, validates or builds names reads the table::
 
     from semcal.collapse import COLLAPSES
     COLLAPSES.register("mine", MyCollapse)          # then --collapse mine works everywhere
+
+For backends, collapsing functions and graders the registered part is a factory (its keyword
+options come from ``--backend-opt``/``--collapse-opt``/``--grader-opt k=v``; :meth:`Registry.create`
+builds one); for estimators and metrics it is the estimator or the metric function itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
 
 from semcal.errors import InputError
 
 T = TypeVar("T")
 
 
-class Registry(Generic[T]):
-    """Named factories of one kind of part ("collapsing function", "grader")."""
+class Registry(Mapping[str, T]):
+    """Named parts of one kind ("backend", "collapsing function", "grader", ...), in the
+    order they were registered. A read-only mapping for everything but :meth:`register`."""
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
-        self._factories: dict[str, Callable[..., T]] = {}
+        self._parts: dict[str, T] = {}
 
-    def register(self, name: str, factory: Callable[..., T]) -> Callable[..., T]:
+    def register(self, name: str, part: T) -> T:
         if not isinstance(name, str) or not name.strip():
             raise InputError(f"a {self.kind} needs a non-empty name, got {name!r}")
-        self._factories[name] = factory
-        return factory
+        self._parts[name] = part
+        return part
+
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (no error when it is not registered)."""
+        self._parts.pop(name, None)
 
     def names(self) -> tuple[str, ...]:
-        return tuple(self._factories)
+        return tuple(self._parts)
 
-    def __contains__(self, name: object) -> bool:
-        return name in self._factories
+    def __getitem__(self, name: str) -> T:
+        return self._parts[name]
 
-    def create(self, name: str, **opts: Any) -> T:
-        """The part ``name`` built with ``opts`` (its constructor's keyword options); an
-        unknown name or option is one :class:`InputError` naming the known ones."""
-        factory = self._factories.get(name)
-        if factory is None:
-            raise InputError(f"unknown {self.kind} {name!r} (known: {', '.join(self._factories)})")
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parts)
+
+    def __len__(self) -> int:
+        return len(self._parts)
+
+    def lookup(self, name: str) -> T:
+        """The part ``name``; an unknown name is one :class:`InputError` naming the known ones."""
+        part = self._parts.get(name) if isinstance(name, str) else None
+        if part is None:
+            raise InputError(f"unknown {self.kind} {name!r} (known: {', '.join(self._parts)})")
+        return part
+
+    def create(self, name: str, *args: Any, **opts: Any) -> Any:
+        """The part ``name`` built by its factory with ``opts`` (its keyword options); an
+        unknown name or option is one :class:`InputError`."""
+        factory: Any = self.lookup(name)
         try:
-            return factory(**opts)
+            return factory(*args, **opts)
         except TypeError as exc:
             raise InputError(f"bad option for {self.kind} {name!r}: {exc}") from None
 

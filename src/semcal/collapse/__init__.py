@@ -26,6 +26,7 @@ A user-defined B is three lines::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from semcal.backends import get_sampler
@@ -84,7 +85,7 @@ def collapse_for(name: str, *, style: str | None = None, judge: Any = None, **op
 
 
 #: the collapsing functions by name (semcal.registry): register one here to add it
-COLLAPSES: Registry[CollapseFn] = Registry("collapsing function")
+COLLAPSES: Registry[Callable[..., CollapseFn]] = Registry("collapsing function")
 COLLAPSES.register("exact", ExactCollapse)
 COLLAPSES.register("math", MathCollapse)
 COLLAPSES.register("embedding", EmbeddingCollapse)

@@ -40,6 +40,7 @@ from semcal.metrics.scores import (
 )
 from semcal.metrics.smece import _smece_batch, smece
 from semcal.metrics.tilt import recalibration_gain
+from semcal.registry import Registry
 
 __all__ = [
     "CI_METHODS",
@@ -53,18 +54,17 @@ __all__ = [
 
 MetricFn = Callable[[Any, Any], Any]
 
-#: Named metrics, in the order :func:`summarize` reports them.
-METRICS: dict[str, MetricFn] = {
-    "smece": smece,
-    "ece": ece,
-    "ece_mass": functools.partial(ece, strategy="mass"),
-    "brier": brier,
-    "log_loss": log_loss,
-    "auroc": auroc,
-    "accuracy": accuracy,
-    "mean_confidence": mean_confidence,
-    "overconfidence": overconfidence,
-}
+#: Named metrics, in the order :func:`summarize` reports them (semcal.registry).
+METRICS: Registry[MetricFn] = Registry("metric")
+METRICS.register("smece", smece)
+METRICS.register("ece", ece)
+METRICS.register("ece_mass", functools.partial(ece, strategy="mass"))
+METRICS.register("brier", brier)
+METRICS.register("log_loss", log_loss)
+METRICS.register("auroc", auroc)
+METRICS.register("accuracy", accuracy)
+METRICS.register("mean_confidence", mean_confidence)
+METRICS.register("overconfidence", overconfidence)
 
 #: Range of each named metric; "basic" intervals are clipped to it.
 METRIC_RANGES: dict[str, tuple[float, float]] = {
