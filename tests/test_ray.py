@@ -134,6 +134,33 @@ def test_a_ray_run_stores_the_samples_of_a_single_process_run(cluster, reference
     assert got == reference
 
 
+def test_model_estimates_on_ray_equal_a_single_process_run(cluster, tmp_path):
+    """P(True) on Ray equals one process's to the bit, for the same rated answers. The
+    verbalised confidence is parsed from a greedy generation, and llama.cpp's greedy text
+    depends on which prompts it is batched with (the driver rates each committed shard's
+    questions, one process each batch's): it is held to the same questions and answers only
+    (a value differed, 1.0 against 0.999, when this was first measured)."""
+    spec = _spec_file(tmp_path, 4)
+    spec.write_text(spec.read_text().replace("samples = 4", "samples = 2") + "model_estimators = true\n")
+    one = _cli("run", str(spec), "--out", str(tmp_path / "one"), "--threads", "1")  # as an actor
+    assert one.returncode == 0, one.stderr
+    two = _cli("run", str(spec), "--out", str(tmp_path / "two"), "--executor", "ray",
+               "--ray-address", cluster, "--workers", "2")
+    assert two.returncode == 0, two.stderr
+
+    def estimates(out: Path) -> dict:
+        with Store(out, readonly=True) as st:
+            (info,) = st.runs()
+            return st.model_estimates(info.id, "auto")
+
+    got, want = estimates(tmp_path / "two"), estimates(tmp_path / "one")
+    assert len(want) == 4 and all(set(v) == {"p_true", "verbalized"} for v in want.values())
+    assert {q: v["p_true"] for q, v in got.items()} == {q: v["p_true"] for q, v in want.items()}
+    assert {q: v["verbalized"][1:] for q, v in got.items()} == {
+        q: v["verbalized"][1:] for q, v in want.items()}
+    assert all(v["verbalized"][0] is None or 0.0 <= v["verbalized"][0] <= 1.0 for v in got.values())
+
+
 def test_an_actor_killed_mid_shard_is_replaced_and_its_shard_reissued(cluster, reference, tmp_path):
     out = tmp_path / "out"
     proc = _popen("run", str(_spec_file(tmp_path, 12, "ray", cluster)), "--out", str(out))
