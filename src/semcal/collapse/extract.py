@@ -176,10 +176,6 @@ def extract_answer(
     first = _first_line(t)
     if first is None:
         return None
-    if not math and question and asks_year(question):
-        year = year_in(first_sentence(skip_question_echo(first)), question)
-        if year is not None:
-            return year
     if math:
         whole = t.strip()
         if (
@@ -194,7 +190,12 @@ def extract_answer(
         if last_number is not None:
             return last_number.group(0).replace(" ", "").replace("\t", "")
         return None
-    return _finish(skip_question_echo(first), False, question=question)
+    line = skip_question_echo(first)
+    if question and asks_year(question):
+        year = year_in(first_sentence(line), question)
+        if year is not None:
+            return year
+    return _finish(line, False, question=question)
 
 
 _ECHO = re.compile(r"[^?!.\n]{0,300}\?[ \t]+(?=\S)")
@@ -401,7 +402,7 @@ def _stated_answer(text: str, question: str, max_sentences: int = 4) -> str | No
         agent = _agent_cut(plain, question)
         if agent != plain and len(agent.split()) <= 6:
             return _finish(agent, False, question=None)  # "It was written by Harper Lee."
-        if asks_year(question) and len(_content_words(sentence) & _content_words(question)) >= 2:
+        if asks_year(question) and _restates(sentence, question):
             year = year_in(sentence, question)  # "In 2017, the first iPhone went on sale."
             if year is not None:
                 return year
@@ -409,10 +410,8 @@ def _stated_answer(text: str, question: str, max_sentences: int = 4) -> str | No
         if m is None:
             continue
         cut = _copula_cut(sentence, question)
-        left, right = sentence[: m.start()], sentence[m.end():]
-        restated = left if right.startswith(cut) else right
-        # the other side must restate the question (two of its words), the answer be short
-        if (cut != sentence and len(_content_words(restated) & _content_words(question)) >= 2
+        # the other side must restate the question, the answer be short
+        if (cut != sentence and _restates(_other_side(sentence, cut), question)
                 and len(cut.split()) <= 6):
             return _finish(cut, False, question=None)
     return None
@@ -485,15 +484,24 @@ def _weak_statement(span: str, cut: str, question: str) -> bool:
     "What is the capital of Kyrgyzstan?"): the side kept as the answer has more than
     :data:`WEAK_ANSWER_WORDS` words and the other side shares fewer than two content words
     with the question. Such a sentence answers nothing."""
-    m = _COPULA.search(span)
-    if m is None or cut == span or len(cut.split()) <= WEAK_ANSWER_WORDS:
+    if cut == span or len(cut.split()) <= WEAK_ANSWER_WORDS or len(_content_words(question)) < 2:
         return False
-    q = _content_words(question)
-    if len(q) < 2:
-        return False
-    left, right = span[: m.start()], span[m.end():]
-    restated = left if cut in right else right
-    return len(_content_words(restated) & q) < 2
+    return not _restates(_other_side(span, cut), question)
+
+
+def _other_side(sentence: str, cut: str) -> str:
+    """The side of a copula ``sentence`` that is not its answer ``cut`` (as
+    :func:`_copula_cut` made it: the right side, perhaps shortened, or the whole left side)."""
+    m = _COPULA.search(sentence)
+    if m is None:
+        return ""
+    left, right = sentence[: m.start()], sentence[m.end():]
+    return left if right.startswith(cut) else right
+
+
+def _restates(text: str, question: str) -> bool:
+    """Whether ``text`` restates the question: it shares two of its content words."""
+    return len(_content_words(text) & _content_words(question)) >= 2
 
 
 _WHO_VERB = re.compile(r"^[\s*\"'“]*who[ \t]+([a-z]+)\b", re.IGNORECASE)
