@@ -57,12 +57,6 @@ class FakeSampler(MockSampler):
         self.closed = True
 
 
-def tag_of(prompt: Prompt) -> str:
-    """The :data:`DISTS` tag of the question under test (the last tag in the prompt)."""
-    text = prompt.text or " ".join(m.content for m in prompt.messages)
-    return max((text.rfind(t), t) for t in DISTS if t in text)[1]
-
-
 class EstSampler(FakeSampler):
     """:class:`FakeSampler` that also rates proposed answers: P(True) 0.9 / verbalised 70% for
     the gold answer of the question, 0.3 / 20% for any other. :attr:`ratings` records
@@ -74,13 +68,12 @@ class EstSampler(FakeSampler):
         self.ratings: list[str] = []
         self.interrupt_rating_after = interrupt_rating_after
 
-    @staticmethod
-    def _rated(p: Prompt) -> tuple[str, bool] | None:
+    def _rated(self, p: Prompt) -> tuple[str, bool] | None:
         text = p.text or " ".join(m.content for m in p.messages)
         if "Proposed answer:" not in text:
             return None
         answer = text.rsplit("Proposed answer:", 1)[1].strip().splitlines()[0].strip()
-        return answer, answer == GOLD[tag_of(p)]
+        return answer, answer == GOLD[self.tag_of(p)]
 
     def _tick(self, what: str) -> None:
         if self.interrupt_rating_after is not None and len(self.ratings) >= self.interrupt_rating_after:
@@ -154,8 +147,7 @@ def fixed_outputs(texts: Sequence[str] = (), tops: Sequence[dict[str, float]] = 
     def rate(p: Prompt) -> dict[str, float]:
         return pending.pop(0)
 
-    s = MockSampler("fake", chat=chat, record=True, respond=respond, rate=rate)
-    return s
+    return MockSampler("fake", chat=chat, record=True, respond=respond, rate=rate)
 
 
 def fake_collapse(question: Question, texts: Sequence[str]) -> Collapsed:

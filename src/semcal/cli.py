@@ -14,6 +14,7 @@ and a mistyped argument answer in about 0.2 s instead of 1.5 s.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -427,8 +428,6 @@ def _spec_from_args(args: argparse.Namespace) -> Any:
             raise InputError("give a spec file or --model (see 'semcal run --help')")
         spec = RunSpec.from_dict({k: v for k, v in flat.items() if v is not None})
     if args.adaptive or ad_flags:
-        import dataclasses
-
         base = spec.adaptive
         enabled = True if args.adaptive else base.enabled
         spec = dataclasses.replace(
@@ -438,9 +437,6 @@ def _spec_from_args(args: argparse.Namespace) -> Any:
                                   ("address", getattr(args, "ray_address", None)),
                                   ("workers", getattr(args, "workers", None))) if v is not None}
     if ex_flags:
-        import dataclasses
-
-
         if "kind" not in ex_flags and spec.executor.kind != "ray":
             raise InputError("--ray-address and --workers need --executor ray")
         spec = dataclasses.replace(
@@ -583,9 +579,6 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             if t and not args.quiet:
                 print(f"\nconfidence estimators, run {a.run.name}:\n{t}")
     if args.replay:
-        import dataclasses
-
-
         given = {"round": args.adaptive_round, "epsilon": args.epsilon, "delta": args.delta,
                  "min_samples": args.min_samples}
         ad = dataclasses.replace(AdaptiveSpec(enabled=True),

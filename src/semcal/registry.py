@@ -61,12 +61,12 @@ class Registry(Mapping[str, T]):
             raise InputError(f"unknown {self.kind} {name!r} (known: {', '.join(self._parts)})")
         return part
 
-    def create(self, name: str, *args: Any, **opts: Any) -> Any:
+    def create(self, name: str, **opts: Any) -> Any:
         """The part ``name`` built by its factory with ``opts`` (its keyword options); an
         unknown name or option is one :class:`InputError`."""
         factory: Any = self.lookup(name)
         try:
-            return factory(*args, **opts)
+            return factory(**opts)
         except TypeError as exc:
             raise InputError(f"bad option for {self.kind} {name!r}: {exc}") from None
 

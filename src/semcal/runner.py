@@ -152,17 +152,13 @@ def preflight(spec: RunSpec) -> list[Question]:
     """Check a spec before anything is written or loaded: the questions load, the style and
     collapse function exist, and (for llama.cpp) the model name resolves. Returns the questions."""
     questions = load_spec_questions(spec)
-
     if spec.style not in STYLES:
         raise InputError(f"unknown style {spec.style!r} (known: {', '.join(STYLES)})")
-
-    if spec.backend not in BACKENDS:
-        raise InputError(f"unknown backend {spec.backend!r} (known: {', '.join(sorted(BACKENDS))})")
+    BACKENDS.lookup(spec.backend)  # an unknown name is one InputError naming the known ones
     if spec.backend == "llamacpp":
         resolve_model(spec.model)
     # every spec names a B (analysis and adaptive stopping use it): a bad name fails here,
     # before any sampling, not after the whole run
-
     if spec.collapse == "judge":  # the judge model is opened only when the run needs it
         if spec.judge is not None and spec.judge.backend not in BACKENDS:
             raise InputError(f"unknown judge backend {spec.judge.backend!r} "
@@ -448,7 +444,6 @@ class _Estimates:
         self.n_new = 0
         self.seconds = 0.0
         self._complete: set[str] | None = None
-        self._complete_names: tuple[str, ...] = ()
 
     def bind(self, sampler: Any, collapse_fn: Callable[[Question, Sequence[str]], Any] | None) -> None:
         self.sampler = sampler
@@ -458,11 +453,9 @@ class _Estimates:
         """Ids of questions with a stored value for every estimator: read from the store once,
         then kept up to date by :meth:`compute` (re-reading it after every batch made a run
         quadratic in its number of questions)."""
-        names = self.NAMES
-        if self._complete is None or self._complete_names != names:
+        if self._complete is None:
             have = self.store.model_estimates(self.run_info.id, self.spec.collapse)
-            self._complete = {qid for qid, got in have.items() if all(n in got for n in names)}
-            self._complete_names = names
+            self._complete = {qid for qid, got in have.items() if all(n in got for n in self.NAMES)}
         return self._complete
 
     def missing(self, questions: Sequence[Question], *, done: bool = False) -> list[Question]:
@@ -510,8 +503,7 @@ class _Estimates:
         if rated:
             qs = [r[0] for r in rated]
             ans = [r[2] for r in rated]
-            if "p_true" in names:
-                values["p_true"] = p_true(self.sampler, qs, ans)
+            values["p_true"] = p_true(self.sampler, qs, ans)
             values["verbalized"] = verbalized_confidence(self.sampler, qs, ans, seed=self.spec.seed)
         rows: list[tuple[str, str, int, str, str, float | None]] = []
         for i, (q, label, answer, n) in enumerate(rated):

@@ -111,13 +111,18 @@ class MockSampler:
         self.concentration = float(concentration)
         self.template = template
 
+    def tag_of(self, prompt: Prompt) -> str | None:
+        """The ``script`` tag that scripts ``prompt``: the one found last in it (the question
+        under test follows the few-shot examples); None when none is found."""
+        text = prompt.text + "\n" + "\n".join(m.content for m in prompt.messages)
+        found = [(text.rfind(tag), tag) for tag in self.script if tag in text]
+        return max(found)[1] if found else None
+
     def _dist(self, prompt: Prompt) -> tuple[list[str], list[float]]:
         """The prompt's answers (at most :data:`PER_PROMPT` of them) and cumulative weights."""
-        if self.script:
-            text = prompt.text + "\n" + "\n".join(m.content for m in prompt.messages)
-            found = [(text.rfind(tag), tag) for tag in self.script if tag in text]
-            if found:
-                return self.script[max(found)[1]]
+        tag = self.tag_of(prompt) if self.script else None
+        if tag is not None:
+            return self.script[tag]
         rng = random.Random(_digest(prompt))
         pool = (list(self.answers) if len(self.answers) <= PER_PROMPT
                 else rng.sample(self.answers, PER_PROMPT))
