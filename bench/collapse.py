@@ -2,6 +2,7 @@
 
     python bench/collapse.py                         # auto, exact, previous, embedding
     python bench/collapse.py --collapse auto --examples 5
+    python bench/collapse.py --collapse auto --headroom     # where the errors come from
     python bench/collapse.py --collapse judge --judge-model smollm2-135m-instruct
 
 For each B x model x set it prints: questions, pairwise same-class precision / recall / F1
@@ -32,11 +33,14 @@ from pathlib import Path
 from typing import Any
 
 from semcal.collapse import get_collapse
-from semcal.collapse.labelled import LabelledItem, load_labelled, score_collapse
+from semcal.collapse.labelled import LabelledItem, headroom, load_labelled, score_collapse
 
 DATA = Path(__file__).resolve().parent / "data" / "collapse"
 COLUMNS = ("B", "model", "set", "n", "P", "R", "F1 [95% CI]", "ans F1", "|Δcount|", "plur≠",
            "grade err [95% CI]", "ties")
+HEADROOM_COLUMNS = ("B", "model", "set", "responses", "both none", "both answer",
+                    "B answer, hand none", "B none, hand answer", "F1",
+                    "F1, non-answers right", "F1, + missed answers found")
 
 
 def make_collapse(name: str, style: str, judge: Any = None) -> Any:
@@ -73,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--judge-base-url", default=None)
     ap.add_argument("--examples", type=int, default=0, help="print this many failures per B")
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    ap.add_argument("--headroom", action="store_true",
+                    help="also print where each B's errors come from: responses by (B, hand) "
+                         "answer or non-answer, and the F1 if B recognised every non-answer")
     args = ap.parse_args(argv)
 
     sets = [x for x in args.sets.split(",") if x] or None
@@ -83,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     judge = judge_sampler(args) if "judge" in args.collapse.split(",") else None
 
     rows = []
+    extra = []
     for b in args.collapse.split(","):
         examples: list[dict[str, Any]] = []
         t0 = time.perf_counter()
@@ -96,22 +104,36 @@ def main(argv: list[str] | None = None) -> int:
                          f"{m['plurality_differs']:.3f}",
                          f"{m['grade_error']:.3f} [{m['grade_error_lo']:.2f}, {m['grade_error_hi']:.2f}]",
                          f"{m['tie_rate']:.3f}"))
+            if args.headroom:
+                h = headroom(fn, its)
+                extra.append((b, model, set_name, sum(len(it.texts) for it in its),
+                              *(int(h[k]) for k in ("both_none", "both_answer",
+                                                    "b_answer_hand_none", "b_none_hand_answer")),
+                              *(f"{h[k]:.3f}" for k in ("f1", "f1_nonanswers_right",
+                                                        "f1_answers_found"))))
         print(f"# {b}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
         for ex in examples[: args.examples]:
             print(f"\n[{b}] {ex['source']} {ex['id']}: {ex['question']} (gold {ex['gold']!r}, "
                   f"B graded {'correct' if ex['b_correct'] else 'wrong'})", file=sys.stderr)
             for t, bl, h in zip(ex["texts"], ex["b_labels"], ex["hand"]):
                 print(f"   B={bl!r:28} hand={h!r:20} {t.strip()[:110]!r}", file=sys.stderr)
-    if args.markdown:
-        print("| " + " | ".join(COLUMNS) + " |")
-        print("|" + "|".join("---" if i < 3 else "---:" for i in range(len(COLUMNS))) + "|")
+    print_table(COLUMNS, rows, args.markdown)
+    if args.headroom:
+        print()
+        print_table(HEADROOM_COLUMNS, extra, args.markdown)
+    return 0
+
+
+def print_table(columns: tuple[str, ...], rows: list[tuple[Any, ...]], markdown: bool) -> None:
+    if markdown:
+        print("| " + " | ".join(columns) + " |")
+        print("|" + "|".join("---" if i < 3 else "---:" for i in range(len(columns))) + "|")
         for r in rows:
             print("| " + " | ".join(str(x) for x in r) + " |")
     else:
-        widths = [max(len(str(x)) for x in col) for col in zip(COLUMNS, *rows)]
-        for r in (COLUMNS, *rows):
+        widths = [max(len(str(x)) for x in col) for col in zip(columns, *rows)]
+        for r in (columns, *rows):
             print("  ".join(str(x).ljust(w) for x, w in zip(r, widths)))
-    return 0
 
 
 if __name__ == "__main__":

@@ -431,6 +431,28 @@ def test_auto_non_answers() -> None:
     assert kept[:4] == ("great question", NO_ANSWER, NO_ANSWER, "i m currently at loss")
 
 
+def test_auto_a_direct_reply_to_a_name_question_must_name_something() -> None:
+    """When every gold alias is a name, a direct reply without a capitalised word (other than
+    a function word) is no answer; a wrong name, the question's own name, a chain of
+    thought's stated answer and an all-lower-case reply stay answers, and lower-case golds
+    turn the rule off."""
+    cuba = Question("c", "What is the capital of Cuba?", ("Havana", "La Habana"))
+    texts = ["Capital is a city/region.", "The capital of Cuba is a large port.", "Havana.",
+             "The capital of Cuba is Santiago.", "Cuba", "The capital is there."]
+    got = get_collapse("auto", style="sentence")(cuba, texts).labels
+    assert got == (NO_ANSWER, NO_ANSWER, "havana", "santiago", "cuba", NO_ANSWER)
+    # only the default B's non-answer step applies it, and only to direct answers
+    assert get_collapse("auto", style="sentence", answers_only=False)(cuba, texts).labels[0] != NO_ANSWER
+    assert get_collapse("exact", style="sentence")(cuba, texts).labels[0] != NO_ANSWER
+    cot = get_collapse("auto", style="cot")(cuba, ["So the answer is a port city."]).labels
+    assert cot == ("port city",)
+    # a reply written without any capital letter gives no sign of what is a name
+    assert get_collapse("auto", style="concise")(cuba, ["a port city"]).labels == ("port city",)
+    # a gold written in lower case ("carbon") does not ask for a name
+    carbon = Question("e", "Which chemical element has atomic number 6?", ("carbon",))
+    assert get_collapse("auto", style="concise")(carbon, ["sodium"]).labels == ("sodium",)
+
+
 def test_auto_does_not_depend_on_sample_order() -> None:
     import itertools
 

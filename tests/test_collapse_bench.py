@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from semcal.collapse import get_collapse
-from semcal.collapse.labelled import LabelledItem, load_labelled, score_collapse
+from semcal.collapse.labelled import LabelledItem, headroom, load_labelled, score_collapse
+from semcal.types import NO_ANSWER, REFUSAL, Collapsed, Question
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "bench" / "data" / "collapse"
@@ -22,18 +23,18 @@ DATA = ROOT / "bench" / "data" / "collapse"
 #: held-out set). The rules were tuned by reading failures of the dev sets (world-*, gsm8k-cot);
 #: the holdout-* sets were labelled afterwards and measure them on questions never read.
 FLOORS = {
-    ("gemma-3-270m", "world-concise"): (0.92, 0.05),      # measured 0.943, 0.017
-    ("gemma-3-270m", "world-sentence"): (0.75, 0.12),     # measured 0.769, 0.083
+    ("gemma-3-270m", "world-concise"): (0.92, 0.05),      # measured 0.941, 0.017
+    ("gemma-3-270m", "world-sentence"): (0.74, 0.10),     # measured 0.765, 0.067
     ("gemma-3-270m", "world-cot"): (0.78, 0.14),          # measured 0.802, 0.100
     ("gemma-3-270m", "gsm8k-cot"): (0.72, 0.04),          # measured 0.744, 0.000
     ("gemma-3-270m", "holdout-concise"): (0.96, 0.05),    # measured 0.981, 0.000
-    ("gemma-3-270m", "holdout-sentence"): (0.87, 0.05),   # measured 0.889, 0.000
-    ("smollm2-135m-instruct", "world-concise"): (0.51, 0.10),   # measured 0.530, 0.067
-    ("smollm2-135m-instruct", "world-sentence"): (0.69, 0.12),  # measured 0.716, 0.083
+    ("gemma-3-270m", "holdout-sentence"): (0.87, 0.05),   # measured 0.897, 0.000
+    ("smollm2-135m-instruct", "world-concise"): (0.53, 0.10),   # measured 0.558, 0.067
+    ("smollm2-135m-instruct", "world-sentence"): (0.72, 0.12),  # measured 0.740, 0.083
     ("smollm2-135m-instruct", "world-cot"): (0.54, 0.12),       # measured 0.561, 0.083
     ("smollm2-135m-instruct", "gsm8k-cot"): (0.85, 0.04),       # measured 0.879, 0.000
-    ("smollm2-135m-instruct", "holdout-concise"): (0.61, 0.075),  # measured 0.629, 0.025
-    ("smollm2-135m-instruct", "holdout-sentence"): (0.61, 0.10),  # measured 0.632, 0.050
+    ("smollm2-135m-instruct", "holdout-concise"): (0.64, 0.075),  # measured 0.660, 0.025
+    ("smollm2-135m-instruct", "holdout-sentence"): (0.62, 0.10),  # measured 0.646, 0.050
 }
 
 
@@ -77,8 +78,39 @@ def test_default_b_is_no_worse_than_the_previous_rule_on_direct_answers(groups) 
 
 def test_the_benchmark_script_prints_its_table() -> None:
     p = subprocess.run([sys.executable, str(ROOT / "bench" / "collapse.py"), "--collapse",
-                        "auto,exact", "--markdown"], capture_output=True, text=True, timeout=300)
+                        "auto,exact", "--markdown", "--headroom"], capture_output=True, text=True,
+                       timeout=300)
     assert p.returncode == 0, p.stderr
-    lines = p.stdout.splitlines()
+    table, _, second = p.stdout.partition("\n\n")
+    lines = table.splitlines()
     assert lines[0].startswith("| B | model | set |") and "grade err [95% CI]" in lines[0]
     assert len(lines) == 2 + 2 * len(FLOORS)
+    rows = second.splitlines()
+    assert "F1, non-answers right" in rows[0] and len(rows) == 2 + 2 * len(FLOORS)
+    # the responses of every row are counted once, in one of the four kinds
+    for r in rows[2:]:
+        cells = [c.strip() for c in r.strip("|").split("|")]
+        assert int(cells[3]) == sum(int(c) for c in cells[4:8]), r
+
+
+def test_headroom_splits_the_errors_by_kind() -> None:
+    q = Question("q", "What is the capital of Cuba?", ("Havana",))
+    item = LabelledItem("m--s", "m", "sentence", q, ("Havana.", "Havana!", "Cuba is an island.",
+                                                     "No idea, sorry.", "It might be Santiago"),
+                        ("havana", "havana", "<none>", "<refusal>", "santiago"), "havana")
+
+    def b(question, texts):  # reads an answer into the island sentence, misses Santiago
+        return Collapsed(labels=("havana", "havana", "cuba is island", REFUSAL, NO_ANSWER),
+                         gold=frozenset({"havana"}))
+
+    h = headroom(b, [item])
+    assert (h["both_none"], h["both_answer"], h["b_answer_hand_none"], h["b_none_hand_answer"]) == (
+        1, 2, 1, 1)
+    assert h["f1"] == 1.0  # the only same-class pair (the two Havanas) is right
+    # with the island sentence read as no answer, the missed Santiago shares its class
+    assert h["f1_nonanswers_right"] == pytest.approx(2 / 3)
+    assert h["f1_answers_found"] == 1.0
+    # a B that calls everything no answer: all of its pairs are false, the oracles repair them
+    h = headroom(lambda question, texts: Collapsed(labels=(NO_ANSWER,) * 5, gold=frozenset()), [item])
+    assert h["f1"] < 0.2 and h["b_none_hand_answer"] == 3
+    assert h["f1_nonanswers_right"] < h["f1_answers_found"] == 1.0

@@ -46,7 +46,7 @@ from semcal.registry import Registry, needs_sampler
 COLLAPSE_NAMES = ("exact", "math", "embedding", "nli", "judge", "auto")
 #: bumped whenever a built-in B changes the labels it gives, so that class labels cached in a
 #: store by an older semcal are not reused (see :func:`collapse_key`)
-COLLAPSE_VERSION = 5
+COLLAPSE_VERSION = 6
 
 
 def collapse_key(name: str, opts: dict[str, Any] | None = None) -> str:

@@ -23,8 +23,11 @@ Steps, for one question's responses:
    speaking: "great question", "can you please specify", "i m not sure"), one that asks
    ("who", "held in which city"), and, after step 3, one still longer than ``max_words``
    words (by default 6 for concise answers and no limit otherwise,
-   :data:`MAX_WORDS_BY_STYLE`): a sentence about something else. A gold alias is never
-   dropped. (A label made only of the question's own words, "malta" for "What is the capital
+   :data:`MAX_WORDS_BY_STYLE`): a sentence about something else. A direct answer
+   ("concise" or "sentence" style) to a question whose gold aliases are all names that
+   names nothing ("Capital is a city/region." for "What is the capital of Cuba?") is no
+   answer either (:class:`~semcal.collapse.exact.ExactCollapse`'s ``names`` option, applied
+   per text because it needs the capital letters). A gold alias is never dropped. (A label made only of the question's own words, "malta" for "What is the capital
    of Malta?", stays a wrong answer, as the hand labels have it.)
 
 Step 3 looks at the other responses of the question, so the partition depends on what was
@@ -163,7 +166,7 @@ class AutoCollapse:
         self.math = MathCollapse(extract=extract, sig_digits=sig_digits, time_budget=time_budget,
                                  style=style, unmarked=unmarked)
         self.exact = ExactCollapse(extract=extract, accents=accents, use_question=use_question,
-                                   style=style, unmarked=unmarked)
+                                   style=style, unmarked=unmarked, names=answers_only)
         if max_words is _BY_STYLE:
             max_words = MAX_WORDS_BY_STYLE.get(style or "")
         if max_words is not None and (isinstance(max_words, bool) or not isinstance(max_words, int)

@@ -14,9 +14,12 @@ from typing import Any
 from semcal.collapse.extract import (
     _NUMBER,
     DEFAULT_UNMARKED,
+    DIRECT_STYLES,
     UNMARKED_RULES,
+    expects_name,
     extract_answer,
     is_refusal,
+    names_something,
 )
 from semcal.collapse.mathequiv import DEFAULT_TIME_BUDGET, math_label
 from semcal.collapse.normalize import normalize_answer
@@ -84,7 +87,11 @@ class ExactCollapse:
     ``style`` (the run's response style; ``"cot"``: only an explicitly stated final answer
     counts) and ``unmarked`` (what an unmarked reasoning response counts as: ``"none"``,
     ``"last_number"`` or ``"first_sentence"``) are passed to the extraction. A response that
-    declines to answer is labelled :data:`~semcal.types.REFUSAL`.
+    declines to answer is labelled :data:`~semcal.types.REFUSAL`. ``names`` (default False):
+    for a direct answer (``style`` "concise" or "sentence") to a question whose gold aliases
+    are all names (:func:`~semcal.collapse.extract.expects_name`), a reply that names nothing
+    (:func:`~semcal.collapse.extract.names_something`: "a city/region", "the ocean") is
+    :data:`~semcal.types.NO_ANSWER`.
     """
 
     name = "exact"
@@ -92,13 +99,14 @@ class ExactCollapse:
     task: str | None = None
 
     def __init__(self, *, extract: bool = True, accents: bool = False, use_question: bool = True,
-                 style: str | None = None, unmarked: str = DEFAULT_UNMARKED):
+                 style: str | None = None, unmarked: str = DEFAULT_UNMARKED, names: bool = False):
         check_style(style, unmarked)
         self.extract = extract
         self.accents = accents
         self.use_question = use_question
         self.style = style
         self.unmarked = unmarked
+        self.names = bool(names)
 
     def span(self, question: Question, text: str) -> str | None:
         """The extracted answer span of one response, :data:`REFUSAL`, or None."""
@@ -115,6 +123,10 @@ class ExactCollapse:
         if span == REFUSAL:
             return REFUSAL
         if span is None:
+            return NO_ANSWER
+        if (self.names and question.task != "math" and self.style in DIRECT_STYLES
+                and expects_name(question.answers)
+                and not names_something(span, text)):
             return NO_ANSWER
         return normalize_answer(span, accents=self.accents) or NO_ANSWER
 
@@ -141,7 +153,8 @@ class ExactCollapse:
 
     def __repr__(self) -> str:
         return (f"ExactCollapse(extract={self.extract}, accents={self.accents}, "
-                f"use_question={self.use_question}, style={self.style!r}, unmarked={self.unmarked!r})")
+                f"use_question={self.use_question}, style={self.style!r}, unmarked={self.unmarked!r}, "
+                f"names={self.names})")
 
 
 class MathCollapse(ExactCollapse):

@@ -578,3 +578,26 @@ def _finish(span: str, math: bool, *, question: str | None) -> str | None:
     if span.strip("[]<>{}()\"'") in PLACEHOLDERS or span.startswith("X. "):
         return None  # the prompt's placeholder repeated: "The answer is X."
     return span or None
+
+
+_CAPITALISED = re.compile(r"(?<![\w'’])[^\W\d_a-z][\w'’-]*")
+
+
+def expects_name(answers) -> bool:
+    """Whether every gold alias is written with a capital letter ("Paris", "William
+    Shakespeare", "the Nile", "O-"): the question asks for a name."""
+    return bool(answers) and all(any(ch.isupper() for ch in a) for a in answers)
+
+
+def names_something(span: str, text: str) -> bool:
+    """Whether ``span`` (the answer extracted from ``text``) has a capitalised word that is
+    not a function word ("Paris", "K", "Cuba"; not "a city/region", "the ocean"). A ``text``
+    written without any capital letter ("ho chi minh city, vietnam") carries no sign of what
+    is a name, so it always passes."""
+    if not any(ch.isupper() for ch in text):
+        return True
+    for m in _CAPITALISED.finditer(span):
+        w = m.group(0).casefold().rstrip("'’-")
+        if w not in _QA_STOPWORDS and w not in _SENTENCE_OPENERS:
+            return True
+    return False

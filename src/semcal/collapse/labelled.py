@@ -226,4 +226,46 @@ def score_collapse(
     }
 
 
-__all__ = ["NONE_LABEL", "REFUSAL_LABEL", "LabelledItem", "load_labelled", "score_collapse"]
+def headroom(collapse: Callable[[Question, Sequence[str]], Collapsed],
+             items: Iterable[LabelledItem]) -> dict[str, float]:
+    """Where a B's pairwise errors come from, for reading its failures (not a score).
+
+    Per response: ``both_none`` (hand and B: no answer or refusal), ``both_answer``,
+    ``b_answer_hand_none`` (B reads an answer into a response that gives none by hand) and
+    ``b_none_hand_answer`` (B misses an answer). Then the pairwise F1 as it is (``f1``), as
+    it would be if B recognised every hand non-answer (``f1_nonanswers_right``: those
+    responses take their hand label), and if B also found every answer it missed
+    (``f1_answers_found``: those responses take their hand label too). The gap between
+    ``f1`` and ``f1_nonanswers_right`` is what recognising non-answers is worth."""
+    items = list(items)
+    ran = {(it.question.id, it.texts): (it, collapse(it.question, list(it.texts))) for it in items}
+    kinds = Counter({"both_none": 0, "both_answer": 0, "b_answer_hand_none": 0,
+                     "b_none_hand_answer": 0})
+    for it, col in ran.values():
+        for b, h in zip(col.labels, it.labels):
+            b_none, h_none = b in NON_ANSWERS, _canonical_hand(h) in NON_ANSWERS
+            kinds["both_none" if b_none and h_none else "b_answer_hand_none" if h_none
+                  else "b_none_hand_answer" if b_none else "both_answer"] += 1
+
+    def patched(fix_nonanswers: bool, fix_missed: bool) -> Callable[[Question, Sequence[str]], Collapsed]:
+        def fn(question: Question, texts: Sequence[str]) -> Collapsed:
+            it, col = ran[(question.id, tuple(texts))]
+            labels = []
+            for b, h in zip(col.labels, it.labels):
+                h = _canonical_hand(h)
+                if fix_nonanswers and h in NON_ANSWERS:
+                    b = h
+                elif fix_missed and b in NON_ANSWERS and h not in NON_ANSWERS:
+                    b = "\x00hand:" + h  # never equal to a label B made
+                labels.append(b)
+            return Collapsed(labels=tuple(labels), gold=col.gold)
+        return fn
+
+    out: dict[str, float] = {k: float(v) for k, v in kinds.items()}
+    out["f1"] = score_collapse(patched(False, False), items)["f1"]
+    out["f1_nonanswers_right"] = score_collapse(patched(True, False), items)["f1"]
+    out["f1_answers_found"] = score_collapse(patched(True, True), items)["f1"]
+    return out
+
+
+__all__ = ["NONE_LABEL", "REFUSAL_LABEL", "LabelledItem", "headroom", "load_labelled", "score_collapse"]
