@@ -94,10 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     for b in args.collapse.split(","):
         examples: list[dict[str, Any]] = []
         t0 = time.perf_counter()
+        name = f"judge[{args.judge_model}]" if b == "judge" else b  # which judge made the row
         for (model, set_name), its in sorted(groups.items()):
             fn = make_collapse(b, its[0].style, judge)
             m = score_collapse(fn, its, examples=examples)
-            rows.append((b, model, set_name, m["questions"], f"{m['precision']:.3f}",
+            rows.append((name, model, set_name, m["questions"], f"{m['precision']:.3f}",
                          f"{m['recall']:.3f}",
                          f"{m['f1']:.3f} [{m['f1_lo']:.2f}, {m['f1_hi']:.2f}]",
                          f"{m['answer_f1']:.3f}", f"{m['count_error']:.2f}",
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"{m['tie_rate']:.3f}"))
             if args.headroom:
                 h = headroom(fn, its)
-                extra.append((b, model, set_name, sum(len(it.texts) for it in its),
+                extra.append((name, model, set_name, sum(len(it.texts) for it in its),
                               *(int(h[k]) for k in ("both_none", "both_answer",
                                                     "b_answer_hand_none", "b_none_hand_answer")),
                               *(f"{h[k]:.3f}" for k in ("f1", "f1_nonanswers_right",
