@@ -24,11 +24,12 @@ Steps, for one question's responses:
    ("who", "held in which city"), and, after step 3, one still longer than ``max_words``
    words (by default 6 for concise answers and no limit otherwise,
    :data:`MAX_WORDS_BY_STYLE`): a sentence about something else. A direct answer
-   ("concise" or "sentence" style) to a question whose gold aliases are all names that
-   names nothing ("Capital is a city/region." for "What is the capital of Cuba?") is no
-   answer either (:class:`~semcal.collapse.exact.ExactCollapse`'s ``names`` option, applied
-   per text because it needs the capital letters). A gold alias is never dropped. (A label made only of the question's own words, "malta" for "What is the capital
-   of Malta?", stays a wrong answer, as the hand labels have it.)
+   ("concise" or "sentence" style) that names nothing, to a question whose gold aliases are
+   all names ("Capital is a city/region." for "What is the capital of Cuba?"), is no answer
+   either (:class:`~semcal.collapse.exact.ExactCollapse`'s ``names`` option, applied per
+   text because it needs the capital letters). A gold alias is never dropped. (A label made
+   only of the question's own words, "malta" for "What is the capital of Malta?", stays a
+   wrong answer, as the hand labels have it.)
 
 Step 3 looks at the other responses of the question, so the partition depends on what was
 sampled (as any clustering does); it is deterministic given that set and does not depend on

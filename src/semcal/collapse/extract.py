@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 
 from semcal.errors import InputError
 
@@ -583,7 +584,7 @@ def _finish(span: str, math: bool, *, question: str | None) -> str | None:
 _CAPITALISED = re.compile(r"(?<![\w'’])[^\W\d_a-z][\w'’-]*")
 
 
-def expects_name(answers) -> bool:
+def expects_name(answers: Sequence[str]) -> bool:
     """Whether every gold alias is written with a capital letter ("Paris", "William
     Shakespeare", "the Nile", "O-"): the question asks for a name."""
     return bool(answers) and all(any(ch.isupper() for ch in a) for a in answers)
