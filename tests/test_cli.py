@@ -315,6 +315,13 @@ def test_component_options_from_the_command_line(tmp_path: Path) -> None:
 
     assert no_answer() == 0.0
     assert no_answer("--collapse-opt", "max_words=2") == 1.0  # every answer is 5+ words
+    # the numbers name the B and grader that made them, options included
+    r = cli("analyze", str(tmp_path / "o"), "--collapse-opt", "max_words=2", "--grader",
+            "numeric", "--grader-opt", "rel_tol=0.01", "--n-boot", "0", "-q")
+    assert r.returncode == 0, r.stderr
+    row = r.stdout.splitlines()[2].split()
+    assert "auto(max_words=2)" in row and "numeric(rel_tol=0.01)" in row
+    assert "B audit, run" in r.stdout and "(B auto(max_words=2), grader numeric(rel_tol=0.01))" in r.stdout
     r = cli("analyze", str(tmp_path / "o"), "--grader", "numeric", "--grader-opt", "rel_tol=-1")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "tolerances must be >= 0" in r.stderr
     r = cli("analyze", str(tmp_path / "o"), "--collapse-opt", "no-equals-sign")

@@ -60,6 +60,7 @@ def test_judge_from_a_spec_and_from_the_command_line(llama_srv, tmp_path: Path) 
     assert r.returncode == 0, r.stderr
     (a,) = json.loads(r.stdout)
     assert a["collapse"] == "judge" and a["n"] == 2
+    assert a["collapse_label"].startswith("judge[") and a["grader_label"] == "auto"
     audit = a["audit"]
     assert audit["judged"] + 0 >= 1  # responses went to the judge ...
     assert 0 <= audit["judge_fallbacks"] <= audit["judged"]
@@ -71,7 +72,7 @@ def test_judge_from_a_spec_and_from_the_command_line(llama_srv, tmp_path: Path) 
                 "--judge-model", "smollm2", "--judge-backend", "openai",
                 "--judge-base-url", server.base_url)
     assert r.returncode == 0, r.stderr
-    assert "judge" in r.stdout.splitlines()[2]
+    assert "judge[smollm2]" in r.stdout.splitlines()[2].split()  # B and grader name the judge
     assert "B audit" in r.stdout and "against B auto" in r.stdout
 
     # the report shows the B audit

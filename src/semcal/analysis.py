@@ -96,6 +96,15 @@ class RunAnalysis:
     directory: Path | None = None
     #: the B audit (:func:`collapse_audit`), plus ``against`` when compared with a second B
     audit: dict[str, Any] = field(default_factory=dict)
+    #: how the B and the grader are named where the numbers are shown, with their judge model
+    #: and options (:func:`describe`): "auto", "judge[smollm2-135m-instruct]",
+    #: "auto(answers_only=False)"; empty: the bare name
+    collapse_label: str = ""
+    grader_label: str = ""
+
+    def __post_init__(self) -> None:
+        self.collapse_label = self.collapse_label or self.collapse
+        self.grader_label = self.grader_label or self.grader
 
     @property
     def confidences(self) -> np.ndarray:
@@ -338,6 +347,21 @@ def _cached_classes_fresh(hit: Any, n_samples: int, greedy: Any) -> bool:
     """Whether a question's cached classes cover its ``n_samples`` samples and, when it has a
     greedy completion, that one too."""
     return hit is not None and hit[0] == n_samples and (greedy is None or hit[3] is not None)
+
+
+def describe(name: str, opts: dict[str, Any] | None = None) -> str:
+    """The name under which a B or a grader made its numbers: ``name``, its judge model in
+    brackets and its other options in parentheses ("judge[smollm2-135m-instruct]",
+    "auto(answers_only=False)", "numeric(rel_tol=0.01)"). Objects passed in as options (an
+    encoder) are left out."""
+    opts = dict(opts or {})
+    sampler = opts.pop("sampler", None)
+    opts.pop("encoder", None)
+    opts.pop("relation", None)
+    label = name if sampler is None else f"{name}[{sampler.model_name}]"
+    if opts:
+        label += "(" + ", ".join(f"{k}={opts[k]}" for k in sorted(opts)) + ")"
+    return label
 
 
 def collapse_audit(labels: Sequence[Sequence[str]]) -> dict[str, Any]:
@@ -620,6 +644,7 @@ def analyze_run(
     res = RunAnalysis(
         run=info, collapse=collapse, grader=grader, questions=results, summary=summary,
         estimators=est, directory=store.directory, audit=audit,
+        collapse_label=describe(collapse, collapse_opts), grader_label=describe(grader, gopts),
     )
     if audit_against and audit_against != collapse:
         other = analyze_run(store, info, collapse=audit_against, grader="auto", estimators=[],

@@ -343,7 +343,7 @@ def format_summary_table(analyses: Sequence[Any]) -> str:
         s = a.summary
         ci = f"{_f(s['smece'])} [{_f(s['smece_lo'])}, {_f(s['smece_hi'])}]"
         rows.append([
-            a.run.name, a.run.model, a.run.style, a.collapse, a.grader, str(s["n"]),
+            a.run.name, a.run.model, a.run.style, a.collapse_label, a.grader_label, str(s["n"]),
             _f(s.get("mean_samples"), 1),
             _f(s["accuracy"]), _f(s["mean_confidence"]), ci, _f(s["ece"]), _f(s["brier"]),
             _f(s["auroc"]),
@@ -365,7 +365,7 @@ def format_audit(a: Any, listed: int = 10) -> str:
     au = a.audit
     if not au:
         return ""
-    out = [f"B audit, run {a.run.name} (B {a.collapse}, grader {a.grader}): "
+    out = [f"B audit, run {a.run.name} (B {a.collapse_label}, grader {a.grader_label}): "
            f"{_f(au.get('classes_per_question'), 2)} classes per question, "
            f"{_pct(au.get('singleton_share'))} of answer classes are singletons, "
            f"no answer {_pct(au.get('no_answer_rate'))}, refusals {_pct(au.get('refusal_rate'))} "
@@ -566,7 +566,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(
             [{"run": a.run.name, "model": a.run.model, "collapse": a.collapse,
-              "grader": a.grader, **a.summary, "estimators": a.estimators, "audit": a.audit}
+              "grader": a.grader, "collapse_label": a.collapse_label,
+              "grader_label": a.grader_label, **a.summary, "estimators": a.estimators, "audit": a.audit}
              for a in analyses],
             indent=2, default=str,
         ))
