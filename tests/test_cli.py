@@ -143,13 +143,15 @@ def test_summary_table_format() -> None:
     run = SimpleNamespace(name="r", model="m", style="sentence")
     s = {"n": 3, "mean_samples": 10, "accuracy": 0.5, "mean_confidence": 0.6, "smece": 0.1,
          "smece_lo": 0.05, "smece_hi": float("nan"), "ece": 0.2, "brier": 0.3, "auroc": None}
-    text = cli.format_summary_table([SimpleNamespace(run=run, summary=s, collapse="auto",
-                                                     grader="exact")])
+    text = cli.format_summary_table([SimpleNamespace(
+        run=run, summary=s, collapse="auto", grader="exact",
+        collapse_label="auto(max_words=8)", grader_label="exact")])
     header, _, row = text.splitlines()
     assert "smECE [95% CI]" in header and "AUROC" in header
     assert "0.100 [0.050, -]" in row
-    # every number names the B and the grader that made it
-    assert header.split()[3:5] == ["B", "grader"] and row.split()[3:5] == ["auto", "exact"]
+    # every number names the B (with its options) and the grader that made it
+    assert header.split()[3:5] == ["B", "grader"]
+    assert row.split()[3:5] == ["auto(max_words=8)", "exact"]
 
 
 def _env() -> dict[str, str]:

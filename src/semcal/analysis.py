@@ -28,6 +28,7 @@ import numpy as np
 from semcal import metrics as M
 from semcal.adaptive import next_round_size, should_stop
 from semcal.collapse import collapse_key, get_collapse, open_judge
+from semcal.collapse.judge import JudgeCollapse
 from semcal.confidence import ESTIMATORS, estimate_all
 from semcal.errors import InputError, SemcalError, StoreError, require
 from semcal.files import atomic_path
@@ -493,7 +494,7 @@ def analyze_run(
     grader_key = grader
     if grader == "judge":
         judge_sampler = gopts.get("sampler")
-        grader_key = f"judge:{getattr(judge_sampler, 'model_name', 'model')}"
+        grader_key = f"judge:{judge_sampler.model_name}"
     ckey = collapse_key(collapse, collapse_opts)
     cached_grades = store.grades(info.id, ckey, grader_key) if grader == "judge" else {}
     if estimators is None:
@@ -638,7 +639,7 @@ def analyze_run(
         else float("nan")
     )
     audit = collapse_audit([r.labels for r in results])
-    if fn is not None and hasattr(fn, "fallbacks"):  # the judge B: how often it was overruled
+    if isinstance(fn, JudgeCollapse):  # how often the judge was overruled
         audit.update(judge_calls=fn.calls, judged=fn.judged, judge_fallbacks=fn.fallbacks,
                      judge_agrees_with_rules=fn.agree / fn.judged if fn.judged else float("nan"))
     res = RunAnalysis(

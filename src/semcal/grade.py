@@ -249,7 +249,7 @@ class JudgeGrader:
 
     def verdicts(self, question: Question, responses: Sequence[str]) -> list[str | None]:
         """One verdict per response (None when the judge's reply names none)."""
-        model = str(getattr(self.sampler, "model_name", "judge"))
+        model = str(self.sampler.model_name)
         keys = [(model, question.question, tuple(question.answers), r) for r in responses]
         todo = [i for i, k in enumerate(keys) if k not in self._cache]
         if todo:
