@@ -29,12 +29,14 @@ FLOORS = {
     ("gemma-3-270m", "gsm8k-cot"): (0.72, 0.04),          # measured 0.744, 0.000
     ("gemma-3-270m", "holdout-concise"): (0.96, 0.05),    # measured 0.981, 0.000
     ("gemma-3-270m", "holdout-sentence"): (0.87, 0.05),   # measured 0.897, 0.000
+    ("gemma-3-270m", "holdout-cot"): (0.87, 0.075),       # measured 0.899, 0.025
     ("smollm2-135m-instruct", "world-concise"): (0.53, 0.10),   # measured 0.558, 0.067
     ("smollm2-135m-instruct", "world-sentence"): (0.72, 0.12),  # measured 0.740, 0.083
     ("smollm2-135m-instruct", "world-cot"): (0.54, 0.12),       # measured 0.561, 0.083
     ("smollm2-135m-instruct", "gsm8k-cot"): (0.85, 0.04),       # measured 0.879, 0.000
     ("smollm2-135m-instruct", "holdout-concise"): (0.64, 0.075),  # measured 0.660, 0.025
     ("smollm2-135m-instruct", "holdout-sentence"): (0.62, 0.10),  # measured 0.646, 0.050
+    ("smollm2-135m-instruct", "holdout-cot"): (0.46, 0.10),       # measured 0.488, 0.050
 }
 
 
