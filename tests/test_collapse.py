@@ -448,9 +448,16 @@ def test_auto_a_direct_reply_to_a_name_question_must_name_something() -> None:
     assert cot == ("port city",)
     # a reply written without any capital letter gives no sign of what is a name
     assert get_collapse("auto", style="concise")(cuba, ["a port city"]).labels == ("port city",)
-    # a gold written in lower case ("carbon") does not ask for a name
+    # a gold written in lower case ("carbon") or with a unit symbol ("100 °C") does not ask
+    # for a name; one with a lower-case particle ("da Vinci") does
     carbon = Question("e", "Which chemical element has atomic number 6?", ("carbon",))
     assert get_collapse("auto", style="concise")(carbon, ["sodium"]).labels == ("sodium",)
+    boil = Question("b", "At what temperature does water boil at sea level?", ("100 °C",))
+    assert get_collapse("auto", style="sentence")(boil, ["It boils at one hundred degrees."]).labels != (
+        NO_ANSWER,)
+    mona = Question("m", 'Who painted the "Mona Lisa"?', ("Leonardo da Vinci", "da Vinci"))
+    assert get_collapse("auto", style="sentence")(mona, ["It was painted by a monk."]).labels == (
+        NO_ANSWER,)
 
 
 def test_auto_does_not_depend_on_sample_order() -> None:

@@ -584,10 +584,19 @@ def _finish(span: str, math: bool, *, question: str | None) -> str | None:
 _CAPITALISED = re.compile(r"(?<![\w'’])[^\W\d_a-z][\w'’-]*")
 
 
+_LEADING_ARTICLE = re.compile(r"^[\s\"'“]*(?:the|a|an)[ \t]+", re.IGNORECASE)
+
+
 def expects_name(answers: Sequence[str]) -> bool:
-    """Whether every gold alias is written with a capital letter ("Paris", "William
-    Shakespeare", "the Nile", "O-"): the question asks for a name."""
-    return bool(answers) and all(any(ch.isupper() for ch in a) for a in answers)
+    """Whether every gold alias is a name: it starts with a capital letter after a leading
+    article ("Paris", "the Nile", "O-", "K") or holds a capitalised word ("da Vinci", "van
+    Gogh"). Then the question asks for a name. "100 °C" (a unit symbol), "carbon", "vitamin D"
+    or a list with one such alias do not."""
+    def capitalised(alias: str) -> bool:
+        rest = _LEADING_ARTICLE.sub("", alias).lstrip(" \t\"'“")
+        return rest[:1].isupper() or any(w[:1].isupper() and w[1:2].islower() for w in rest.split())
+
+    return bool(answers) and all(capitalised(a) for a in answers)
 
 
 def names_something(span: str, text: str) -> bool:
