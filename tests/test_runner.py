@@ -258,15 +258,18 @@ def test_schema_v1_store_is_migrated(qfile: Path, tmp_path: Path) -> None:
     with Store(out) as st:  # make it look like a version-1 store
         with st.transaction() as c:
             c.execute("DROP TABLE model_estimates")
+            c.execute("DROP TABLE run_sessions")
             c.execute("ALTER TABLE runs RENAME COLUMN samples TO n_samples")
             c.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
     with Store(out, readonly=True) as st:  # read-only: read as it is, never written
         (info,) = st.runs()
         assert st.model_estimates(info.id, "auto") == {}
+        assert st.sessions(info.id) == []  # sampled before sessions were recorded
         assert len(st.done_ids(info.id)) == 6 and info.samples == 6
     with Store(out) as st:
         v = st.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
-        assert int(v) == SCHEMA_VERSION == 3
+        assert int(v) == SCHEMA_VERSION == 4
+        assert st.sessions(info.id) == []
         assert st.get_run(info.id).samples == 6
         assert st.model_estimates(info.id, "auto") == {}
     res = run(_spec(qfile, model_estimators=True), out, sampler=EstSampler(), quiet=True)
@@ -354,3 +357,38 @@ def test_resume_from_anywhere_without_the_data_file(tmp_path: Path, monkeypatch)
         assert info.spec["model"] == str((a / "m.gguf").resolve())
     got, want = _dump(tmp_path / "exp"), _dump(tmp_path / "ref")
     assert got["samples"] == want["samples"] and got["greedy"] == want["greedy"]
+
+
+def test_every_sampling_session_records_its_engine(qfile: Path, tmp_path: Path) -> None:
+    """A run records which engine build drew its samples, once per start or resume; analysis
+    lists the builds and the CLI warns when a run mixes two."""
+    import subprocess
+    import sys
+
+    from semcal.analysis import analyze_dir
+    from semcal.backends import engine_version
+
+    out = tmp_path / "eng"
+    spec = RunSpec(model="mock", backend="mock", dataset=str(qfile), samples=4, seed=1,
+                   style="concise", greedy=False)
+    run(spec, out, quiet=True)
+    with Store(out) as st:
+        (info,) = st.runs()
+        (s1,) = st.sessions(info.id)
+    assert s1["engine"] == engine_version("mock") == "mock" and s1["semcal_version"]
+    run(spec, out, quiet=True)  # complete: nothing is sampled, no session
+    with Store(out) as st:
+        assert len(st.sessions(info.id)) == 1
+        st.add_session(info.id, "llama-cpp-python 0.0.1")  # as if resumed with another build
+    (a,) = analyze_dir(out, n_boot=0)
+    assert a.audit["engines"] == ["mock", "llama-cpp-python 0.0.1"]
+    r = subprocess.run([sys.executable, "-m", "semcal.cli", "analyze", str(out), "--n-boot", "0",
+                        "-q"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "sampled by more than one engine build (mock; llama-cpp-python 0.0.1)" in r.stdout
+    # a sampler passed in by the caller is named by its class
+    out2 = tmp_path / "passed"
+    run(_spec(qfile), out2, sampler=FakeSampler(), quiet=True)
+    with Store(out2) as st:
+        (info2,) = st.runs()
+        assert [x["engine"] for x in st.sessions(info2.id)] == ["FakeSampler (passed in)"]

@@ -243,6 +243,7 @@ def _as_schema_2(directory: Path) -> None:
     """Turn a current store into one written by schema version 2 (M was ``n_samples``)."""
     conn = sqlite3.connect(directory / STORE_NAME)
     conn.execute("ALTER TABLE runs RENAME COLUMN samples TO n_samples")
+    conn.execute("DROP TABLE run_sessions")
     conn.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
     conn.commit()
     conn.close()
@@ -273,3 +274,7 @@ def test_a_schema_2_store_is_migrated_and_keeps_its_runs(tmp_path: Path) -> None
     cols = [r[1] for r in conn.execute("PRAGMA table_info(runs)")]
     conn.close()
     assert "samples" in cols and "n_samples" not in cols
+    with Store(d) as st:  # the table added by schema 4 exists and works
+        assert st.sessions(run.id) == []
+        st.add_session(run.id, "llama-cpp-python 0.3.36")
+        assert [x["engine"] for x in st.sessions(run.id)] == ["llama-cpp-python 0.3.36"]

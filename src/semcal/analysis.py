@@ -639,6 +639,8 @@ def analyze_run(
         else float("nan")
     )
     audit = collapse_audit([r.labels for r in results])
+    # the engine builds that drew the samples (one per sampling session; empty before schema 4)
+    audit["engines"] = list(dict.fromkeys(x["engine"] for x in store.sessions(info.id)))
     if isinstance(fn, JudgeCollapse):  # how often the judge was overruled
         audit.update(judge_calls=fn.calls, judged=fn.judged, judge_fallbacks=fn.fallbacks,
                      judge_agrees_with_rules=fn.agree / fn.judged if fn.judged else float("nan"))

@@ -370,6 +370,9 @@ def format_audit(a: Any, listed: int = 10) -> str:
            f"{_pct(au.get('singleton_share'))} of answer classes are singletons, "
            f"no answer {_pct(au.get('no_answer_rate'))}, refusals {_pct(au.get('refusal_rate'))} "
            f"of samples, ties {_pct(au.get('tie_rate'))} of questions"]
+    if len(au.get("engines") or ()) > 1:
+        out.append(f"  sampled by more than one engine build ({'; '.join(au['engines'])}): "
+                   "samples of different builds need not be comparable")
     if "judged" in au:
         out.append(f"  judge: {au['judged']} responses judged ({au['judge_calls']} calls), "
                    f"{au['judge_fallbacks']} answers not found in their response (rule-based "

@@ -44,7 +44,7 @@ from semcal.adaptive import (  # noqa: F401 - re-exported
     should_stop,
     wilson_halfwidth,
 )
-from semcal.backends import BACKENDS, get_sampler
+from semcal.backends import BACKENDS, engine_version, get_sampler
 from semcal.backends.base import Sampler, check_context, prompt_seed, sample_seed
 from semcal.backends.models import resolve_model
 from semcal.collapse import collapse_for, extract_answer, get_collapse
@@ -349,6 +349,10 @@ def run(
         else:
             if sampler is None:
                 sampler = _open_sampler(spec)
+            # which build draws these samples (a sampler passed in by the caller is named by
+            # its class: semcal cannot tell its engine)
+            store.add_session(run_info.id, engine_version(spec.backend) if own_sampler
+                              else f"{type(sampler).__name__} (passed in)")
             is_chat = bool(sampler.is_chat)
             if run_info.is_chat is None:
                 store.set_run_chat(run_info.id, is_chat)

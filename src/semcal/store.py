@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 #: the file name of the store inside an experiment directory
 STORE_NAME = "semcal.sqlite"
 #: bump when the schema changes; older stores are migrated in :meth:`Store._migrate`
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -147,10 +147,16 @@ CREATE TABLE IF NOT EXISTS model_estimates (
     value REAL,
     PRIMARY KEY (run_id, qid, estimator, collapse)
 );
+CREATE TABLE IF NOT EXISTS run_sessions (
+    run_id INTEGER NOT NULL,
+    started TEXT NOT NULL,
+    semcal_version TEXT NOT NULL,
+    engine TEXT NOT NULL
+);
 """
 
 #: tables added by each schema version (created by :meth:`Store._migrate`)
-_MIGRATIONS: dict[int, tuple[str, ...]] = {2: ("model_estimates",)}
+_MIGRATIONS: dict[int, tuple[str, ...]] = {2: ("model_estimates",), 4: ("run_sessions",)}
 #: columns renamed by each schema version (the statements). Version 3 names a
 #: run's M ``samples``, as the CLI (``--samples``) and the spec do; ``n_samples`` in the cache
 #: tables is the number of samples a question has (< M when an adaptive run stopped early).
@@ -657,6 +663,24 @@ class Store:
     def set_run_chat(self, run_id: int, is_chat: bool) -> None:
         with self.transaction() as c:
             c.execute("UPDATE runs SET is_chat=? WHERE id=?", (int(bool(is_chat)), int(run_id)))
+
+    def add_session(self, run_id: int, engine: str) -> None:
+        """Record that sampling of a run started or resumed now, with this semcal and this
+        engine ("llama-cpp-python 0.3.36"): samples of one run drawn by different engine
+        builds need not be comparable, and :meth:`sessions` lets analysis say so."""
+        with self.transaction() as c:
+            c.execute("INSERT INTO run_sessions VALUES (?, ?, ?, ?)",
+                      (int(run_id), _now(), __version__, str(engine)))
+
+    def sessions(self, run_id: int) -> list[dict[str, str]]:
+        """The sampling sessions of a run, oldest first: ``started``, ``semcal_version``,
+        ``engine``. Empty for runs sampled before semcal recorded them (schema < 4)."""
+        if not self._has_table("run_sessions"):
+            return []
+        return [{"started": r["started"], "semcal_version": r["semcal_version"],
+                 "engine": r["engine"]}
+                for r in self._read("SELECT * FROM run_sessions WHERE run_id=? ORDER BY rowid",
+                                    (int(run_id),))]
 
     def mark_run_finished(self, run_id: int) -> None:
         with self.transaction() as c:

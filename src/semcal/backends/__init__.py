@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import inspect
 from typing import Any
 
@@ -18,8 +19,11 @@ class _Engine:
     """A backend's factory that imports its engine only when a model is opened (torch, vllm
     and llama.cpp are optional and slow to import)."""
 
-    def __init__(self, name: str, module: str, cls: str, extra: str) -> None:
+    def __init__(self, name: str, module: str, cls: str, extra: str, package: str | None = None) -> None:
         self.name, self.module, self.cls, self.extra = name, module, cls, extra
+        #: the installed distribution that does the sampling (its version is recorded with
+        #: every sampling session of a run); None when it runs elsewhere (a server) or is semcal
+        self.package = package
 
     def __call__(self, model: str, **options: Any) -> Sampler:
         cls = getattr(importlib.import_module(self.module), self.cls)
@@ -33,12 +37,27 @@ class _Engine:
 #: backend name -> factory ``(model, **options) -> Sampler``; ``.extra`` names the semcal
 #: extra that installs the engine
 BACKENDS: Registry[_Engine] = Registry("backend")
-BACKENDS.register("llamacpp", _Engine("llamacpp", "semcal.backends.llamacpp", "LlamaCppSampler", "llama"))
-BACKENDS.register("hf", _Engine("hf", "semcal.backends.hf", "HFSampler", "hf"))
+BACKENDS.register("llamacpp", _Engine("llamacpp", "semcal.backends.llamacpp", "LlamaCppSampler", "llama",
+                                      "llama-cpp-python"))
+BACKENDS.register("hf", _Engine("hf", "semcal.backends.hf", "HFSampler", "hf", "transformers"))
 BACKENDS.register("openai", _Engine("openai", "semcal.backends.openai", "OpenAISampler", "server"))
-BACKENDS.register("vllm", _Engine("vllm", "semcal.backends.vllm", "VLLMSampler", "vllm"))
+BACKENDS.register("vllm", _Engine("vllm", "semcal.backends.vllm", "VLLMSampler", "vllm", "vllm"))
 # no model: exercises semcal's own machinery (tests, overhead benchmarks)
 BACKENDS.register("mock", _Engine("mock", "semcal.backends.mock", "MockSampler", ""))
+
+
+def engine_version(backend: str) -> str:
+    """What draws a backend's samples, as installed here: "llama-cpp-python 0.3.36",
+    "transformers 4.57.1"; for a server or a backend registered by the user, its name
+    ("openai server", "mybackend")."""
+    factory = BACKENDS.get(backend)
+    package = factory.package if isinstance(factory, _Engine) else None
+    if package is None:
+        return f"{backend} server" if backend == "openai" else backend
+    try:
+        return f"{package} {importlib.metadata.version(package)}"
+    except importlib.metadata.PackageNotFoundError:
+        return f"{package} (not installed)"
 
 
 def get_sampler(backend: str, model: str, **options: Any) -> Sampler:
@@ -46,4 +65,4 @@ def get_sampler(backend: str, model: str, **options: Any) -> Sampler:
     return BACKENDS.lookup(backend)(model, **options)
 
 
-__all__ = ["BACKENDS", "Sampler", "get_sampler", "prompt_seed", "sample_seed", "truncate_at_stop"]
+__all__ = ["BACKENDS", "Sampler", "engine_version", "get_sampler", "prompt_seed", "sample_seed", "truncate_at_stop"]

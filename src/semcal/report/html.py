@@ -134,6 +134,7 @@ def _settings(a: Any) -> list[tuple[str, str]]:
         ("max tokens", str(r.max_tokens)),
         ("seed", str(r.seed)),
         ("few-shot examples", str(spec.get("k_shot", "-")) if not r.is_chat else "- (chat)"),
+        ("engine", "; ".join(a.audit.get("engines") or ()) or "-"),
         ("collapsing function B", a.collapse_label),
         ("grader", a.grader_label),
         ("created", r.created),
