@@ -27,7 +27,7 @@ import numpy as np
 
 from semcal import metrics as M
 from semcal.adaptive import next_round_size, should_stop
-from semcal.collapse import collapse_key, get_collapse, open_judge
+from semcal.collapse import collapse_key, get_collapse, open_judge, split_options
 from semcal.collapse.judge import JudgeCollapse
 from semcal.confidence import ESTIMATORS, estimate_all
 from semcal.errors import InputError, SemcalError, StoreError, require
@@ -355,10 +355,7 @@ def describe(name: str, opts: dict[str, Any] | None = None) -> str:
     brackets and its other options in parentheses ("judge[smollm2-135m-instruct]",
     "auto(answers_only=False)", "numeric(rel_tol=0.01)"). Objects passed in as options (an
     encoder) are left out."""
-    opts = dict(opts or {})
-    sampler = opts.pop("sampler", None)
-    opts.pop("encoder", None)
-    opts.pop("relation", None)
+    sampler, opts = split_options(opts)
     label = name if sampler is None else f"{name}[{sampler.model_name}]"
     if opts:
         label += "(" + ", ".join(f"{k}={opts[k]}" for k in sorted(opts)) + ")"

@@ -48,12 +48,12 @@ BACKENDS.register("mock", _Engine("mock", "semcal.backends.mock", "MockSampler",
 
 def engine_version(backend: str) -> str:
     """What draws a backend's samples, as installed here: "llama-cpp-python 0.3.36",
-    "transformers 4.57.1"; for a server or a backend registered by the user, its name
-    ("openai server", "mybackend")."""
+    "transformers 4.57.1"; for a backend without a local engine package (a server, the mock,
+    one registered by the user) its name ("openai", "mybackend")."""
     factory = BACKENDS.get(backend)
     package = factory.package if isinstance(factory, _Engine) else None
     if package is None:
-        return f"{backend} server" if backend == "openai" else backend
+        return backend
     try:
         return f"{package} {importlib.metadata.version(package)}"
     except importlib.metadata.PackageNotFoundError:

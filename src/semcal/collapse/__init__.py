@@ -26,6 +26,7 @@ A user-defined B is three lines::
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -49,20 +50,25 @@ COLLAPSE_NAMES = ("exact", "math", "embedding", "nli", "judge", "auto")
 COLLAPSE_VERSION = 6
 
 
+def split_options(opts: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
+    """A B's (or grader's) options as (judge sampler or None, the plain options): objects
+    passed in as options (the sampler, an encoder, an NLI relation) are no part of its name."""
+    plain = dict(opts or {})
+    sampler = plain.pop("sampler", None)
+    plain.pop("encoder", None)
+    plain.pop("relation", None)
+    return sampler, plain
+
+
 def collapse_key(name: str, opts: dict[str, Any] | None = None) -> str:
     """The key under which a B's results are cached: name, :data:`COLLAPSE_VERSION`, the judge
     model and any plain options ("auto@2", "judge@2:smollm2", "embedding@2:{"threshold": 0.9}")."""
-    import json
-
-    opts = dict(opts or {})
+    sampler, plain = split_options(opts)
     key = f"{name}@{COLLAPSE_VERSION}"
-    sampler = opts.pop("sampler", None)
     if sampler is not None:
         key += f":{sampler.model_name}"
-    opts.pop("encoder", None)
-    opts.pop("relation", None)
-    if opts:
-        key += ":" + json.dumps(opts, sort_keys=True, default=str)
+    if plain:
+        key += ":" + json.dumps(plain, sort_keys=True, default=str)
     return key
 
 
@@ -109,6 +115,6 @@ def get_collapse(name: str, **opts: Any) -> CollapseFn:
 __all__ = [
     "COLLAPSES", "COLLAPSE_NAMES", "COLLAPSE_VERSION", "AutoCollapse", "CollapseFn", "EmbeddingCollapse", "ExactCollapse",
     "JudgeCollapse", "MathCollapse", "NLICollapse",
-    "collapse_for", "collapse_key", "contains_as_words", "extract_answer", "get_collapse", "math_equal", "math_label",
+    "collapse_for", "collapse_key", "split_options", "contains_as_words", "extract_answer", "get_collapse", "math_equal", "math_label",
     "math_value", "normalize_answer", "open_judge",
 ]
