@@ -473,13 +473,14 @@ def _interrupted(args: argparse.Namespace, res: Any, how: str) -> int:
     return _interrupt_status()
 
 
-def _run_or_hint(runner: Any, spec: Any, out: Any, quiet: bool, how: str) -> Any:
+def _run_or_hint(runner: Any, spec: Any, out: Any, quiet: bool, how: str,
+                 **kwargs: Any) -> Any:
     """``runner.run``; a backend that fails for good (a server gone, a model that cannot
     answer) ends with its message and how to resume the stored part."""
     from semcal.store import STORE_NAME
 
     try:
-        return runner.run(spec, out, quiet=quiet)
+        return runner.run(spec, out, quiet=quiet, **kwargs)
     except BackendError as exc:
         if not (Path(out) / STORE_NAME).is_file():  # it failed before anything was stored
             raise
@@ -534,7 +535,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
         return 0
     for r in todo:
         spec = RunSpec.from_dict(r.spec, where=f"run {r.name}")
-        res = _run_or_hint(runner, spec, args.dir, args.quiet, f"semcal resume {args.dir}")
+        # the run's stored questions, not the data file's present state
+        res = _run_or_hint(runner, spec, args.dir, args.quiet, f"semcal resume {args.dir}",
+                           resume=True)
         if res.interrupted:
             return _interrupted(args, res, f"semcal resume {args.dir}")
         _say(args, _run_line(res))

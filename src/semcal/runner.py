@@ -196,6 +196,48 @@ def _stored_run(out: Path, spec: RunSpec) -> tuple[bool, list[Question]]:
         return False, []  # an unreadable store fails with its own message when opened for writing
 
 
+def _file_questions(spec: RunSpec) -> tuple[list[Question], InputError | None]:
+    """The spec's questions from its data file, or the reason they cannot be read."""
+    try:
+        return load_spec_questions(spec), None
+    except InputError as exc:
+        return [], exc
+
+
+def _edited(stored: Sequence[Question], from_file: Sequence[Question]) -> list[str]:
+    """Ids of stored questions whose text or gold answers differ in the data file."""
+    by_id = {q.id: q for q in from_file}
+    return [q.id for q in stored if q.id in by_id and (
+        by_id[q.id].question != q.question or tuple(by_id[q.id].answers) != tuple(q.answers))]
+
+
+def _run_questions(spec: RunSpec, out: Path, resume: bool) -> list[Question]:
+    """The questions to sample. A run's questions are stored with it before any sampling,
+    so the stored copies are the run's own: a question edited in the data file since (sampled
+    or not) keeps its stored text and answers, said in one warning line. ``resume``: exactly the
+    stored set (a deleted or edited data file changes nothing); otherwise the data file's
+    questions, each one the run already holds taken from the store (a larger ``limit`` or new
+    questions in the file extend the run)."""
+    from_file, error = _file_questions(spec)
+    stored = _stored_run(out, spec)[1]
+    if not stored:
+        if error is not None:
+            raise error
+        return from_file
+    if error is not None:
+        log.info("%s; resuming from the %d questions stored with the run", error, len(stored))
+        return stored
+    edited = _edited(stored, from_file)
+    if edited:
+        log.warning("%d question(s) of %s differ from the copies stored with the run (first: "
+                    "%r); the stored ones are used (a new --out samples the edited set)",
+                    len(edited), spec.dataset, edited[0])
+    if resume:
+        return stored
+    by_id = {q.id: q for q in stored}
+    return [by_id.get(q.id, q) for q in from_file]
+
+
 def _run_exists(out: Path, spec: RunSpec) -> bool:
     return _stored_run(out, spec)[0]
 
@@ -279,6 +321,7 @@ def run(
     progress: bool | None = None,
     collapse_fn: Callable[[Question, Sequence[str]], Any] | None = None,
     on_batch: Callable[[int, int], None] | None = None,
+    resume: bool = False,
 ) -> RunResult:
     """Sample (or resume sampling) ``spec`` into the store of directory ``out``.
 
@@ -288,18 +331,16 @@ def run(
     collapse function for adaptive stopping. ``on_batch(done, total)`` is called after every
     committed batch. Ctrl-C stops cleanly: the batch in flight is discarded (it was never
     committed), the store is closed and the result has ``interrupted=True``.
+
+    The questions of a run are stored with it before its sampling starts, and those stored
+    copies are the run's questions: ``resume=True`` (``semcal resume``) samples exactly the
+    stored set, whatever became of the data file since; otherwise the data file picks the
+    questions and a stored copy stands in for each question the run already holds
+    (:func:`_run_questions`).
     """
     t0 = time.monotonic()
     out = Path(out)
-    try:
-        questions = load_spec_questions(spec)
-    except InputError as exc:
-        # resuming needs no data file: every question of a run is stored before its sampling
-        stored = _stored_run(out, spec)[1]
-        if not stored:
-            raise
-        log.info("%s; resuming from the %d questions stored with the run", exc, len(stored))
-        questions = stored
+    questions = _run_questions(spec, out, resume)
     own_sampler = sampler is None
     if sampler is None and not _run_exists(out, spec):
         check_writable(out)  # fail on an unwritable --out before minutes of model loading

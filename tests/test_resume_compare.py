@@ -1,0 +1,172 @@
+"""Issue 22 (reliability round three): resuming from a run's stored questions, analyze and
+compare on unfinished / empty / same-named runs, valid JSON, normalised question ids."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from pathlib import Path
+
+import pytest
+
+from semcal.backends.mock import MockSampler
+from semcal.cli import main
+from semcal.store import Store
+
+N_Q = 6
+RUN = ["--model", "mock", "--backend", "mock", "--samples", "4", "--style", "concise", "-q"]
+
+
+def _write(path: Path, questions: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in questions),
+                    encoding="utf-8")
+    return path
+
+
+def _questions(n: int = N_Q) -> list[dict]:
+    return [{"id": f"q{i}", "question": f"Which city is number {i}?", "answers": ["Paris"]}
+            for i in range(n)]
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    try:
+        rc = main(list(argv))
+    except SystemExit as exc:
+        rc = int(exc.code or 0)
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+def _samples(out: Path) -> dict[str, list[tuple]]:
+    with Store(out, readonly=True) as st:
+        (r,) = st.runs()
+        return {q.id: [(s.index, s.seed, s.completion.text) for s in st.samples(r.id, q.id)]
+                for q in st.questions(r.id)}
+
+
+def _stored_questions(out: Path) -> dict[str, str]:
+    with Store(out, readonly=True) as st:
+        (r,) = st.runs()
+        return {q.id: q.question for q in st.questions(r.id)}
+
+
+def _warnings(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:
+    """The warning lines logged that hold ``text`` (in-process, logging goes to caplog)."""
+    return [r.getMessage() for r in caplog.records
+            if r.levelname == "WARNING" and text in r.getMessage()]
+
+
+def _interrupt_after(monkeypatch: pytest.MonkeyPatch, calls: int) -> None:
+    """The mock backend raises KeyboardInterrupt (a Ctrl-C) on its ``calls + 1``-th sampling
+    call of M > 1 samples (greedy calls are not counted)."""
+    real = MockSampler.sample
+    seen = {"n": 0}
+
+    def sample(self, prompts, n, params):
+        if n > 1:
+            seen["n"] += 1
+            if seen["n"] > calls:
+                raise KeyboardInterrupt
+        return real(self, prompts, n, params)
+
+    monkeypatch.setattr(MockSampler, "sample", sample)
+
+
+def _partial_run(tmp_path: Path, capsys, monkeypatch, done: int) -> tuple[Path, Path]:
+    """A run of N_Q questions interrupted after ``done`` of them; returns (data file, out)."""
+    data = _write(tmp_path / "q.jsonl", _questions())
+    out = tmp_path / "cut"
+    with monkeypatch.context() as m:
+        _interrupt_after(m, done)
+        rc, _, err = _cli(capsys, "run", *RUN, "--dataset", str(data), "--out", str(out))
+    assert rc == 130, err
+    with Store(out, readonly=True) as st:
+        (r,) = st.runs()
+        assert len(st.done_ids(r.id)) == done and st.progress(r.id)[1] == N_Q
+    return data, out
+
+
+def _reference(tmp_path: Path, capsys, data: Path) -> Path:
+    ref = tmp_path / "ref"
+    rc, _, err = _cli(capsys, "run", *RUN, "--dataset", str(data), "--out", str(ref))
+    assert rc == 0, err
+    return ref
+
+
+# ----------------------------------------------------------------------------- item 1: resume
+
+
+def test_resume_after_an_unsampled_question_was_edited(tmp_path, capsys, monkeypatch,
+                                                       caplog) -> None:
+    """Editing a question not yet sampled no longer stops `semcal resume`: the run resumes
+    from the questions stored with it (all of them are stored before sampling), says so in
+    one warning line, and ends equal, sample for sample, to an uninterrupted run of the
+    original file; the samples of the finished part are untouched."""
+    data, out = _partial_run(tmp_path, capsys, monkeypatch, done=2)
+    ref = _reference(tmp_path, capsys, data)  # the original file, uninterrupted
+    before = _samples(out)
+    qs = _questions()
+    qs[4]["question"] = "An edited question, not yet sampled?"
+    qs[4]["answers"] = ["Rome"]
+    _write(data, qs)
+
+    rc, _, err = _cli(capsys, "resume", str(out))
+    assert rc == 0, err
+    warned = _warnings(caplog, "differ from the copies stored")
+    assert len(warned) == 1 and "'q4'" in warned[0] and "\n" not in warned[0]
+    assert "Traceback" not in err
+    after = _samples(out)
+    assert all(after[q] == before[q] for q in ("q0", "q1"))  # the finished part unchanged
+    assert after == _samples(ref)  # the stored q4 was sampled, not the edited one
+    assert _stored_questions(out)["q4"] == "Which city is number 4?"
+    with Store(out, readonly=True) as st:
+        (r,) = st.runs()
+        assert r.finished is not None and st.progress(r.id)[:2] == (N_Q, N_Q)
+
+
+def test_resume_ignores_an_edit_of_a_sampled_question(tmp_path, capsys, monkeypatch,
+                                                      caplog) -> None:
+    """An edit to an already-sampled question is ignored in favour of the stored text (the run
+    is its stored copy; analyze reads the stored question too), with the same warning line;
+    questions appended to the file do not join the run on `resume`."""
+    data, out = _partial_run(tmp_path, capsys, monkeypatch, done=3)
+    before = _samples(out)
+    qs = _questions() + [{"id": "extra", "question": "Appended later?", "answers": ["x"]}]
+    qs[0]["question"] = "Edited after it was sampled?"
+    _write(data, qs)
+
+    rc, _, err = _cli(capsys, "resume", str(out))
+    assert rc == 0, err
+    (warned,) = _warnings(caplog, "differ from the copies stored")
+    assert "'q0'" in warned
+    after = _samples(out)
+    assert set(after) == {f"q{i}" for i in range(N_Q)}  # "extra" did not join
+    assert all(after[q] == before[q] for q in ("q0", "q1", "q2"))
+    assert _stored_questions(out)["q0"] == "Which city is number 0?"
+    rc, stdout, err = _cli(capsys, "analyze", str(out), "--json", "--n-boot", "0")
+    assert rc == 0, err
+    assert json.loads(stdout)[0]["n"] == N_Q
+
+
+def test_resume_of_a_run_whose_data_file_is_gone(tmp_path, capsys, monkeypatch) -> None:
+    data, out = _partial_run(tmp_path, capsys, monkeypatch, done=1)
+    ref = _reference(tmp_path, capsys, data)
+    data.unlink()
+    rc, _, err = _cli(capsys, "resume", str(out))
+    assert rc == 0, err
+    assert _samples(out) == _samples(ref)
+
+
+def test_run_again_with_an_edited_file_uses_the_stored_copies(tmp_path, capsys,
+                                                              monkeypatch) -> None:
+    """`semcal run` of the same spec (not `resume`) still lets the file pick the questions (a
+    new question extends the run) but takes each question the run holds from the store."""
+    data, out = _partial_run(tmp_path, capsys, monkeypatch, done=2)
+    qs = _questions() + [{"id": "q_new", "question": "A new one?", "answers": ["x"]}]
+    qs[5]["question"] = "Edited, unsampled?"
+    _write(data, qs)
+    rc, _, err = _cli(capsys, "run", *RUN, "--dataset", str(data), "--out", str(out))
+    assert rc == 0, err
+    stored = _stored_questions(out)
+    assert stored["q5"] == "Which city is number 5?" and stored["q_new"] == "A new one?"
+    assert len(_samples(out)["q_new"]) == 4
