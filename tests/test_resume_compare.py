@@ -4,7 +4,6 @@ compare on unfinished / empty / same-named runs, valid JSON, normalised question
 from __future__ import annotations
 
 import json
-import unicodedata
 from pathlib import Path
 
 import pytest
@@ -170,3 +169,128 @@ def test_run_again_with_an_edited_file_uses_the_stored_copies(tmp_path, capsys,
     stored = _stored_questions(out)
     assert stored["q5"] == "Which city is number 5?" and stored["q_new"] == "A new one?"
     assert len(_samples(out)["q_new"]) == 4
+
+
+# ----------------------------------------------------------------------------- items 2, 3: analyze
+
+
+def _strict(text: str):
+    """json.loads that refuses NaN / Infinity (not JSON, though Python writes them)."""
+    def refuse(name: str):
+        raise ValueError(f"not JSON: {name}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_analyze_report_mark_an_unfinished_run(tmp_path, capsys, monkeypatch) -> None:
+    """A partial run is marked in the analyze table, its --json and the report's run header
+    and overview; once resumed to the end the marks are gone."""
+    _, out = _partial_run(tmp_path, capsys, monkeypatch, done=2)
+    note = f"unfinished: 2 of {N_Q} questions"
+    rc, stdout, err = _cli(capsys, "analyze", str(out), "--n-boot", "0")
+    assert rc == 0, err
+    assert f"({note})" in stdout.splitlines()[2]
+    rc, stdout, err = _cli(capsys, "analyze", str(out), "--json", "--n-boot", "0")
+    assert rc == 0, err
+    (row,) = _strict(stdout)
+    assert row["finished"] is False and row["questions_planned"] == N_Q and row["n"] == 2
+    rc, _, err = _cli(capsys, "report", str(out), "--n-boot", "0", "--no-tables", "-q")
+    assert rc == 0, err
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert html.count(note) == 2  # the overview row and the run's header
+    assert "<h2 id=\"run-0\">Run: " in html and f"({note})</span></h2>" in html
+
+    rc, _, err = _cli(capsys, "resume", str(out))
+    assert rc == 0, err
+    rc, stdout, err = _cli(capsys, "analyze", str(out), "--json", "--n-boot", "0")
+    (row,) = _strict(stdout)
+    assert row["finished"] is True and row["questions_planned"] == N_Q and row["n"] == N_Q
+    rc, stdout, _ = _cli(capsys, "analyze", str(out), "--n-boot", "0")
+    assert "unfinished" not in stdout
+    rc, _, _ = _cli(capsys, "report", str(out), "--n-boot", "0", "--no-tables", "-q")
+    assert "unfinished" not in (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_analyze_json_of_an_empty_run_is_valid_json(tmp_path, capsys, monkeypatch) -> None:
+    """An n = 0 run's metrics are undefined: --json writes them as null, never a bare NaN."""
+    _, out = _partial_run(tmp_path, capsys, monkeypatch, done=0)
+    rc, stdout, err = _cli(capsys, "analyze", str(out), "--json", "--n-boot", "0")
+    assert rc == 0, err
+    assert "NaN" not in stdout and "Infinity" not in stdout
+    (row,) = _strict(stdout)
+    assert row["n"] == 0 and row["smece"] is None and row["accuracy"] is None
+    assert row["finished"] is False and row["questions_planned"] == N_Q
+
+
+def test_json_safe_maps_every_non_finite_number_to_null() -> None:
+    import numpy as np
+
+    from semcal.cli import _strict_json
+
+    v = {"a": float("nan"), "b": [float("inf"), -float("inf"), 1.5], "c": np.float64("nan"),
+         "d": np.int64(3), "e": (np.float32(2.0), None), "f": np.array([1.0, np.nan]), 4: "x"}
+    assert _strict(_strict_json(v)) == {"a": None, "b": [None, None, 1.5], "c": None, "d": 3,
+                                        "e": [2.0, None], "f": [1.0, None], "4": "x"}
+
+
+# ----------------------------------------------------------------------------- item 4: compare
+
+
+def _finished_run(tmp_path: Path, capsys, name: str, questions: list[dict]) -> Path:
+    data = _write(tmp_path / f"{name}.jsonl", questions)
+    out = tmp_path / name
+    rc, _, err = _cli(capsys, "run", *RUN, "--dataset", str(data), "--out", str(out))
+    assert rc == 0, err
+    return out
+
+
+def test_compare_names_datasets_leaves_out_empty_runs_and_tells_same_names_apart(
+        tmp_path, capsys, monkeypatch) -> None:
+    a = _finished_run(tmp_path, capsys, "cities", _questions())
+    # the same spec in another directory: a run of the same name
+    twin = tmp_path / "twin"
+    rc, _, err = _cli(capsys, "run", *RUN, "--dataset", str(tmp_path / "cities.jsonl"),
+                      "--out", str(twin))
+    assert rc == 0, err
+    other = _finished_run(tmp_path, capsys, "rivers", [
+        {"id": f"r{i}", "question": f"Which river is number {i}?", "answers": ["Nile"]}
+        for i in range(4)])
+    (tmp_path / "e").mkdir()
+    _, empty = _partial_run(tmp_path / "e", capsys, monkeypatch, done=0)
+    with Store(a, readonly=True) as st:
+        (run_a,) = st.runs()
+    with Store(empty, readonly=True) as st:
+        (run_empty,) = st.runs()
+
+    page = tmp_path / "cmp.html"
+    rc, stdout, err = _cli(capsys, "compare", str(a), str(twin), str(other), str(empty),
+                           "-o", str(page), "--n-boot", "0", "-q")
+    assert rc == 0, err
+    warnings = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(warnings) == 2, err
+    left_out = next(ln for ln in warnings if "left out" in ln)
+    assert left_out.startswith("semcal: warning: ") and f"{run_empty.name} ({empty})" in left_out
+    assert "n = 0" in left_out
+    different = next(ln for ln in warnings if "different datasets" in ln)
+    assert "cities.jsonl" in different and "rivers.jsonl" in different
+
+    header, _, *rows = stdout.splitlines()[:-1]
+    assert header.split()[:4] == ["run", "model", "style", "dataset"]
+    assert len(rows) == 3  # the n = 0 run is left out
+    assert any(f"{run_a.name} ({a})" in r for r in rows)
+    assert any(f"{run_a.name} ({twin})" in r for r in rows)
+    assert sum("cities.jsonl" in r for r in rows) == 2 and sum("rivers.jsonl" in r for r in rows) == 1
+
+    html = page.read_text(encoding="utf-8")
+    assert "<th>dataset</th>" in html and "rivers.jsonl" in html
+    assert "different datasets" in html and "left out" in html
+    assert f"{run_a.name} ({a})" in html and f"{run_a.name} ({twin})" in html
+    assert f"<td>{a}</td>" in html and f"<td>{empty}</td>" not in html  # the directories
+
+
+def test_compare_of_only_empty_runs_is_one_line(tmp_path, capsys, monkeypatch) -> None:
+    _, empty = _partial_run(tmp_path, capsys, monkeypatch, done=0)
+    page = tmp_path / "cmp.html"
+    rc, _, err = _cli(capsys, "compare", str(empty), "-o", str(page), "--n-boot", "0")
+    assert rc == 2 and err.count("\n") == 1 and "nothing to compare" in err
+    assert "n = 0" in err and not page.exists()

@@ -334,20 +334,30 @@ def _f(v: Any, nd: int = 3) -> str:
     return "-" if math.isnan(x) else f"{x:.{nd}f}"
 
 
-def format_summary_table(analyses: Sequence[Any]) -> str:
-    """The printed table: model, accuracy, smECE ± CI, ECE, Brier, AUROC (one row per run)."""
+def format_summary_table(analyses: Sequence[Any], *, compare: bool = False) -> str:
+    """The printed table: model, accuracy, smECE ± CI, ECE, Brier, AUROC (one row per run).
+    A run that is not finished says so after its name ("(unfinished: 12 of 40 questions)").
+    ``compare``: a dataset column, and runs of one name told apart by their directory."""
+    from semcal.report.html import dataset_labels, run_labels, unfinished_note
+
     header = ["run", "model", "style", "B", "grader", "n", "M", "accuracy", "conf",
               "smECE [95% CI]", "ECE", "Brier", "AUROC"]
+    names = run_labels(analyses) if compare else [a.run.name for a in analyses]
     rows = []
-    for a in analyses:
+    for a, name in zip(analyses, names):
         s = a.summary
         ci = f"{_f(s['smece'])} [{_f(s['smece_lo'])}, {_f(s['smece_hi'])}]"
+        note = unfinished_note(a)
         rows.append([
-            a.run.name, a.run.model, a.run.style, a.collapse_label, a.grader_label, str(s["n"]),
-            _f(s.get("mean_samples"), 1),
+            f"{name} ({note})" if note else name, a.run.model, a.run.style, a.collapse_label,
+            a.grader_label, str(s["n"]), _f(s.get("mean_samples"), 1),
             _f(s["accuracy"]), _f(s["mean_confidence"]), ci, _f(s["ece"]), _f(s["brier"]),
             _f(s["auroc"]),
         ])
+    if compare:
+        header.insert(3, "dataset")
+        for r, d in zip(rows, dataset_labels(analyses)):
+            r.insert(3, d)
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths))
     out = [line, "  ".join("-" * w for w in widths)]
@@ -565,18 +575,46 @@ def _analyze(args: argparse.Namespace, dirs: Sequence[str]) -> list[Any]:
     return out
 
 
+def _json_safe(v: Any) -> Any:
+    """``v`` with every NaN or infinity as None (JSON has no such numbers: Python's bare
+    ``NaN`` is not JSON) and NumPy scalars as Python ones."""
+    if isinstance(v, dict):
+        return {str(k): _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    if type(v).__module__ == "numpy" and hasattr(v, "item"):
+        try:  # a NumPy scalar or array
+            return _json_safe(v.item() if getattr(v, "ndim", 0) == 0 else v.tolist())
+        except (TypeError, ValueError):
+            return str(v)
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _strict_json(v: Any) -> str:
+    """Valid JSON (RFC 8259) of ``v``: NaN and infinities become null."""
+    return json.dumps(_json_safe(v), indent=2, default=str, allow_nan=False)
+
+
+def _status(a: Any) -> dict[str, Any]:
+    from semcal.report.html import run_status
+
+    st = run_status(a)
+    return {"finished": st["finished"], "questions_planned": st["questions_planned"]}
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     from semcal import analysis
 
     analyses = _analyze(args, [args.dir])
     if args.json:
-        print(json.dumps(
+        print(_strict_json(
             [{"run": a.run.name, "model": a.run.model, "collapse": a.collapse,
               "grader": a.grader, "collapse_label": a.collapse_label,
-              "grader_label": a.grader_label, **a.summary, "estimators": a.estimators, "audit": a.audit}
-             for a in analyses],
-            indent=2, default=str,
-        ))
+              "grader_label": a.grader_label, **a.summary, **_status(a),
+              "estimators": a.estimators, "audit": a.audit}
+             for a in analyses]))
     else:
         print(format_summary_table(analyses))
         for a in analyses:
@@ -623,13 +661,16 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from semcal.report.html import write_compare
+    from semcal.report.html import compare_notes, write_compare
 
     args.runs = None
     args.estimators = None
     analyses = _analyze(args, args.dirs)
-    path = write_compare(analyses, Path(args.output))
-    print(format_summary_table(analyses))
+    path = write_compare(analyses, Path(args.output))  # refuses when no run has a question
+    kept, notes = compare_notes(analyses)
+    for note in notes:  # always said, even with -q: they change what the numbers mean
+        print(f"semcal: warning: {note}", file=sys.stderr)
+    print(format_summary_table(kept, compare=True))
     print(f"comparison: {path}")
     return 0
 

@@ -24,7 +24,6 @@ from semcal import __version__
 from semcal.analysis import write_table
 from semcal.errors import InputError, SemcalError
 from semcal.files import write_text
-from semcal.report.reliability import plot_reliability
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +87,8 @@ def reliability_figure(curves: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> 
     """Smoothed reliability diagram of one or more (label, conf, correct) sets, as a data URI,
     drawn by :func:`semcal.report.reliability.plot_reliability` (bootstrap band, density)."""
 
+    from semcal.report.reliability import plot_reliability  # matplotlib: only when drawn
+
     _plt()
     data = {label: (np.asarray(c, float), np.asarray(y, float)) for label, c, y in curves
             if len(c) >= 2}
@@ -113,6 +114,69 @@ def histogram_figure(runs: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> str:
     axes[0][0].set_ylabel("questions")
     fig.tight_layout()
     return _png(fig)
+
+
+# ----------------------------------------------------------------------------- run status
+
+
+def run_status(a: Any) -> dict[str, Any]:
+    """Whether an analysed run is finished: every question stored with the run (its planned
+    set) is sampled and the run is marked finished. ``questions_done`` counts the analysed
+    questions. A run analysed while it is sampled, or interrupted, is not finished."""
+    planned = a.summary.get("n_questions_total")
+    done = int(a.summary.get("n") or 0)
+    if planned is None:  # not known (an analysis built by hand): taken as finished
+        return {"finished": True, "questions_done": done, "questions_planned": done}
+    finished = getattr(a.run, "finished", None) is not None and 0 < int(planned) <= done
+    return {"finished": finished, "questions_done": done, "questions_planned": int(planned)}
+
+
+def unfinished_note(a: Any) -> str:
+    """``"unfinished: 12 of 40 questions"`` for a run that is not finished, else ``""``."""
+    st = run_status(a)
+    if st["finished"]:
+        return ""
+    return f"unfinished: {st['questions_done']} of {st['questions_planned']} questions"
+
+
+def _dataset_id(a: Any) -> str:
+    """The dataset a run sampled: the absolute path or bundled name stored in its spec."""
+    return str((getattr(a.run, "spec", None) or {}).get("dataset") or a.run.dataset)
+
+
+def dataset_labels(analyses: Sequence[Any]) -> list[str]:
+    """A short dataset name per run (a file's name, a bundled set's name); the full path
+    where two different datasets would otherwise get the same short name."""
+    ids = [_dataset_id(a) for a in analyses]
+    short = {i: Path(i).name or i for i in ids}
+    clash = {n for n in short.values() if len({i for i in ids if short[i] == n}) > 1}
+    return [i if short[i] in clash else short[i] for i in ids]
+
+
+def run_labels(analyses: Sequence[Any]) -> list[str]:
+    """A label per run that tells runs apart: the run name, with its directory added where
+    two runs (of different stores) share a name."""
+    names = [a.run.name for a in analyses]
+    twice = {n for n in names if names.count(n) > 1}
+    return [f"{a.run.name} ({a.directory})" if a.run.name in twice else a.run.name
+            for a in analyses]
+
+
+def compare_notes(analyses: Sequence[Any]) -> tuple[list[Any], list[str]]:
+    """The runs a comparison shows, and its notes (one line each): runs without a single
+    analysed question are left out, naming them, and runs on different datasets are warned
+    about (their numbers are not about the same questions)."""
+    labels = run_labels(analyses)
+    empty = [lab for a, lab in zip(analyses, labels) if not a.questions]
+    kept = [a for a in analyses if a.questions]
+    notes = []
+    if empty:
+        notes.append(f"left out (no sampled questions, n = 0): {', '.join(empty)}")
+    datasets = dict.fromkeys(dataset_labels(kept))
+    if len(datasets) > 1:
+        notes.append(f"the runs are on different datasets ({', '.join(datasets)}): their "
+                     "numbers are about different questions")
+    return kept, notes
 
 
 # ----------------------------------------------------------------------------- context
@@ -177,6 +241,7 @@ def _run_context(a: Any, idx: int) -> dict[str, Any]:
     return {
         "anchor": f"run-{idx}",
         "name": a.run.name,
+        "unfinished": unfinished_note(a),
         "settings": _settings(a),
         "summary": a.summary,
         "estimators": a.estimators,
@@ -190,9 +255,10 @@ def _run_context(a: Any, idx: int) -> dict[str, Any]:
 
 def _overview_rows(analyses: Sequence[Any]) -> list[dict[str, Any]]:
     return [
-        {"name": a.run.name, "model": a.run.model, "style": a.run.style, "dir": str(a.directory),
-         "chat": a.run.is_chat, **a.summary}
-        for a in analyses
+        {**a.summary, "name": label, "model": a.run.model, "style": a.run.style,
+         "dir": str(a.directory), "chat": a.run.is_chat, "dataset": dataset,
+         "unfinished": unfinished_note(a)}
+        for a, label, dataset in zip(analyses, run_labels(analyses), dataset_labels(analyses))
     ]
 
 
@@ -213,15 +279,22 @@ def render_report(analyses: Sequence[Any], title: str | None = None) -> str:
 
 
 def render_compare(analyses: Sequence[Any], title: str | None = None) -> str:
-    """The comparison page: every run's reliability curve on one axes, and a table."""
+    """The comparison page: every run's reliability curve on one axes, and a table (runs with
+    no analysed question are left out; the page names them, and warns about runs on different
+    datasets: :func:`compare_notes`)."""
     if not analyses:
         raise InputError("nothing to compare: no analysed runs")
-    curves = [(f"{a.run.name}", a.confidences, a.correct) for a in analyses if len(a.questions) >= 2]
+    analyses, notes = compare_notes(analyses)
+    if not analyses:
+        raise InputError(f"nothing to compare: {notes[0]}")
+    curves = [(label, a.confidences, a.correct)
+              for a, label in zip(analyses, run_labels(analyses)) if len(a.questions) >= 2]
     ctx = {
         "title": title or "semcal comparison",
         "version": __version__,
         "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "overview": _overview_rows(analyses),
+        "notes": notes,
         "fig": reliability_figure(curves) if curves else None,
         "hist": histogram_figure(curves) if curves else None,
     }
