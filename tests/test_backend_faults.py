@@ -349,7 +349,8 @@ def test_surrogates_and_absurd_token_counts_are_sanitised_into_the_store(faulty,
     qfile = tmp_path / "q.jsonl"
     qfile.write_text('{"id": "a", "question": "Capital of Spain?", "answers": ["Madrid"]}\n'
                      '{"id": "b", "question": "Capital of Peru?", "answers": ["Lima"]}\n')
-    procs.set_faults(faulty, ["surrogate", "hugeusage"])
+    # "ok" for the runner's GET /models that checks the server before a new run
+    procs.set_faults(faulty, ["ok", "surrogate", "hugeusage"])
     spec = RunSpec(model="synthetic", backend="openai", dataset=str(qfile), samples=1,
                    greedy=False, style="concise", k_shot=0, max_tokens=6,
                    backend_options={"base_url": faulty.base_url, "chat": False, "concurrency": 1})

@@ -28,6 +28,7 @@ from semcal.confidence import (
     verbalized_confidence,
 )
 from semcal.errors import InputError
+from semcal.grade import plurality
 from semcal.types import NO_ANSWER, Completion, Question
 
 
@@ -307,14 +308,18 @@ def test_estimator_invariants(samples):
     comps = [comp(str(i), lps) for i, (_, lps) in enumerate(samples)]
     k = len(set(labels))
     out = estimate_all(labels, None, comps, greedy=comps[0])
-    assert 0 < out["semantic"] <= 1
-    assert 0 < out["semantic_laplace"] < 1
-    assert out["semantic"] >= 1 / k - 1e-12  # the plurality share is at least 1/K
+    shares = ("semantic", "semantic_laplace", "logprob_weighted", "max_seq_prob")
+    if plurality(labels)[0] == NO_ANSWER:  # no answer to be confident in (grade.answer_confidence)
+        assert all(out[name] == 0.0 for name in shares)
+    else:
+        assert 0 < out["semantic"] <= 1
+        assert 0 < out["semantic_laplace"] < 1
+        assert out["semantic"] >= 1 / k - 1e-12  # the plurality share is at least 1/K
+        assert 0 < out["logprob_weighted"] <= 1
+        assert 0 < out["max_seq_prob"] <= 1
     assert 0 <= -out["neg_semantic_entropy"] <= math.log(k) + 1e-9
     assert 0 <= -out["neg_semantic_entropy_weighted"] <= math.log(k) + 1e-9
     assert out["neg_num_classes"] == -k
     probs = class_probabilities_weighted(labels, comps)
     assert sum(probs.values()) == pytest.approx(1.0)
-    assert 0 < out["logprob_weighted"] <= 1
-    assert 0 < out["max_seq_prob"] <= 1
     assert out["greedy_seq_prob"] <= out["greedy_mean_prob"] + 1e-12

@@ -32,7 +32,15 @@ from semcal.collapse.judge import JudgeCollapse
 from semcal.confidence import ESTIMATORS, estimate_all
 from semcal.errors import InputError, SemcalError, StoreError, require
 from semcal.files import atomic_path
-from semcal.grade import GRADERS, get_grader, is_correct, is_tied, plurality
+from semcal.grade import (
+    GRADERS,
+    answer_confidence,
+    get_grader,
+    is_correct,
+    is_empty_answer,
+    is_tied,
+    plurality,
+)
 from semcal.metrics._validate import check_n_boot
 from semcal.spec import JudgeSpec
 from semcal.store import STORE_NAME, RunInfo, Store, has_store
@@ -75,8 +83,9 @@ class QuestionResult:
 
     @property
     def confidence(self) -> float:
-        """Semantic confidence: the plurality share count / n_samples."""
-        return self.count / self.n_samples if self.n_samples else 0.0
+        """Semantic confidence: the plurality share count / n_samples, 0 when the plurality
+        is no answer (:func:`semcal.grade.answer_confidence`)."""
+        return answer_confidence(self.prediction, self.count, self.n_samples)
 
     @property
     def class_counts(self) -> list[tuple[str, int]]:
@@ -562,6 +571,10 @@ def analyze_run(
             g_label = labs[-1] if g is not None else None
             gold = col_gold
             new_classes.append((qid, len(texts), labels, gold, g_label))
+        # an empty answer is no answer in every B, a user's own included
+        labels = tuple(NO_ANSWER if is_empty_answer(t) else lab for t, lab in zip(texts, labels))
+        if g is not None and is_empty_answer(g.text):
+            g_label = NO_ANSWER
         prediction, count = _plurality(labels)
         hit_g = cached_grades.get(qid)
         if hit_g is not None and hit_g[0] == len(texts) and hit_g[1] == prediction:
@@ -752,7 +765,7 @@ def adaptive_replay(
             if should_stop(labels[:n], adaptive, samples):
                 break
         pred, count = _plurality(labels[:n])
-        conf_a.append(count / n)
+        conf_a.append(answer_confidence(pred, count, n))
         corr_a.append(float(_is_correct(pred, q.gold_labels)))
         used.append(n)
     fixed = analysis.summary

@@ -492,7 +492,9 @@ def _run_or_hint(runner: Any, spec: Any, out: Any, quiet: bool, how: str,
     try:
         return runner.run(spec, out, quiet=quiet, **kwargs)
     except BackendError as exc:
-        if not (Path(out) / STORE_NAME).is_file():  # it failed before anything was stored
+        # it failed before anything was stored: before the store, or (a server that cannot be
+        # reached) before this run was created in it
+        if getattr(exc, "before_run", False) or not (Path(out) / STORE_NAME).is_file():
             raise
         raise BackendError(f"{exc} (every finished question is stored; resume with: {how})") from None
 

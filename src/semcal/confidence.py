@@ -39,7 +39,7 @@ from semcal.errors import InputError
 from semcal.grade import plurality
 from semcal.prompts import p_true_prompt, verbalized_confidence_prompt
 from semcal.registry import Registry
-from semcal.types import Completion, Question, SamplingParams
+from semcal.types import NON_ANSWERS, Completion, Question, SamplingParams
 
 __all__ = [
     "ESTIMATORS",
@@ -611,6 +611,10 @@ def estimate_all(
     when only labels are stored); ``prediction`` defaults to the plurality class. Model-based
     estimators ("verbalized", "p_true") read their value from ``extra[name]``. Returns
     name -> value, with None where the needed information is missing.
+
+    When the prediction is not an answer (``NO_ANSWER``, ``REFUSAL``), the probabilities the
+    samples give about it are 0, as the run's semantic confidence is
+    (:func:`semcal.grade.answer_confidence`): there is no answer to be confident in.
     """
     labs = _check_labels(labels)
     _check_completions(labs, completions)
@@ -633,7 +637,11 @@ def estimate_all(
         extra=dict(extra or {}),
     )
     out: dict[str, float | None] = {}
+    no_answer = pred in NON_ANSWERS
     for est in chosen:
+        if no_answer and est.is_probability and est.target == "prediction" and "samples" in est.needs:
+            out[est.name] = 0.0
+            continue
         v = est.fn(inp)
         out[est.name] = None if v is None or not math.isfinite(v) else float(v)
     return out

@@ -58,8 +58,39 @@ class Grade:
 
     @property
     def confidence(self) -> float:
-        """The semantic confidence: the plurality share count / n (in [0, 1])."""
-        return self.count / self.n if self.n else 0.0
+        """The semantic confidence (:func:`answer_confidence`): the plurality share count / n,
+        0 when the prediction is no answer."""
+        return answer_confidence(self.prediction, self.count, self.n)
+
+
+def is_empty_answer(text: str) -> bool:
+    """True for an empty answer: a completion whose text is empty or only whitespace.
+
+    A model gives one when its token budget runs out before it writes anything visible (a
+    reasoning model behind an OpenAI-compatible API answers ``""`` with finish_reason
+    ``length`` and its reasoning elsewhere) or when it ends at once. It is a real draw of the
+    model under the run's settings, so it is stored like any sample (the runner warns with
+    their count); analysis labels it :data:`~semcal.types.NO_ANSWER` whatever the B, which is
+    never correct and gives a question where it is the plurality confidence 0
+    (:func:`answer_confidence`). A missing or null text is not an empty answer but a
+    malformed one (the HTTP backend retries it and never stores it).
+    """
+    return not text.strip()
+
+
+def answer_confidence(prediction: str, count: int, n: int) -> float:
+    """The semantic confidence of a question: the share ``count / n`` of its samples in the
+    predicted class, and 0 when that class is not an answer (:data:`~semcal.types.NO_ANSWER`,
+    :data:`~semcal.types.REFUSAL`).
+
+    A question whose samples are mostly empty, cut off or refusals has no answer to be
+    confident in: counting its non-answers as a unanimous class would report confidence 1
+    for a prediction that can never be correct (a run of empty answers showed smECE 1.0).
+    The prediction itself stays the plurality class, so accuracy is unchanged.
+    """
+    if not n or prediction in NON_ANSWERS:
+        return 0.0
+    return count / n
 
 
 def plurality(labels: Sequence[str]) -> tuple[str, int]:
@@ -154,7 +185,7 @@ class NumericGrader:
 
     name = "numeric"
 
-    def __init__(self, *, rel_tol: float = 1e-6, abs_tol: float = 1e-9):
+    def __init__(self, *, rel_tol: float = 1e-6, abs_tol: float = 0.0):
         if not (rel_tol >= 0 and abs_tol >= 0):
             raise InputError("tolerances must be >= 0")
         self.rel_tol = rel_tol
@@ -279,7 +310,7 @@ class AutoGrader:
 
     name = "auto"
 
-    def __init__(self, *, rel_tol: float = 1e-6, abs_tol: float = 1e-9, contains: bool = False):
+    def __init__(self, *, rel_tol: float = 1e-6, abs_tol: float = 0.0, contains: bool = False):
         self.numeric = NumericGrader(rel_tol=rel_tol, abs_tol=abs_tol)
         self.exact = LabelGrader(contains=contains)
 

@@ -50,8 +50,8 @@ from semcal.backends.models import resolve_model
 from semcal.collapse import collapse_for, extract_answer, get_collapse
 from semcal.collapse.extract import DEFAULT_UNMARKED
 from semcal.confidence import p_true, verbalized_confidence
-from semcal.errors import InputError, SemcalError, StoreError
-from semcal.grade import plurality
+from semcal.errors import BackendError, InputError, SemcalError, StoreError
+from semcal.grade import is_empty_answer, plurality
 from semcal.prompts import STYLES, build_prompt, stop_strings
 from semcal.ray_executor import RayPool  # imports Ray only when a pool is opened
 from semcal.spec import RunSpec
@@ -350,6 +350,13 @@ def run(
         sampler = _open_sampler(spec)
         try:
             _check_fit(sampler, questions, spec)
+            check_server = getattr(sampler, "check_server", None)  # an HTTP backend's server
+            if check_server is not None:
+                check_server()
+        except BackendError as exc:
+            sampler.close()
+            exc.before_run = True  # type: ignore[attr-defined]  # nothing of it stored: no resume
+            raise
         except BaseException:
             sampler.close()
             raise
@@ -436,6 +443,8 @@ def run(
                 log.warning("interrupted: the batch in progress was discarded")
             finally:
                 bar.close()
+            if samples_new:
+                _warn_empty(store, run_info)
         n_done, n_total, n_stored = store.progress(run_info.id)
         if not interrupted and n_done == n_total and run_info.finished is None:
             store.mark_run_finished(run_info.id)
@@ -631,6 +640,23 @@ def sample_group(
         (q.id, comps, g, [sample_seed(prompt_seed(seed, prompts[q.id]), i) for i in range(m)])
         for q, comps, g in zip(group, out, greedy)
     ]
+
+
+def _warn_empty(store: Store, run_info: RunInfo) -> None:
+    """One warning line, after sampling, when some of the run's samples are empty answers."""
+    total = 0
+    why: Counter[str] = Counter()
+    for _qid, rows in store.iter_samples(run_info.id, tokens=False):
+        total += len(rows)
+        why.update(r.completion.finish_reason for r in rows if is_empty_answer(r.completion.text))
+    empty = sum(why.values())
+    if empty:
+        reasons = ", ".join(f"finish_reason {k!r} for {v}" for k, v in why.most_common())
+        log.warning(
+            "%d of %d samples of run %r are empty (%s): they count as <no answer>; if the "
+            "model reasons before it answers, raise max_tokens", empty, total, run_info.name,
+            reasons,
+        )
 
 
 def _store_group(store: Store, run_info: RunInfo,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import socket
 import threading
 import time
 from collections import Counter
@@ -25,6 +26,9 @@ from urllib.parse import urlparse
 
 import requests
 import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from semcal.backends._chat import finish_completion, guess_is_chat, messages_as_dicts
 from semcal.backends.base import prompt_seed, sample_seed
@@ -105,6 +109,121 @@ class _TooLarge(Exception):
     """The answer body is larger than ``max_response_bytes``."""
 
 
+class _Alarm:
+    """The wall-clock guard of one request: when its time is up, the request's socket is shut
+    down, which ends a read blocked on it at once.
+
+    ``requests``' ``timeout`` bounds each socket read, so a server that sends one header byte
+    every half second passes it forever; this bounds the whole wait instead. The answer's
+    headers must all arrive within ``header_s`` seconds of the request being sent (and within
+    the request's ``deadline``); the body is then guarded up to the ``deadline``. Set by
+    :meth:`OpenAISampler._fetch` for the thread that sends the request and armed by
+    :class:`_TimedHTTPConnection` once the request is on the wire.
+    """
+
+    def __init__(self, start: float, header_s: float, deadline_s: float) -> None:
+        self.start = start
+        self.header_s = header_s
+        self.deadline_s = deadline_s
+        self.fired: str | None = None  # what ran out, once the alarm rang
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._sock: Any = None
+        self._generation = 0
+
+    def watch(self, sock: Any, seconds: float, what: str) -> None:
+        """Shut ``sock`` down in ``seconds`` unless :meth:`watch` or :meth:`clear` comes first."""
+        with self._lock:
+            self._cancel()
+            self._sock = sock
+            gen = self._generation
+            self._timer = threading.Timer(max(seconds, 0.0), self._ring, (gen, what))
+            self._timer.daemon = True
+            self._timer.start()
+
+    def headers_left(self) -> float:
+        return min(self.header_s, self.deadline_left())
+
+    def deadline_left(self) -> float:
+        return self.deadline_s - (time.monotonic() - self.start)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._cancel()
+
+    def _cancel(self) -> None:
+        self._generation += 1  # a ring already under way for the old socket does nothing
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._sock = None
+
+    def _ring(self, generation: int, what: str) -> None:
+        with self._lock:
+            if generation != self._generation or self._sock is None:
+                return
+            self.fired = what
+            try:  # the plain socket's shutdown, also for TLS: the reader sees end-of-file
+                socket.socket.shutdown(self._sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+#: the alarm of the request the current thread is sending (None: no guard)
+_CURRENT = threading.local()
+
+
+class _TimedConnectionMixin:
+    """Arms the current thread's :class:`_Alarm` while the answer's headers are read, then for
+    the body until the request's deadline."""
+
+    sock: Any
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        alarm: _Alarm | None = getattr(_CURRENT, "alarm", None)
+        if alarm is None or self.sock is None:
+            return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+        alarm.watch(self.sock, alarm.headers_left(), "headers")
+        resp = super().getresponse(*args, **kwargs)  # type: ignore[misc]
+        if alarm.fired:  # the headers were cut short by the alarm: not an answer
+            raise ConnectionAbortedError("the answer's headers were cut off by the time limit")
+        alarm.watch(self.sock, alarm.deadline_left(), "deadline")
+        return resp
+
+
+class _TimedHTTPConnection(_TimedConnectionMixin, HTTPConnection):
+    pass
+
+
+class _TimedHTTPSConnection(_TimedConnectionMixin, HTTPSConnection):
+    pass
+
+
+class _TimedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _TimedHTTPConnection
+
+
+class _TimedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _TimedHTTPSConnection
+
+
+class _TimedAdapter(HTTPAdapter):
+    """A requests adapter whose connections (direct or through an HTTP proxy) are guarded by
+    the current thread's :class:`_Alarm`."""
+
+    _POOLS = {"http": _TimedHTTPPool, "https": _TimedHTTPSPool}
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(self._POOLS)
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        if hasattr(manager, "pool_classes_by_scheme") and not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = dict(self._POOLS)
+        return manager
+
+
 def _short(exc: BaseException, limit: int = 200) -> str:
     text = " ".join(f"{type(exc).__name__}: {exc}".split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -151,8 +270,11 @@ class OpenAISampler:
     concurrency:
         Requests in flight at once (size of the thread pool).
     timeout:
-        Seconds to wait for the server's answer (per read); ``connect_timeout`` (default
-        ``min(timeout, 10)``) for opening the connection.
+        Seconds to wait for the server's answer: its headers must all arrive within
+        ``timeout`` seconds of sending the request (a wall-clock total, so a server that
+        trickles its headers byte by byte is cut off too), and each later read of the body
+        within ``timeout``. ``connect_timeout`` (default ``min(timeout, 10)``) bounds opening
+        the connection.
     deadline:
         Most seconds one request may take from sending it to the last byte of the answer
         (default ``max(60, 5 * timeout)``): a server that trickles its answer byte by byte
@@ -261,6 +383,8 @@ class OpenAISampler:
         s = getattr(self._local, "session", None)
         if s is None:
             s = requests.Session()
+            for prefix in ("http://", "https://"):
+                s.mount(prefix, _TimedAdapter())
             s.headers.update(self._headers)
             self._local.session = s
             with self._lock:
@@ -352,10 +476,37 @@ class OpenAISampler:
         )
 
     def _fetch(self, method: str, url: str, body: Mapping[str, Any] | None) -> requests.Response:
-        """One HTTP exchange whose answer is read under :attr:`deadline` (whole request) and
-        :attr:`max_response_bytes` (decoded body); the body is read as it arrives, so neither
-        a huge nor a trickled answer is held past its limit."""
+        """One HTTP exchange within its time and size limits: the answer's headers within
+        :attr:`timeout` seconds of sending the request, the whole exchange (connecting
+        included) within :attr:`deadline`, the decoded body at most :attr:`max_response_bytes`.
+        Both times are wall-clock totals, kept by an :class:`_Alarm` that shuts the socket, so
+        a server trickling its headers or its body byte by byte is cut off; the body is read as
+        it arrives, so a huge answer is never held whole."""
         start = time.monotonic()
+        alarm = _Alarm(start, self.timeout, self.deadline)
+        _CURRENT.alarm = alarm
+        try:
+            resp = self._exchange(method, url, body, start)
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            if alarm.fired:
+                raise self._late(alarm.fired) from exc
+            raise
+        finally:
+            alarm.clear()
+            _CURRENT.alarm = None
+        if alarm.fired:  # the body ended at the alarm (a cut that left no error behind)
+            raise self._late(alarm.fired)
+        return resp
+
+    def _late(self, what: str) -> _Deadline:
+        if what == "headers":
+            return _Deadline(f"no answer within {min(self.timeout, self.deadline):g} s "
+                             f"(the server sent no complete headers)")
+        return _Deadline(f"the answer took longer than deadline = {self.deadline:g} s")
+
+    def _exchange(
+        self, method: str, url: str, body: Mapping[str, Any] | None, start: float
+    ) -> requests.Response:
         resp = self._session().request(
             method, url, json=body, timeout=(self.connect_timeout, self.timeout), stream=True
         )
@@ -388,6 +539,33 @@ class OpenAISampler:
         resp._content_consumed = True
         resp.close()
         return resp
+
+    def check_server(self) -> None:
+        """Raise :class:`BackendError` "the server at URL cannot be reached" unless something
+        answers HTTP at :attr:`base_url` (``GET /models``; any status will do).
+
+        A refused or timed-out connection is retried like a request (``max_retries``, with
+        backoff), so a server still starting up is waited for. The runner calls this before it
+        creates a new run, so a server that is not there leaves no empty run behind.
+        """
+        url = self.base_url + "/models"
+        last = "no attempt made"
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                time.sleep(self._delay(attempt - 1, None))
+            try:
+                self._fetch("GET", url, None)
+            except requests.ConnectionError as exc:  # refused, unresolvable, connect timeout
+                last = _short(exc)
+            except (_Deadline, _TooLarge, requests.RequestException,
+                    urllib3.exceptions.HTTPError, OSError):
+                return  # it answered, if slowly or oddly: the requests will tell the rest
+            else:
+                return
+        raise BackendError(
+            f"the server at {self.base_url} cannot be reached "
+            f"({self.max_retries + 1} attempts; {last})"
+        )
 
     def _discover_model(self) -> str:
         def parse(data: Any) -> str:
