@@ -723,7 +723,7 @@ def analyze_dir(
     if not has_store(d):
         raise InputError(f"no semcal store in {d} ({STORE_NAME} not found)")
     try:
-        store = Store(d)
+        store = Store(d, create=False)
     except StoreError:
         store = Store(d, readonly=True)
     with store:

@@ -31,6 +31,7 @@ from semcal import __version__
 from semcal.backends import models
 from semcal.backends.models import resolve_model
 from semcal.errors import BackendError, InputError, SemcalError
+from semcal.files import check_output
 from semcal.spec import AdaptiveSpec, ExecutorSpec, JudgeSpec, RunSpec, tomllib, validate_adaptive
 
 log = logging.getLogger("semcal")
@@ -537,6 +538,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
         raise InputError(f"no semcal store in {args.dir}")
     with Store(args.dir, readonly=True) as st:
         runs = [r for r in st.runs() if not args.runs or r.name in args.runs]
+        if not runs and not args.runs:
+            raise InputError(f"{args.dir}: the store has no runs; nothing to resume")
         todo = []
         for r in runs:
             done, total, _ = st.progress(r.id)
@@ -813,6 +816,15 @@ def _setup_logging(args: argparse.Namespace) -> None:
     logging.getLogger("semcal").setLevel(level)
 
 
+def _check_output_flags(args: argparse.Namespace) -> None:
+    """Refuse, before any work, an output flag that names data semcal keeps (a store, its
+    log, a lock, a label file: :func:`semcal.files.check_output`); every write checks again."""
+    for flag in ("output", "csv", "parquet"):
+        path = getattr(args, flag, None)
+        if path:
+            check_output(path, where=f"--{flag}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -822,6 +834,7 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args)
     _install_stop_signals()
     try:
+        _check_output_flags(args)
         return COMMANDS[args.command](args)
     except SemcalError as exc:
         if getattr(args, "debug", False):

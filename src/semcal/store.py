@@ -25,6 +25,7 @@ mode, every statement is parameterised, and the schema carries a version number.
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import fcntl
 import hashlib
 import json
@@ -32,6 +33,7 @@ import logging
 import os
 import socket
 import sqlite3
+import stat
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -42,13 +44,12 @@ from typing import Any
 import numpy as np
 
 from semcal import __version__
-from semcal.errors import StoreError
+from semcal.errors import InputError, StoreError
+from semcal.files import LOCK_DIR, STORE_NAME
 from semcal.types import Completion, Question
 
 log = logging.getLogger(__name__)
 
-#: the file name of the store inside an experiment directory
-STORE_NAME = "semcal.sqlite"
 #: bump when the schema changes; older stores are migrated in :meth:`Store._migrate`
 SCHEMA_VERSION = 4
 
@@ -213,18 +214,114 @@ def _encode_logprobs(lp: Sequence[float] | None) -> bytes | None:
     return np.asarray(lp, dtype="<f4").tobytes()
 
 
-def _decode_logprobs(blob: bytes | None) -> tuple[float, ...] | None:
-    if blob is None:
+# ----------------------------------------------------------------------------- reading cells
+#
+# The store is untrusted input (a copy cut short, a file edited by hand, a bad disk). Every
+# cell read back goes through one of the decoders below: a cell of the wrong type, text that
+# is not UTF-8, JSON that does not parse or has the wrong shape, a log-prob blob of the wrong
+# length raise _BadCell, which the reading method turns into one StoreError naming the store,
+# the table, the row and the column.
+
+
+class _BadCell(Exception):
+    """A damaged cell: its column and what is wrong with it."""
+
+    def __init__(self, column: str, why: str):
+        super().__init__(column, why)
+        self.column = column
+        self.why = why
+
+
+def _lenient_text(raw: bytes) -> str | bytes:
+    """The connection's text factory: UTF-8 text as ``str``; anything else stays ``bytes``,
+    which the decoders report with its row (SQLite's default factory raised an error that
+    named no row)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+
+
+def _kind(v: Any) -> str:
+    if v is None:
+        return "NULL"
+    if isinstance(v, bytes):
+        try:
+            v.decode("utf-8")
+        except UnicodeDecodeError:
+            return "bytes that are not valid UTF-8"
+        return "a blob"
+    if isinstance(v, str):
+        return "text"
+    return "a number"
+
+
+def _text(v: Any, column: str) -> str:
+    if type(v) is str:
+        return v
+    raise _BadCell(column, f"{_kind(v)} (expected text)")
+
+
+def _opt_text(v: Any, column: str) -> str | None:
+    return None if v is None else _text(v, column)
+
+
+def _int(v: Any, column: str) -> int:
+    if type(v) is int:
+        return v
+    raise _BadCell(column, f"{_kind(v)} (expected an integer)")
+
+
+def _real(v: Any, column: str) -> float:
+    if type(v) in (int, float):
+        return float(v)
+    raise _BadCell(column, f"{_kind(v)} (expected a number)")
+
+
+def _json(v: Any, column: str, shape: type) -> Any:
+    """A JSON cell holding a ``dict`` (``shape=dict``) or a list of strings (``shape=list``)."""
+    want = "a JSON object" if shape is dict else "a JSON list of strings"
+    try:
+        obj = json.loads(_text(v, column))
+    except (ValueError, RecursionError):
+        raise _BadCell(column, f"text that is not JSON (expected {want})") from None
+    if shape is dict and isinstance(obj, dict):
+        return obj
+    if shape is list and isinstance(obj, list) and all(type(x) is str for x in obj):
+        return obj
+    raise _BadCell(column, f"JSON of another shape (expected {want})")
+
+
+def _logprobs(v: Any, column: str) -> tuple[float, ...] | None:
+    if v is None:
         return None
-    return tuple(np.frombuffer(blob, dtype="<f4").tolist())  # Python floats, as float(x) gives
+    if type(v) is bytes and len(v) % 4 == 0:
+        return tuple(np.frombuffer(v, dtype="<f4").tolist())  # Python floats, as float(x) gives
+    size = f" of {len(v)} bytes" if isinstance(v, bytes) else ""
+    raise _BadCell(column, f"{_kind(v)}{size} (expected little-endian float32 values)")
 
 
-def _stored_completion(text: str, finish: str, n_tokens: int, logprobs: bytes | None,
-                       tokens: str | None) -> Completion:
-    """A completion from its stored columns."""
-    return Completion(text=text, finish_reason=finish, n_tokens=int(n_tokens),
-                      token_logprobs=_decode_logprobs(logprobs),
-                      tokens=None if tokens is None else tuple(json.loads(tokens)))
+def _stored_completion(text: Any, finish: Any, n_tokens: Any, logprobs: Any,
+                       tokens: Any) -> Completion:
+    """A completion from its stored columns (checked)."""
+    return Completion(text=_text(text, "text"), finish_reason=_text(finish, "finish_reason"),
+                      n_tokens=_int(n_tokens, "n_tokens"),
+                      token_logprobs=_logprobs(logprobs, "token_logprobs"),
+                      tokens=None if tokens is None else tuple(_json(tokens, "tokens", list)))
+
+
+#: the columns that name a row in a message, and how they are called there
+_ROW_KEYS = (("id", "run"), ("run_id", "run"), ("qid", "question"), ("idx", "sample"),
+             ("collapse", "B"), ("grader", "grader"), ("estimator", "estimator"))
+
+
+def _row_name(row: Mapping[str, Any]) -> str:
+    """'run 1, question 'q1', sample 2' from the key columns a row holds (``meta``: its key)."""
+    parts = [f"{label} {row[col]!r}" if isinstance(row[col], (str, bytes)) else
+             f"{label} {row[col]}" for col, label in _ROW_KEYS if col in row]
+    if not parts and "key" in row:
+        parts = [f"key {row['key']!r}"]
+    return ", ".join(parts) or "a row"
 
 
 def _now() -> str:
@@ -252,23 +349,21 @@ def _store_message(exc: sqlite3.Error, path: Path, action: str) -> str:
 # ----------------------------------------------------------------------------- store
 
 
-LOCK_DIR = ".semcal-locks"
-
 
 class RunLock:
     """An exclusive lock on one run of a store: an ``flock`` on
     ``<store dir>/.semcal-locks/run-<id>.lock``, which holds the holder's pid and host. The
     operating system drops it when the process ends in any way (kill -9 included), so a lock
-    never outlives its holder on a local file system."""
+    never outlives its holder on a local file system.
+
+    Neither the lock folder nor the lock file is followed when it is a symbolic link (or the
+    file a hard link or not a plain file): a link planted there would have had its target
+    truncated. Such a lock is refused with a :class:`StoreError` naming it."""
 
     def __init__(self, path: Path, run_name: str):
         self.path = path
         self._fd: int | None = None
-        try:
-            path.parent.mkdir(exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise StoreError(f"{path}: cannot create the run lock: {exc.strerror or exc}") from None
+        fd = _open_lock_file(path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -291,6 +386,50 @@ class RunLock:
             finally:
                 os.close(self._fd)
                 self._fd = None
+
+
+def _open_lock_file(path: Path) -> int:
+    """Open (creating when needed) the lock file ``path`` for reading and writing, following
+    no symbolic link in its last two components; returns the descriptor."""
+    folder = _open_lock_folder(path.parent)
+    try:
+        fd = os.open(path.name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+                     | os.O_CLOEXEC, 0o644, dir_fd=folder)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StoreError(f"{path}: the run lock is a symbolic link; semcal does not follow "
+                             "links in its lock folder (remove it and run again)") from None
+        raise StoreError(f"{path}: cannot create the run lock: {exc.strerror or exc}") from None
+    finally:
+        os.close(folder)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        os.close(fd)
+        what = "a hard link to another file" if stat.S_ISREG(st.st_mode) else "not a plain file"
+        raise StoreError(f"{path}: the run lock is {what}; semcal will not write to it (remove it "
+                         "and run again)")
+    return fd
+
+
+def _open_lock_folder(folder: Path) -> int:
+    """The descriptor of the lock folder, created when missing; refused when it is a link."""
+    try:
+        os.mkdir(folder, 0o755)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StoreError(f"{folder}: cannot create the lock folder: {exc.strerror or exc}") from None
+    try:
+        return os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if os.path.islink(folder):
+            why = ("is a symbolic link; semcal does not follow links for its locks (remove it "
+                   "and run again)")
+        elif exc.errno == errno.ENOTDIR:
+            why = "is not a folder (remove it and run again)"
+        else:
+            why = f"cannot be opened: {exc.strerror or exc}"
+        raise StoreError(f"{folder}: the lock folder {why}") from None
 
 
 def check_writable(directory: str | os.PathLike[str]) -> None:
@@ -323,25 +462,30 @@ class Store:
 
     ``Store(directory)`` opens (creating when needed) ``directory/semcal.sqlite``.
     ``readonly=True`` opens an existing store without ever writing to it (analysis of a
-    directory you cannot write to). Use as a context manager or call :meth:`close`.
+    directory you cannot write to). ``create=False`` opens an existing store for writing but
+    never makes one: an empty ``semcal.sqlite`` (0 bytes, no tables) is then an error, as it
+    is read-only, instead of being turned into a new store (analysis must not hide a damaged
+    file). Use as a context manager or call :meth:`close`.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], readonly: bool = False):
+    def __init__(self, directory: str | os.PathLike[str], readonly: bool = False,
+                 create: bool = True):
         directory = Path(directory)
         self.directory = directory
         self.path = directory / STORE_NAME if directory.suffix != ".sqlite" else directory
         if self.path.name != STORE_NAME:
             self.directory = self.path.parent
         self.readonly = readonly
+        self.create = create and not readonly
         self._conn: sqlite3.Connection | None = None
         self._open()
 
     # -- opening / closing
 
     def _open(self) -> None:
+        if not self.create:
+            self._check_present()
         if self.readonly:
-            if not self.path.is_file():
-                raise StoreError(f"{self.directory}: no semcal store here ({STORE_NAME} not found)")
             conn = None
             for flags in ("mode=ro", "mode=ro&immutable=1"):
                 try:
@@ -386,6 +530,7 @@ class Store:
                     raise StoreError(_store_message(exc, self.path, "open the store")) from None
             self._conn = conn
         self._conn.row_factory = sqlite3.Row
+        self._conn.text_factory = _lenient_text
         self._check_schema()
 
     def _check_schema(self) -> None:
@@ -397,8 +542,8 @@ class Store:
             if "meta" not in names:
                 if names:
                     raise StoreError(f"{self.path}: not a semcal store (no meta table)")
-                if self.readonly:
-                    raise StoreError(f"{self.path}: the store is empty")
+                if not self.create:
+                    raise StoreError(self._empty_message())
                 with self.transaction() as c:
                     # another process may have created the store since the check above: the
                     # IMMEDIATE transaction serialises creators, so look again inside it
@@ -416,10 +561,11 @@ class Store:
                         "INSERT INTO meta(key, value) VALUES (?, ?)", ("created_by", __version__)
                     )
                 return
-            row = conn.execute("SELECT value FROM meta WHERE key=?", ("schema_version",)).fetchone()
+            row = conn.execute("SELECT key, value FROM meta WHERE key=?",
+                               ("schema_version",)).fetchone()
         except sqlite3.DatabaseError as exc:
             raise StoreError(_store_message(exc, self.path, "read the store")) from None
-        version = int(row[0]) if row else 0
+        version = 0 if row is None else self._decoded("meta", [row], _schema_version)[0]
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path}: store schema version {version} is newer than this semcal "
@@ -427,6 +573,28 @@ class Store:
             )
         if version < SCHEMA_VERSION:
             self._migrate(version)
+
+    def _check_present(self) -> None:
+        """For a store that must exist already: refuse a missing file, and an empty one (0 bytes
+        and no write-ahead log to recover from) before SQLite opens it, which would write a
+        header into it."""
+        if not self.path.is_file():
+            raise StoreError(f"{self.directory}: no semcal store here ({STORE_NAME} not found)")
+        wal = self.path.with_name(self.path.name + "-wal")
+        try:
+            empty = self.path.stat().st_size == 0 and (not wal.exists() or wal.stat().st_size == 0)
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot open the store: {exc.strerror or exc}") from None
+        if empty:
+            raise StoreError(self._empty_message())
+
+    def _empty_message(self) -> str:
+        try:
+            size = f"{self.path.stat().st_size} bytes, "
+        except OSError:
+            size = ""
+        return (f"{self.path}: the store is empty ({size}no tables): it is damaged or was never "
+                "written; semcal will not read or resume it (move it away to start afresh)")
 
     def _migrate(self, version: int) -> None:
         """Bring a store of an older schema ``version`` up to :data:`SCHEMA_VERSION`.
@@ -518,6 +686,21 @@ class Store:
                 conn.execute("ROLLBACK")
             except sqlite3.Error as exc:  # pragma: no cover - nothing more can be done
                 log.warning("rollback failed: %s", exc)
+
+    def _decoded(self, table: str, rows: Iterable[Any], decode: Any) -> list[Any]:
+        """``decode(row)`` of every row; a damaged cell ends as one :class:`StoreError` naming
+        the store, ``table``, the row and the column."""
+        out = []
+        for r in rows:
+            try:
+                out.append(decode(r))
+            except _BadCell as exc:
+                raise self._damaged(table, dict(zip(r.keys(), r)), exc) from None
+        return out
+
+    def _damaged(self, table: str, row: Mapping[str, Any], exc: _BadCell) -> StoreError:
+        return StoreError(f"{self.path}: damaged store: table {table}, {_row_name(row)}, column "
+                          f"{exc.column}: {exc.why}")
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         try:
@@ -622,43 +805,21 @@ class Store:
         assert run is not None
         return run, created
 
-    def _run_from_row(self, r: sqlite3.Row) -> RunInfo:
-        return RunInfo(
-            id=int(r["id"]),
-            name=r["name"],
-            key=r["key"],
-            model=r["model"],
-            backend=r["backend"],
-            style=r["style"],
-            dataset=r["dataset"],
-            temperature=float(r["temperature"]),
-            top_p=float(r["top_p"]),
-            max_tokens=int(r["max_tokens"]),
-            samples=int(r["samples" if "samples" in r.keys() else "n_samples"]),  # schema < 3: n_samples
-            seed=int(r["seed"]),
-            adaptive=bool(r["adaptive"]),
-            is_chat=None if r["is_chat"] is None else bool(r["is_chat"]),
-            semcal_version=r["semcal_version"],
-            created=r["created"],
-            finished=r["finished"],
-            spec=json.loads(r["spec"]),
-        )
-
     def runs(self) -> list[RunInfo]:
         """Every run, oldest first."""
-        return [self._run_from_row(r) for r in self._read("SELECT * FROM runs ORDER BY id")]
+        return self._decoded("runs", self._read("SELECT * FROM runs ORDER BY id"), _run_from_row)
 
     def get_run(self, run_id: int) -> RunInfo | None:
-        rows = self._read("SELECT * FROM runs WHERE id=?", (int(run_id),))
-        return self._run_from_row(rows[0]) if rows else None
+        rows = self._decoded("runs", self._read("SELECT * FROM runs WHERE id=?", (int(run_id),)), _run_from_row)
+        return rows[0] if rows else None
 
     def find_run(self, name: str) -> RunInfo | None:
-        rows = self._read("SELECT * FROM runs WHERE name=?", (name,))
-        return self._run_from_row(rows[0]) if rows else None
+        rows = self._decoded("runs", self._read("SELECT * FROM runs WHERE name=?", (name,)), _run_from_row)
+        return rows[0] if rows else None
 
     def find_run_by_key(self, key: str) -> RunInfo | None:
-        rows = self._read("SELECT * FROM runs WHERE key=? ORDER BY id LIMIT 1", (key,))
-        return self._run_from_row(rows[0]) if rows else None
+        rows = self._decoded("runs", self._read("SELECT * FROM runs WHERE key=? ORDER BY id LIMIT 1", (key,)), _run_from_row)
+        return rows[0] if rows else None
 
     def set_run_chat(self, run_id: int, is_chat: bool) -> None:
         with self.transaction() as c:
@@ -677,10 +838,9 @@ class Store:
         ``engine``. Empty for runs sampled before semcal recorded them (schema < 4)."""
         if not self._has_table("run_sessions"):
             return []
-        return [{"started": r["started"], "semcal_version": r["semcal_version"],
-                 "engine": r["engine"]}
-                for r in self._read("SELECT * FROM run_sessions WHERE run_id=? ORDER BY rowid",
-                                    (int(run_id),))]
+        rows = self._read("SELECT * FROM run_sessions WHERE run_id=? ORDER BY rowid", (int(run_id),))
+        return self._decoded("run_sessions", rows, lambda r: {
+            k: _text(r[k], k) for k in ("started", "semcal_version", "engine")})
 
     def mark_run_finished(self, run_id: int) -> None:
         with self.transaction() as c:
@@ -699,9 +859,10 @@ class Store:
         A question id already stored with a different text or gold answers is an error: the
         data file changed under a run that is being resumed.
         """
-        existing = {
-            r["qid"]: r for r in self._read("SELECT * FROM questions WHERE run_id=?", (run_id,))
-        }
+        existing = dict(self._decoded(
+            "questions", self._read("SELECT * FROM questions WHERE run_id=?", (run_id,)),
+            lambda r: (_text(r["qid"], "qid"),
+                       (_text(r["question"], "question"), _text(r["answers"], "answers")))))
         start = len(existing)
         new = 0
         with self.transaction() as c:
@@ -709,7 +870,7 @@ class Store:
                 answers = json.dumps(list(q.answers))
                 old = existing.get(str(q.id))
                 if old is not None:
-                    if old["question"] != q.question or old["answers"] != answers:
+                    if old != (q.question, answers):
                         raise StoreError(
                             f"{self.path}: question {q.id!r} differs from the one stored with this "
                             "run (did the data file change?); use a new --out directory"
@@ -736,22 +897,12 @@ class Store:
     def questions(self, run_id: int) -> list[Question]:
         """The run's questions in the order they were added."""
         rows = self._read("SELECT * FROM questions WHERE run_id=? ORDER BY position", (run_id,))
-        return [
-            Question(
-                id=r["qid"],
-                question=r["question"],
-                answers=tuple(json.loads(r["answers"])),
-                task=r["task"],
-                meta=json.loads(r["meta"]),
-            )
-            for r in rows
-        ]
+        return self._decoded("questions", rows, _question_from_row)
 
     def done_ids(self, run_id: int) -> set[str]:
         """Ids of questions whose sampling is finished."""
-        return {
-            r[0] for r in self._read("SELECT qid FROM questions WHERE run_id=? AND done=1", (run_id,))
-        }
+        rows = self._read("SELECT qid FROM questions WHERE run_id=? AND done=1", (run_id,))
+        return set(self._decoded("questions", rows, _qid))
 
     def progress(self, run_id: int) -> tuple[int, int, int]:
         """(questions done, questions total, samples stored)."""
@@ -821,20 +972,14 @@ class Store:
         with self.transaction() as c:
             c.execute("UPDATE questions SET done=1 WHERE run_id=? AND qid=?", (run_id, qid))
 
-    @staticmethod
-    def _completion(r: sqlite3.Row) -> Completion:
-        return _stored_completion(r["text"], r["finish_reason"], r["n_tokens"],
-                                  r["token_logprobs"], r["tokens"])
-
     def samples(self, run_id: int, qid: str) -> list[StoredSample]:
         """One question's samples in index order."""
         rows = self._read(
             "SELECT * FROM samples WHERE run_id=? AND qid=? ORDER BY idx", (run_id, qid)
         )
-        return [
-            StoredSample(r["qid"], int(r["round"]), int(r["idx"]), int(r["seed"]), self._completion(r))
-            for r in rows
-        ]
+        return self._decoded("samples", rows, lambda r: _sample(
+            r["qid"], r["round"], r["idx"], r["seed"], r["text"], r["finish_reason"],
+            r["n_tokens"], r["token_logprobs"], r["tokens"]))
 
     def all_samples(self, run_id: int, *, tokens: bool = True) -> dict[str, list[StoredSample]]:
         """Every sample of a run, grouped by question id (index order). ``tokens=False``
@@ -864,8 +1009,11 @@ class Store:
                         if group:
                             yield current, group  # type: ignore[misc]
                         current, group = qid, []
-                    group.append(StoredSample(qid, int(rnd), int(idx), int(seed),
-                                              _stored_completion(text, finish, n_tok, lps, toks)))
+                    try:
+                        group.append(_sample(qid, rnd, idx, seed, text, finish, n_tok, lps, toks))
+                    except _BadCell as exc:
+                        raise self._damaged("samples", {"run_id": run_id, "qid": qid, "idx": idx},
+                                            exc) from None
             if group:
                 yield current, group  # type: ignore[misc]
         except sqlite3.Error as exc:
@@ -873,14 +1021,14 @@ class Store:
 
     def greedy(self, run_id: int) -> dict[str, Completion]:
         """The stored greedy completion of each question that has one."""
-        return {
-            r["qid"]: self._completion(r)
-            for r in self._read("SELECT * FROM greedy WHERE run_id=?", (run_id,))
-        }
+        rows = self._read("SELECT * FROM greedy WHERE run_id=?", (run_id,))
+        return dict(self._decoded("greedy", rows, lambda r: (_qid(r), _stored_completion(
+            r["text"], r["finish_reason"], r["n_tokens"], r["token_logprobs"], r["tokens"]))))
 
     def greedy_ids(self, run_id: int) -> set[str]:
         """Ids of the questions with a stored greedy completion (nothing else is read)."""
-        return {r[0] for r in self._read("SELECT qid FROM greedy WHERE run_id=?", (run_id,))}
+        rows = self._read("SELECT qid FROM greedy WHERE run_id=?", (run_id,))
+        return set(self._decoded("greedy", rows, _qid))
 
     # -- cached analysis
 
@@ -911,17 +1059,13 @@ class Store:
         self, run_id: int, collapse: str
     ) -> dict[str, tuple[int, tuple[str, ...], frozenset[str], str | None]]:
         """Cached collapse results: qid -> (n_samples, labels, gold labels, greedy label)."""
-        return {
-            r["qid"]: (
-                int(r["n_samples"]),
-                tuple(json.loads(r["labels"])),
-                frozenset(json.loads(r["gold"])),
-                r["greedy_label"],
-            )
-            for r in self._read(
-                "SELECT * FROM classes WHERE run_id=? AND collapse=?", (run_id, collapse)
-            )
-        }
+        rows = self._read("SELECT * FROM classes WHERE run_id=? AND collapse=?", (run_id, collapse))
+        return dict(self._decoded("classes", rows, lambda r: (_qid(r), (
+            _int(r["n_samples"], "n_samples"),
+            tuple(_json(r["labels"], "labels", list)),
+            frozenset(_json(r["gold"], "gold", list)),
+            _opt_text(r["greedy_label"], "greedy_label"),
+        ))))
 
     def save_grades(
         self,
@@ -943,13 +1087,11 @@ class Store:
         self, run_id: int, collapse: str, grader: str
     ) -> dict[str, tuple[int, str, int, bool]]:
         """Cached grades: qid -> (n_samples, prediction, count, correct)."""
-        return {
-            r["qid"]: (int(r["n_samples"]), r["prediction"], int(r["count"]), bool(r["correct"]))
-            for r in self._read(
-                "SELECT * FROM grades WHERE run_id=? AND collapse=? AND grader=?",
-                (run_id, collapse, grader),
-            )
-        }
+        rows = self._read("SELECT * FROM grades WHERE run_id=? AND collapse=? AND grader=?",
+                          (run_id, collapse, grader))
+        return dict(self._decoded("grades", rows, lambda r: (_qid(r), (
+            _int(r["n_samples"], "n_samples"), _text(r["prediction"], "prediction"),
+            _int(r["count"], "count"), bool(_int(r["correct"], "correct"))))))
 
 
     # -- model-based confidence estimates
@@ -982,15 +1124,71 @@ class Store:
         Empty for a read-only store of an older schema without the table."""
         if not self._has_table("model_estimates"):
             return {}
+        rows = self._read("SELECT * FROM model_estimates WHERE run_id=? AND collapse=?",
+                          (run_id, collapse))
         out: dict[str, dict[str, tuple[float | None, str, int]]] = {}
-        for r in self._read(
-            "SELECT * FROM model_estimates WHERE run_id=? AND collapse=?", (run_id, collapse)
-        ):
-            v = r["value"]
-            out.setdefault(r["qid"], {})[r["estimator"]] = (
-                None if v is None else float(v), r["label"], int(r["n_samples"]),
-            )
+        for qid, est, value in self._decoded("model_estimates", rows, lambda r: (
+                _qid(r), _text(r["estimator"], "estimator"),
+                (None if r["value"] is None else _real(r["value"], "value"),
+                 _text(r["label"], "label"), _int(r["n_samples"], "n_samples")))):
+            out.setdefault(qid, {})[est] = value
         return out
+
+
+# ----------------------------------------------------------------------------- row decoders
+
+
+def _qid(r: sqlite3.Row) -> str:
+    return _text(r["qid"], "qid")
+
+
+def _schema_version(r: sqlite3.Row) -> int:
+    try:
+        return int(_text(r["value"], "value"))
+    except ValueError:
+        raise _BadCell("value", f"{r['value']!r} (expected a schema version number)") from None
+
+
+def _run_from_row(r: sqlite3.Row) -> RunInfo:
+    samples = "samples" if "samples" in r.keys() else "n_samples"  # schema < 3: n_samples
+    is_chat = r["is_chat"]
+    return RunInfo(
+        id=_int(r["id"], "id"),
+        name=_text(r["name"], "name"),
+        key=_text(r["key"], "key"),
+        model=_text(r["model"], "model"),
+        backend=_text(r["backend"], "backend"),
+        style=_text(r["style"], "style"),
+        dataset=_text(r["dataset"], "dataset"),
+        temperature=_real(r["temperature"], "temperature"),
+        top_p=_real(r["top_p"], "top_p"),
+        max_tokens=_int(r["max_tokens"], "max_tokens"),
+        samples=_int(r[samples], samples),
+        seed=_int(r["seed"], "seed"),
+        adaptive=bool(_int(r["adaptive"], "adaptive")),
+        is_chat=None if is_chat is None else bool(_int(is_chat, "is_chat")),
+        semcal_version=_text(r["semcal_version"], "semcal_version"),
+        created=_text(r["created"], "created"),
+        finished=_opt_text(r["finished"], "finished"),
+        spec=_json(r["spec"], "spec", dict),
+    )
+
+
+def _question_from_row(r: sqlite3.Row) -> Question:
+    qid, text = _qid(r), _text(r["question"], "question")
+    answers, task = _json(r["answers"], "answers", list), _text(r["task"], "task")
+    meta = _json(r["meta"], "meta", dict)
+    try:
+        return Question(id=qid, question=text, answers=tuple(answers), task=task, meta=meta)
+    except InputError as exc:  # an empty question or no gold answer
+        raise _BadCell("question" if "text" in str(exc) else "answers", str(exc)) from None
+
+
+def _sample(qid: Any, rnd: Any, idx: Any, seed: Any, text: Any, finish: Any, n_tokens: Any,
+            logprobs: Any, tokens: Any) -> StoredSample:
+    return StoredSample(_text(qid, "qid"), _int(rnd, "round"), _int(idx, "idx"),
+                        _int(seed, "seed"),
+                        _stored_completion(text, finish, n_tokens, logprobs, tokens))
 
 
 def open_store(directory: str | os.PathLike[str], readonly: bool = False) -> Store:
