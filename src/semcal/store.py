@@ -287,7 +287,7 @@ def _json(v: Any, column: str, shape: type) -> Any:
         raise _BadCell(column, f"text that is not JSON (expected {want})") from None
     if shape is dict and isinstance(obj, dict):
         return obj
-    if shape is list and isinstance(obj, list) and all(type(x) is str for x in obj):
+    if shape is list and isinstance(obj, list) and set(map(type, obj)) <= {str}:
         return obj
     raise _BadCell(column, f"JSON of another shape (expected {want})")
 
