@@ -118,3 +118,92 @@ def test_missing_gguf_file_is_input_error():
 
     with pytest.raises(InputError):
         HFSampler("/nonexistent/model.gguf")
+
+
+@pytest.mark.slow
+def test_chat_template_renders_as_transformers_does(hf):
+    """semcal's bounded sandbox renders the real model's template to exactly the text of
+    transformers' own apply_chat_template (same variables: messages, special tokens, ...)."""
+    convs = [
+        [{"role": "user", "content": "What is the capital of France?"}],
+        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}],
+        [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "A."},
+         {"role": "user", "content": "<b>&amp; {{ x }} {% raw %}"}],
+    ]
+    for msgs in convs:
+        p = Prompt(messages=tuple(Message(m["role"], m["content"]) for m in msgs))
+        want = hf.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        assert hf.render(p) == want
+
+
+_PEAK_AT_EXIT = """
+import atexit, sys
+def _peak(path):  # VmHWM: this program's own peak resident memory
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            open(path, "w").write(line.split()[1])
+atexit.register(_peak, sys.argv[1])
+sys.argv = ["semcal", *sys.argv[2:]]
+from semcal.cli import main
+sys.exit(main())
+"""
+
+
+def _tiny_chat_model(folder: Path, chat_template: str) -> None:
+    """A randomly initialised two-layer llama with SmolLM2's tokenizer and the given template."""
+    import torch
+    import transformers
+
+    gguf = smollm2_gguf()
+    tok = transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    tok.chat_template = chat_template
+    tok.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(
+        vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    transformers.LlamaForCausalLM(config).save_pretrained(folder)
+
+
+@pytest.mark.slow
+def test_a_chat_template_bomb_under_semcal_run_hf_is_one_line(tmp_path: Path) -> None:
+    """The transformers backend renders through semcal's bounded sandbox: a template that
+    grew to 4.3 GB and exited 0 in transformers' own sandbox ends in one line, exit 2, within
+    seconds and without growing past a few hundred MB over an ordinary run's peak."""
+    if not HAS_HF:
+        pytest.skip("torch/transformers/gguf/accelerate not installed")
+    import os
+    import subprocess
+    import time
+
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "HF_HUB_DISABLE_PROGRESS_BARS": "1"}  # transformers' "Loading weights" bar
+
+    def run(name: str, template: str) -> tuple[subprocess.CompletedProcess[str], float, float]:
+        model = tmp_path / f"{name}-instruct"  # 'instruct': semcal takes it for a chat model
+        _tiny_chat_model(model, template)
+        peak = tmp_path / f"{name}.peak"
+        t0 = time.monotonic()
+        r = subprocess.run(
+            [sys.executable, "-c", _PEAK_AT_EXIT, str(peak), "run", "--backend", "hf",
+             "--model", str(model), "--dataset", "demo", "--samples", "1", "--max-tokens", "2",
+             "--out", str(tmp_path / f"{name}-out")],
+            env=env, capture_output=True, text=True, timeout=600)
+        return r, time.monotonic() - t0, int(peak.read_text()) / 1024
+
+    ordinary = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+                "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    ok, ok_seconds, ok_mb = run("ordinary", ordinary)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    bomb = ordinary + "{% set x = 'A' * 1000000000 %}{{ x * 3 }}"
+    r, seconds, mb = run("bomb", bomb)
+    assert r.returncode == 2, r.stderr[-2000:]
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("semcal: error: "), r.stderr[-2000:]
+    assert "chat template: a product would hold more than" in lines[0]
+    assert "Traceback" not in r.stderr
+    assert seconds < ok_seconds + 10, (seconds, ok_seconds)
+    assert mb < ok_mb + 400, (mb, ok_mb)
+    print(f"ordinary run {ok_seconds:.1f} s, {ok_mb:.0f} MB; bomb {seconds:.1f} s, {mb:.0f} MB")

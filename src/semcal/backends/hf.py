@@ -29,10 +29,11 @@ from semcal.backends._chat import (
     END_OF_TURN_TOKENS,
     finish_completion,
     guess_is_chat,
-    render_chat,
+    messages_as_dicts,
     trim_ids_by_decode,
 )
 from semcal.backends.base import prompt_seed, sample_seed, truncate_at_stop
+from semcal.backends.chat_template import ChatTemplate
 from semcal.backends.models import EMBEDDED, resolve_model
 from semcal.errors import BackendError, InputError, require
 from semcal.types import Completion, Prompt, SamplingParams, check_n
@@ -201,6 +202,7 @@ class HFSampler:
         else:
             self.is_chat = guess_is_chat(name) and bool(getattr(self.tokenizer, "chat_template", None))
         self._eos_ids = self._end_ids()
+        self._formatter: ChatTemplate | None = None
         pad = self.tokenizer.pad_token_id
         self._pad_id = pad if pad is not None else self._eos_ids[0]
 
@@ -240,8 +242,50 @@ class HFSampler:
             raise BackendError(f"{self.model_name}: the tokenizer defines no end-of-sequence token")
         return ids
 
+    def _chat_template(self) -> ChatTemplate:
+        """The tokenizer's chat template in semcal's bounded sandbox (not transformers' own,
+        which lets a template build gigabytes), with the variables transformers passes."""
+        if self._formatter is None:
+            template = getattr(self.tokenizer, "chat_template", None)
+            if not isinstance(template, str) or not template:
+                raise InputError(
+                    "this model's tokenizer has no chat template, so chat prompts cannot be "
+                    "rendered; use a base-model (text) prompt or pass chat=False")
+            tokens = dict(getattr(self.tokenizer, "special_tokens_map", {}) or {})
+            self._formatter = ChatTemplate(
+                template, bos_token=tokens.get("bos_token", ""), eos_token=tokens.get("eos_token", ""),
+                variables={**tokens, "tools": None, "documents": None})
+        return self._formatter
+
+    def render(self, prompt: Prompt) -> str:
+        """The text a prompt becomes: raw text, or chat messages rendered with the tokenizer's
+        chat template (with the generation prompt) followed by ``assistant_prefix``.
+
+        A template that rejects a system turn (Gemma) gets it folded into the first user turn.
+        A template that goes past a bound of the sandbox is one :class:`InputError` line."""
+        if not prompt.is_chat:
+            return prompt.text
+        formatter = self._chat_template()
+        messages = messages_as_dicts(prompt)
+        try:
+            try:
+                return formatter.render(messages) + prompt.assistant_prefix
+            except InputError:
+                raise
+            except Exception:
+                if not messages or messages[0]["role"] != "system":
+                    raise
+                system, rest = messages[0]["content"], messages[1:]
+                if rest and rest[0]["role"] == "user":
+                    rest = [{"role": "user", "content": f"{system}\n\n{rest[0]['content']}"}, *rest[1:]]
+                return formatter.render(rest) + prompt.assistant_prefix
+        except InputError as exc:  # a bound of the sandbox (semcal.backends.chat_template)
+            raise type(exc)(f"model {self.model_name!r}: {exc}") from None
+        except Exception as exc:  # jinja2 errors and the template's raise_exception
+            raise BackendError(f"the chat template failed: {exc}") from exc
+
     def _encode(self, prompt: Prompt) -> Any:
-        text = render_chat(self.tokenizer, prompt)
+        text = self.render(prompt)
         enc = self.tokenizer(text, return_tensors="pt", add_special_tokens=not prompt.is_chat)
         ids = enc["input_ids"].to(self.device)
         if ids.shape[1] == 0:
