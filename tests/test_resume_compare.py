@@ -4,6 +4,7 @@ compare on unfinished / empty / same-named runs, valid JSON, normalised question
 from __future__ import annotations
 
 import json
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -294,3 +295,60 @@ def test_compare_of_only_empty_runs_is_one_line(tmp_path, capsys, monkeypatch) -
     rc, _, err = _cli(capsys, "compare", str(empty), "-o", str(page), "--n-boot", "0")
     assert rc == 2 and err.count("\n") == 1 and "nothing to compare" in err
     assert "n = 0" in err and not page.exists()
+
+
+# ----------------------------------------------------------------------------- item 5: Unicode
+
+ZERO_WIDTH = ("\u200b", "\u200c", "\u200d", "\u2060", "\ufeff")
+
+
+@pytest.mark.parametrize("zw", ZERO_WIDTH)
+def test_zero_width_characters_are_removed_from_answers(zw: str) -> None:
+    from semcal.collapse.normalize import normalize_answer
+
+    assert normalize_answer(f"R{zw}ome") == "rome"
+    assert normalize_answer(f"{zw}The Eiffel{zw} Tower{zw}") == "eiffel tower"
+    assert normalize_answer(f"1{zw},000") == "1000"
+
+
+@pytest.mark.parametrize("name", ["exact", "auto"])
+def test_a_zero_width_space_does_not_split_an_answer_class(name: str) -> None:
+    from semcal.collapse import collapse_for
+    from semcal.types import Question
+
+    q = Question(id="q", question="What is the capital of Italy?", answers=("Rome",), task="qa")
+    texts = ["The answer is R\u200bome.", "The answer is Rome.", "The answer is \ufeffRome", "Rome\u2060."]
+    col = collapse_for(name, style="concise")(q, texts)
+    assert len(set(col.labels)) == 1 and col.labels[0] in col.gold
+
+
+def _nfc_nfd_file(tmp_path: Path) -> Path:
+    nfc, nfd = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+    assert nfc != nfd
+    return _write(tmp_path / "ids.jsonl", [
+        {"id": nfc, "question": "Composed?", "answers": ["x"]},
+        {"id": "other", "question": "Other?", "answers": ["y"]},
+        {"id": nfd, "question": "Decomposed?", "answers": ["z"]},
+    ])
+
+
+def test_ids_are_nfc_and_two_spellings_of_one_id_are_a_duplicate(tmp_path) -> None:
+    from semcal.data import load_questions
+    from semcal.errors import InputError
+
+    with pytest.raises(InputError, match=r"ids\.jsonl:3: duplicate id 'café'"):
+        load_questions(str(_nfc_nfd_file(tmp_path)))
+    one = _write(tmp_path / "nfd.jsonl", [
+        {"id": unicodedata.normalize("NFD", "Zürich-1"), "question": "Q?", "answers": ["a"]}])
+    (q,) = load_questions(str(one))
+    assert q.id == unicodedata.normalize("NFC", "Zürich-1")
+
+
+def test_cli_refuses_ids_differing_only_by_normalisation(tmp_path, capsys) -> None:
+    out = tmp_path / "o"
+    rc, stdout, err = _cli(capsys, "run", *RUN, "--dataset", str(_nfc_nfd_file(tmp_path)),
+                           "--out", str(out))
+    assert rc == 2 and stdout == ""
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("semcal: error: ") and "duplicate id" in lines[0]
+    assert "Traceback" not in err and not out.exists()  # nothing written

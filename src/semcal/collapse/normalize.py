@@ -2,7 +2,8 @@
 
 ``normalize_answer("The  Eiffel Tower!")`` -> ``"eiffel tower"``. Steps, in order:
 
-1. Unicode NFKC (full-width letters, ligatures, non-breaking spaces become plain);
+1. zero-width characters (U+200B, U+200C, U+200D, U+2060, U+FEFF) are removed ("R\\u200bome" is
+   "Rome"), then Unicode NFKC (full-width letters, ligatures, non-breaking spaces become plain);
 2. lower case (``str.casefold``, so "Straße" matches "STRASSE");
 3. optionally strip accents ("Café" -> "cafe"; on by default);
 4. thousands separators inside numbers are removed ("1,000" -> "1000", "1,234,567" -> "1234567");
@@ -30,6 +31,8 @@ _THOUSANDS = re.compile(r"(?<![\d,])(\d{1,3})((?:,\d{3})+)(?![\d,])")
 _DECIMAL = re.compile(r"(?<=\d)\.(?=\d)")
 _DOT_MARK = "\x00"
 _ASCII_DROPPED = re.compile("[^a-z0-9\x00]")
+# invisible characters that join or separate nothing a reader sees: dropped, not made a space
+_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
 
 
 def strip_accents(text: str) -> str:
@@ -65,7 +68,7 @@ def normalize_answer(text: str, *, accents: bool = False, articles: bool = True)
     if ascii_only:  # the common case, the same result faster: NFKC and accents change nothing
         text = text.lower()
     else:
-        text = unicodedata.normalize("NFKC", text).casefold()
+        text = unicodedata.normalize("NFKC", text.translate(_ZERO_WIDTH)).casefold()
         if not accents:
             text = strip_accents(text)
     text = remove_thousands_separators(text.replace(_DOT_MARK, " "))

@@ -30,6 +30,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -185,9 +186,12 @@ def require_answers(answers: list[str], name: str, where: str) -> list[str]:
 
 
 def optional_id(value: Any, name: str, where: str) -> str | None:
+    """A question's own id, in Unicode NFC: the composed and decomposed spellings of one id
+    ("café" as é or as e + U+0301) are one id, so two rows that differ only so are a duplicate,
+    not two questions."""
     if _is_missing(value):
         return None
-    text = scalar_text(value, name, where)
+    text = unicodedata.normalize("NFC", scalar_text(value, name, where))
     return text or None
 
 
