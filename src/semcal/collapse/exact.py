@@ -8,6 +8,7 @@ deterministic and safe to re-run on stored samples.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -180,7 +181,14 @@ class MathCollapse(ExactCollapse):
 
     def canonical(self, span: str) -> str:
         """The label of an already extracted answer span."""
-        got = math_label(span, sig_digits=self.sig_digits, time_budget=self.time_budget)
+        # "3 × 10⁸ m/s", "100 km²": a number followed by its unit is the number, not a product
+        # with variables m and s or a square of 100
+        number = _number_before_unit(span)
+        got = None
+        if number is not None:
+            got = math_label(number, sig_digits=self.sig_digits, time_budget=self.time_budget)
+        if got is None:
+            got = math_label(span, sig_digits=self.sig_digits, time_budget=self.time_budget)
         if got is not None:
             return got
         last = None
@@ -208,6 +216,27 @@ class MathCollapse(ExactCollapse):
     def __repr__(self) -> str:
         return (f"MathCollapse(extract={self.extract}, sig_digits={self.sig_digits}, "
                 f"style={self.style!r}, unmarked={self.unmarked!r})")
+
+
+#: what may follow a number as its unit: letters, powers and "/" ("m/s^2", "km²", "kg m"), but no
+#: operator or bracket that would make the text an expression
+_UNIT_TAIL = re.compile(r"(?:[ \t]+|[ \t]*[°º][ \t]*)[^\W\d_][^\W_]*(?:(?:[ \t]*(?:/|\^|\*\*)[ \t]*|[ \t]+)[^\W_]+)*[ \t.]*")
+
+
+_MATH_WORDS = {"pi", "sqrt", "e", "i"}
+
+
+def _number_before_unit(span: str) -> str | None:
+    """The number of "<number> <unit>" ("3 × 10⁸ m/s" -> "3 × 10⁸"), else None."""
+    if len(span) > 200:  # an answer, not a paragraph
+        return None
+    m = _NUMBER.match(span.strip())
+    if m is None or m.group(0).count("/"):
+        return None
+    tail = span.strip()[m.end():]
+    if _UNIT_TAIL.fullmatch(tail) is None or _MATH_WORDS & set(tail.lower().split()):
+        return None
+    return m.group(0)
 
 
 def exact_gold(question: Question) -> frozenset[str]:

@@ -74,7 +74,16 @@ _TRAILING_HEDGE = re.compile(
     re.IGNORECASE,
 )
 _DANGLING = re.compile(r"(?:it|that|this|the[ \t]+answer)(?![\w])", re.IGNORECASE)
-_NUMBER = re.compile(r"[-−]?\d+(?:,\d{3})*(?:\.\d+)?(?:[ \t]*/[ \t]*\d+)?")
+# a number: thousands commas, decimals, a fraction, and a power of ten in any of the usual
+# spellings ("6.02e23", "6.02E+23", "3 x 10^8", "3×10⁸", "1.6 * 10**-19"), so that the power is
+# never cut off and read as the number ("1.5e23" is not "23")
+_NUMBER = re.compile(
+    r"[-−]?\d+(?:,\d{3})*(?:\.\d+)?"
+    r"(?:[eE][-+−]?\d+(?![\w])"
+    r"|[ \t]*[×xX*·⋅][ \t]*10[ \t]*(?:\^|\*\*)[ \t]*(?:\{[ \t]*[-+−]?\d+[ \t]*\}|\([ \t]*[-+−]?\d+[ \t]*\)|[-+−]?\d+)"
+    r"|[ \t]*[×xX*·⋅][ \t]*10[⁻⁺]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+)?"
+    r"(?:[ \t]*/[ \t]*\d+)?"
+)
 _WORD = re.compile(r"[^\W_]+")
 _COPULA = re.compile(r"[ \t](?:is|was|are|were)[ \t]", re.IGNORECASE)
 _TRAILING_CLAUSE = re.compile(r",[ \t]*(?:which|who|whom|whose|where|when|and|but|not)\b", re.IGNORECASE)

@@ -62,8 +62,12 @@ IRRATIONAL_DIGITS = 12
 _POINTS_A = (0.5772156649, 1.3247179572, 2.6854520010, 0.9159655942)
 _POINTS_B = (1.6180339887, 0.7390851332, 3.3598856662, 1.2020569032)
 
-_SUPERSCRIPTS = {"²": "^2", "³": "^3", "¹": "^1", "⁰": "^0", "⁴": "^4", "⁵": "^5", "⁶": "^6",
-                 "⁷": "^7", "⁸": "^8", "⁹": "^9", "½": "(1/2)", "¼": "(1/4)", "¾": "(3/4)"}
+_VULGAR = {"½": "(1/2)", "¼": "(1/4)", "¾": "(3/4)"}
+_SUPER_DIGITS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺", "0123456789-+")
+#: a run of superscript digits is one exponent: "10²³" is 10^23, "10⁻¹⁹" is 10^-19
+_SUPER_RUN = re.compile("[⁻⁺]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+")
+#: "3 x 10^8", "3 X 10**8": a letter x between a number and a power of ten is a times sign
+_TIMES_TEN = re.compile(r"(?<=\d)[ \t]*[xX][ \t]*(?=10[ \t]*(?:\^|\*\*))")
 _CHAR_MAP = {"−": "-", "–": "-", "—": "-", "×": "*", "·": "*", "⋅": "*", "∙": "*", "÷": "/",
              "π": "\\pi ", "√": "\\sqrt ", "≈": "=", "≃": "=", "°": " ", "∶": ":"}
 _DEGREES = re.compile(r"\^[ \t]*\{[ \t]*\\circ[ \t]*\}|\^[ \t]*\\circ")
@@ -75,7 +79,7 @@ _TEXT_GROUP = re.compile(r"\\(?:text|textbf|textit|textrm|mathrm|mbox|unit|mathb
 _FRAC_DIGITS = re.compile(r"\\[dt]?frac[ \t]*(\d)[ \t]*(\d)")
 _RELATION = re.compile(r"=|\\approx|\\sim|\\Rightarrow|\\implies|\\to")
 _TOKEN = re.compile(
-    r"(?P<num>\d+(?:,\d{3})*(?:\.\d*)?|\.\d+)"
+    r"(?P<num>(?:\d+(?:,\d{3})*(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)"
     r"|(?P<cmd>\\[A-Za-z]+)"
     r"|(?P<word>[A-Za-z]+)"
     r"|(?P<op>[-+*/^(){}\[\]])"
@@ -129,7 +133,7 @@ def math_value(text: str | None, *, time_budget: float = DEFAULT_TIME_BUDGET) ->
         return None
 
 
-def math_equal(a: str, b: str, *, rel_tol: float = 1e-6, abs_tol: float = 1e-9) -> bool:
+def math_equal(a: str, b: str, *, rel_tol: float = 1e-6, abs_tol: float = 0.0) -> bool:
     """True when two math answers have the same value within tolerance (or the same label).
 
     Numbers compare as ``|a - b| <= max(rel_tol * max(|a|, |b|), abs_tol)``; expressions with
@@ -150,13 +154,15 @@ def preprocess(text: str) -> str:
     """Map unicode and LaTeX decoration to the parser's alphabet (linear time)."""
     if len(text) > MAX_MATH_CHARS:
         raise MathParseError(f"answer longer than {MAX_MATH_CHARS} characters")
-    text = "".join(_SUPERSCRIPTS.get(ch, ch) for ch in text)
+    text = _SUPER_RUN.sub(lambda m: "^{" + m.group(0).translate(_SUPER_DIGITS) + "}", text)
+    text = "".join(_VULGAR.get(ch, ch) for ch in text)
     text = unicodedata.normalize("NFKC", text)
     text = "".join(_CHAR_MAP.get(ch, ch) for ch in text)
     text = _TEXT_GROUP.sub(" ", text)
     text = _DEGREES.sub(" ", text)
     text = _DROP.sub(" ", text)
     text = _FRAC_DIGITS.sub(r"\\frac{\1}{\2}", text)
+    text = _TIMES_TEN.sub("*", text).replace("**", "^")
     parts = _RELATION.split(text)
     text = parts[-1]
     return text.strip().rstrip(".")
@@ -177,9 +183,11 @@ def tokenize(text: str) -> list[tuple[str, str]]:
         if kind == "space":
             continue
         if kind == "num":
-            digits = sum(ch.isdigit() for ch in value)
-            if digits > MAX_DIGITS:
+            mantissa, _, exponent = value.lower().partition("e")
+            if sum(ch.isdigit() for ch in mantissa) > MAX_DIGITS:
                 raise MathParseError("number literal too long")
+            if exponent and abs(int(exponent)) > MAX_EXPONENT:
+                raise MathParseError("exponent too large")
             tokens.append(("num", value.replace(",", "")))
         elif kind == "cmd":
             mapped = _COMMANDS.get(value)
@@ -320,7 +328,7 @@ class _Parser:
         kind, value = self.take()
         sp = self.sp
         if kind == "num":
-            frac = Fraction(value if not value.endswith(".") else value[:-1])
+            frac = Fraction(value.replace(".e", "e").replace(".E", "E").rstrip("."))
             result = sp.Rational(frac.numerator, frac.denominator)
         elif kind == "sym":
             if value not in self.symbols:
