@@ -179,12 +179,14 @@ def test_engine_kwargs():
 
 
 class FakeTokenizer:
-    chat_template = "{% for m in messages %}...{% endfor %}"
+    # a real jinja chat template: semcal renders it in its own sandbox, never through the
+    # tokenizer's apply_chat_template
+    chat_template = ("<bos>{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}"
+                     "{% if add_generation_prompt %}<assistant>{% endif %}")
     eos_token_id = 0
 
     def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=True):
-        body = "".join(f"<{m['role']}>{m['content']}" for m in messages)
-        return "<bos>" + body + ("<assistant>" if add_generation_prompt else "")
+        raise AssertionError("semcal must not render through the tokenizer's own sandbox")
 
     def __call__(self, text, add_special_tokens=True):
         return {"input_ids": [ord(ch) for ch in text]}
@@ -319,22 +321,38 @@ def test_real_vllm_engine():
 
 
 def test_render_chat_folds_a_rejected_system_turn():
-    from semcal.backends._chat import guess_is_chat, render_chat
+    from semcal.backends._chat import render_chat, sandboxed_template
 
     class NoSystem(FakeTokenizer):
-        def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=True):
-            if messages[0]["role"] == "system":
-                raise ValueError("System role not supported")
-            return super().apply_chat_template(messages, tokenize, add_generation_prompt)
+        chat_template = ("{% if messages[0]['role'] == 'system' %}"
+                         "{{ raise_exception('System role not supported') }}{% endif %}"
+                         + FakeTokenizer.chat_template)
 
     p = Prompt(messages=(Message("system", "Be brief."), Message("user", "Hi")))
-    assert render_chat(NoSystem(), p) == "<bos><user>Be brief.\n\nHi<assistant>"
-    assert render_chat(FakeTokenizer(), Prompt(text="plain")) == "plain"
+    assert render_chat(sandboxed_template(NoSystem()), p) == "<bos><user>Be brief.\n\nHi<assistant>"
+    assert render_chat(None, Prompt(text="plain")) == "plain"
 
     class NoTemplate(FakeTokenizer):
         chat_template = None
 
     with pytest.raises(InputError):
-        render_chat(NoTemplate(), p)
+        sandboxed_template(NoTemplate())
+
+
+def test_vllm_renders_chat_templates_in_the_sandbox():
+    """A template bomb through the vLLM backend is one InputError, not gigabytes."""
+    from semcal.backends._chat import render_chat, sandboxed_template
+
+    class Bomb(FakeTokenizer):
+        chat_template = "{% set x = 'A' * 1000000000 %}{{ x * 3 }}"
+
+    p = Prompt(messages=(Message("user", "Hi"),))
+    with pytest.raises(InputError, match="model 'm'"):
+        render_chat(sandboxed_template(Bomb()), p, "m")
+
+
+def test_guess_is_chat_from_the_name():
+    from semcal.backends._chat import guess_is_chat
+
     assert guess_is_chat("Qwen2.5-7B-Instruct") and guess_is_chat("gemma-3-4b-it")
     assert not guess_is_chat("Qwen2.5-7B") and not guess_is_chat("gemma-3-270m")

@@ -1,7 +1,7 @@
 """Helpers shared by the engine backends: chat rendering, stop-string trimming, finish reasons.
 
 Nothing here imports an optional dependency; the functions take the engine's objects
-(a tokenizer with ``apply_chat_template``, lists of token strings) as plain arguments.
+(a tokenizer's chat template, lists of token strings) as plain arguments.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from semcal.backends.base import truncate_at_stop
+from semcal.backends.chat_template import ChatTemplate
 from semcal.errors import BackendError, InputError
 from semcal.types import Completion, Prompt
 
@@ -40,36 +41,49 @@ def messages_as_dicts(prompt: Prompt) -> list[dict[str, str]]:
     return [{"role": m.role, "content": m.content} for m in prompt.messages]
 
 
-def render_chat(tokenizer: Any, prompt: Prompt) -> str:
-    """Render a chat prompt with ``tokenizer``'s chat template, then append the assistant prefix.
+def sandboxed_template(tokenizer: Any) -> ChatTemplate:
+    """The tokenizer's chat template in semcal's bounded sandbox (never the tokenizer's own
+    ``apply_chat_template``, whose sandbox lets a template build gigabytes), with the variables
+    transformers passes: the special tokens, ``tools`` and ``documents``."""
+    template = getattr(tokenizer, "chat_template", None)
+    if not isinstance(template, str) or not template:
+        raise InputError(
+            "this model's tokenizer has no chat template, so chat prompts cannot be rendered; "
+            "use a base-model (text) prompt or pass chat=False")
+    tokens = dict(getattr(tokenizer, "special_tokens_map", None) or {})
+    bos, eos = tokens.get("bos_token"), tokens.get("eos_token")
+    return ChatTemplate(template, bos_token=bos if isinstance(bos, str) else "",
+                        eos_token=eos if isinstance(eos, str) else "",
+                        variables={**tokens, "tools": None, "documents": None})
 
-    ``tokenizer`` is any object with the Hugging Face ``apply_chat_template`` method
-    (transformers and vLLM tokenizers both have it). Text prompts are returned unchanged.
+
+def render_chat(template: ChatTemplate | None, prompt: Prompt, model_name: str = "") -> str:
+    """Render a chat prompt with a sandboxed chat template (:func:`sandboxed_template`) and
+    the generation prompt, then append the assistant prefix. Text prompts are returned as they
+    are. A template that rejects a system turn (Gemma) gets it folded into the first user turn.
+    A bound of the sandbox is one :class:`InputError`; any other failure a :class:`BackendError`.
     """
     if not prompt.is_chat:
         return prompt.text
-    template_fn = getattr(tokenizer, "apply_chat_template", None)
-    if template_fn is None or not getattr(tokenizer, "chat_template", None):
-        raise InputError(
-            "this model's tokenizer has no chat template, so chat prompts cannot be rendered; "
-            "use a base-model (text) prompt or pass chat=False"
-        )
+    if template is None:
+        raise InputError("a chat prompt needs the model's chat template")
     messages = messages_as_dicts(prompt)
     try:
-        rendered = template_fn(messages, tokenize=False, add_generation_prompt=True)
-    except Exception as exc:  # template errors (e.g. "system role not supported")
-        if messages and messages[0]["role"] == "system":
-            # some templates (Gemma) reject a system turn: fold it into the first user turn
+        try:
+            return template.render(messages) + prompt.assistant_prefix
+        except InputError:
+            raise
+        except Exception:
+            if not messages or messages[0]["role"] != "system":
+                raise
             system, rest = messages[0]["content"], messages[1:]
             if rest and rest[0]["role"] == "user":
                 rest = [{"role": "user", "content": f"{system}\n\n{rest[0]['content']}"}, *rest[1:]]
-            try:
-                rendered = template_fn(rest, tokenize=False, add_generation_prompt=True)
-            except Exception as exc2:
-                raise BackendError(f"the chat template failed: {exc2}") from exc2
-        else:
-            raise BackendError(f"the chat template failed: {exc}") from exc
-    return str(rendered) + prompt.assistant_prefix
+            return template.render(rest) + prompt.assistant_prefix
+    except InputError as exc:  # a bound of the sandbox (semcal.backends.chat_template)
+        raise type(exc)(f"model {model_name!r}: {exc}" if model_name else str(exc)) from None
+    except Exception as exc:  # jinja2 errors and the template's raise_exception
+        raise BackendError(f"the chat template failed: {exc}") from exc
 
 
 def normalize_finish_reason(reason: Any) -> str:

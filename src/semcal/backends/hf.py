@@ -29,7 +29,8 @@ from semcal.backends._chat import (
     END_OF_TURN_TOKENS,
     finish_completion,
     guess_is_chat,
-    messages_as_dicts,
+    render_chat,
+    sandboxed_template,
     trim_ids_by_decode,
 )
 from semcal.backends.base import prompt_seed, sample_seed, truncate_at_stop
@@ -242,47 +243,12 @@ class HFSampler:
             raise BackendError(f"{self.model_name}: the tokenizer defines no end-of-sequence token")
         return ids
 
-    def _chat_template(self) -> ChatTemplate:
-        """The tokenizer's chat template in semcal's bounded sandbox (not transformers' own,
-        which lets a template build gigabytes), with the variables transformers passes."""
-        if self._formatter is None:
-            template = getattr(self.tokenizer, "chat_template", None)
-            if not isinstance(template, str) or not template:
-                raise InputError(
-                    "this model's tokenizer has no chat template, so chat prompts cannot be "
-                    "rendered; use a base-model (text) prompt or pass chat=False")
-            tokens = dict(getattr(self.tokenizer, "special_tokens_map", {}) or {})
-            self._formatter = ChatTemplate(
-                template, bos_token=tokens.get("bos_token", ""), eos_token=tokens.get("eos_token", ""),
-                variables={**tokens, "tools": None, "documents": None})
-        return self._formatter
-
     def render(self, prompt: Prompt) -> str:
         """The text a prompt becomes: raw text, or chat messages rendered with the tokenizer's
-        chat template (with the generation prompt) followed by ``assistant_prefix``.
-
-        A template that rejects a system turn (Gemma) gets it folded into the first user turn.
-        A template that goes past a bound of the sandbox is one :class:`InputError` line."""
-        if not prompt.is_chat:
-            return prompt.text
-        formatter = self._chat_template()
-        messages = messages_as_dicts(prompt)
-        try:
-            try:
-                return formatter.render(messages) + prompt.assistant_prefix
-            except InputError:
-                raise
-            except Exception:
-                if not messages or messages[0]["role"] != "system":
-                    raise
-                system, rest = messages[0]["content"], messages[1:]
-                if rest and rest[0]["role"] == "user":
-                    rest = [{"role": "user", "content": f"{system}\n\n{rest[0]['content']}"}, *rest[1:]]
-                return formatter.render(rest) + prompt.assistant_prefix
-        except InputError as exc:  # a bound of the sandbox (semcal.backends.chat_template)
-            raise type(exc)(f"model {self.model_name!r}: {exc}") from None
-        except Exception as exc:  # jinja2 errors and the template's raise_exception
-            raise BackendError(f"the chat template failed: {exc}") from exc
+        chat template in semcal's sandbox (with the generation prompt) + ``assistant_prefix``."""
+        if prompt.is_chat and self._formatter is None:
+            self._formatter = sandboxed_template(self.tokenizer)
+        return render_chat(self._formatter, prompt, str(self.model_name))
 
     def _encode(self, prompt: Prompt) -> Any:
         text = self.render(prompt)

@@ -30,8 +30,15 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from semcal.backends._chat import finish_completion, guess_is_chat, render_chat, trim_tokens
+from semcal.backends._chat import (
+    finish_completion,
+    guess_is_chat,
+    render_chat,
+    sandboxed_template,
+    trim_tokens,
+)
 from semcal.backends.base import prompt_seed, sample_seed
+from semcal.backends.chat_template import ChatTemplate
 from semcal.errors import BackendError, InputError, require
 from semcal.types import Completion, Prompt, SamplingParams, check_n
 
@@ -225,6 +232,7 @@ class VLLMSampler:
         except Exception as exc:  # CUDA missing, OOM, unknown model...
             raise BackendError(f"vLLM could not start {model!r}: {exc}") from exc
         self.tokenizer = self.llm.get_tokenizer()
+        self._template: ChatTemplate | None = None  # the tokenizer's, in semcal's sandbox
         self.model_name = str(model)
         self.is_chat = guess_is_chat(model) if chat is None else bool(chat)
         self.split_samples = bool(split_samples)
@@ -249,7 +257,9 @@ class VLLMSampler:
         for p in prompts:
             if not isinstance(p, Prompt):
                 raise InputError(f"expected a Prompt, got {type(p).__name__}")
-            text = render_chat(self.tokenizer, p)
+            if p.is_chat and self._template is None:
+                self._template = sandboxed_template(self.tokenizer)
+            text = render_chat(self._template, p, str(self.model_name))
             # a chat template already holds the BOS token: pass token ids so vLLM adds no second one
             if p.is_chat:
                 ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
