@@ -111,9 +111,11 @@ def test_unknown_name_and_missing_file_list_embedded_names(tmp_path: Path) -> No
 
 
 def test_embedded_registry() -> None:
-    assert set(EMBEDDED) == {"gemma-3-270m", "smollm2-135m-instruct"}
+    assert set(EMBEDDED) == {"gemma-3-270m", "smollm2-135m-instruct",
+                             "qwen2.5-coder-1.5b-instruct"}
     assert not EMBEDDED["gemma-3-270m"].is_chat
     assert EMBEDDED["smollm2-135m-instruct"].is_chat
+    assert EMBEDDED["qwen2.5-coder-1.5b-instruct"].is_chat
 
 
 def test_cache_dir_respects_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ import numpy as np
 from semcal import metrics as M
 from semcal.adaptive import next_round_size, should_stop
 from semcal.collapse import collapse_key, get_collapse, open_judge, split_options
-from semcal.collapse.judge import JudgeCollapse
+from semcal.collapse.judge import JudgeCollapse, default_judge_spec
 from semcal.confidence import ESTIMATORS, estimate_all
 from semcal.errors import InputError, SemcalError, StoreError, require
 from semcal.files import atomic_path
@@ -671,15 +671,14 @@ _JUDGES: dict[Any, Any] = {}
 
 def _judge_sampler(judge: Any, info: RunInfo) -> Any:
     """The judge model: an open Sampler as given, else opened (once per process) from a
-    JudgeSpec or from the run's own ``[judge]`` table."""
+    JudgeSpec, from the run's own ``[judge]`` table, or the embedded default judge."""
 
     if judge is not None and not isinstance(judge, JudgeSpec):
         return judge  # already a Sampler
     if judge is None:
         judge = JudgeSpec.parse((info.spec or {}).get("judge"), where=f"run {info.name}")
-    if judge is None:
-        raise InputError("the judge needs a judge model: --judge-model MODEL (and --judge-backend, "
-                         "--judge-base-url for a server), or a [judge] table in the run spec")
+    if judge is None:  # the embedded default judge, or an error saying how to install it
+        judge = default_judge_spec()
     key = (judge.model, judge.backend, judge.base_url, tuple(sorted(judge.backend_options.items())))
     if key not in _JUDGES:
         _JUDGES[key] = open_judge(judge)

