@@ -48,7 +48,6 @@ __all__ = [
     "assemble_parts",
     "cache_dir",
     "gemma_path",
-    "is_installed",
     "qwen_path",
     "read_gguf_metadata",
     "resolve_model",
@@ -479,12 +478,6 @@ EMBEDDED: dict[str, EmbeddedModel] = {
         probe=qwen_installed,
     ),
 }
-
-
-def is_installed(name: str) -> bool:
-    """Whether the embedded model ``name`` is installed (its file is not read or assembled)."""
-    emb = EMBEDDED.get(name.strip().lower())
-    return emb is not None and emb.installed()
 
 
 @dataclass(frozen=True)
