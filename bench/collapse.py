@@ -4,12 +4,20 @@
     python bench/collapse.py --collapse auto --examples 5
     python bench/collapse.py --collapse auto --headroom     # where the errors come from
     python bench/collapse.py --collapse judge --judge-model smollm2-135m-instruct
+    python bench/collapse.py --collapse auto,exact --metrics   # what B's error does to the numbers
 
 For each B x model x set it prints: questions, pairwise same-class precision / recall / F1
 against the hand labels, the mean |plurality count - hand plurality count|, the share of
 questions whose plurality class differs from the hand one, the grade error (the auto grader
 on B's prediction vs the hand truth) and B's tie rate. Definitions:
 :mod:`semcal.collapse.labelled`.
+
+With ``--metrics`` it prints instead, per B x model x set, accuracy, mean confidence and smECE
+computed from B's classes (graded by the auto grader) and from the hand classes on the same
+questions, and each difference B - hand with a paired bootstrap 95% interval
+(:func:`semcal.collapse.labelled.metric_deltas`; 1,000 resamples of questions, seed 0). The
+target is |B - hand| <= 0.03 for each metric; ``misses`` names the metrics that miss it and
+``CI excl. 0`` those whose interval excludes 0.
 
 The Bs:
 - ``auto``: the default B (style-aware extraction, refusals, gold-alias closure,
@@ -33,7 +41,15 @@ from pathlib import Path
 from typing import Any
 
 from semcal.collapse import get_collapse
-from semcal.collapse.labelled import LabelledItem, headroom, load_labelled, score_collapse
+from semcal.collapse.labelled import (
+    DELTA_TARGET,
+    LabelledItem,
+    headroom,
+    load_labelled,
+    metric_deltas,
+    metric_questions,
+    score_collapse,
+)
 
 DATA = Path(__file__).resolve().parent / "data" / "collapse"
 COLUMNS = ("B", "model", "set", "n", "P", "R", "F1 [95% CI]", "ans F1", "|Δcount|", "plur≠",
@@ -41,6 +57,28 @@ COLUMNS = ("B", "model", "set", "n", "P", "R", "F1 [95% CI]", "ans F1", "|Δcoun
 HEADROOM_COLUMNS = ("B", "model", "set", "responses", "both none", "both answer",
                     "B answer, hand none", "B none, hand answer", "F1",
                     "F1, non-answers right", "F1, + missed answers found")
+#: (key in metric_deltas, short name) of the metric-level table
+DELTA_NAMES = (("accuracy", "acc"), ("mean_confidence", "conf"), ("smece", "smECE"))
+METRIC_COLUMNS = ("B", "model", "set", "n",
+                  *(c for _, short in DELTA_NAMES
+                    for c in (f"{short} B", f"{short} hand",
+                              f"Δ{short} [95% CI] (target |Δ| ≤ {DELTA_TARGET:g})")),
+                  f"misses |Δ| ≤ {DELTA_TARGET:g}", "CI excl. 0")
+
+
+def metric_row(name: str, model: str, set_name: str, d: dict[str, Any]) -> tuple[Any, ...]:
+    """One row of the metric-level table from :func:`metric_deltas`' dict."""
+    cells: list[Any] = [name, model, set_name, d["n"]]
+    misses, excludes = [], []
+    for key, short in DELTA_NAMES:
+        lo, hi = d[f"{key}_delta_lo"], d[f"{key}_delta_hi"]
+        cells += [f"{d[f'{key}_b']:.3f}", f"{d[f'{key}_hand']:.3f}",
+                  f"{d[f'{key}_delta']:+.3f} [{lo:+.3f}, {hi:+.3f}]"]
+        if not d[f"{key}_meets"]:
+            misses.append(short)
+        if lo > 0 or hi < 0:
+            excludes.append(short)
+    return (*cells, ", ".join(misses) or "—", ", ".join(excludes) or "—")
 
 
 def make_collapse(name: str, style: str, judge: Any = None) -> Any:
@@ -80,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--headroom", action="store_true",
                     help="also print where each B's errors come from: responses by (B, hand) "
                          "answer or non-answer, and the F1 if B recognised every non-answer")
+    ap.add_argument("--metrics", action="store_true",
+                    help="print instead the metric-level table: accuracy, mean confidence and "
+                         "smECE from B's classes and from the hand classes, and B - hand with a "
+                         "paired bootstrap 95%% interval")
     args = ap.parse_args(argv)
 
     sets = [x for x in args.sets.split(",") if x] or None
@@ -97,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         name = f"judge[{args.judge_model}]" if b == "judge" else b  # which judge made the row
         for (model, set_name), its in sorted(groups.items()):
             fn = make_collapse(b, its[0].style, judge)
+            if args.metrics:
+                d = metric_deltas(metric_questions(fn, its), n_boot=1000, seed=0)
+                rows.append(metric_row(name, model, set_name, d))
+                continue
             m = score_collapse(fn, its, examples=examples)
             rows.append((name, model, set_name, m["questions"], f"{m['precision']:.3f}",
                          f"{m['recall']:.3f}",
@@ -118,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"B graded {'correct' if ex['b_correct'] else 'wrong'})", file=sys.stderr)
             for t, bl, h in zip(ex["texts"], ex["b_labels"], ex["hand"]):
                 print(f"   B={bl!r:28} hand={h!r:20} {t.strip()[:110]!r}", file=sys.stderr)
-    print_table(COLUMNS, rows, args.markdown)
-    if args.headroom:
+    print_table(METRIC_COLUMNS if args.metrics else COLUMNS, rows, args.markdown)
+    if args.headroom and not args.metrics:
         print()
         print_table(HEADROOM_COLUMNS, extra, args.markdown)
     return 0
@@ -127,10 +173,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def print_table(columns: tuple[str, ...], rows: list[tuple[Any, ...]], markdown: bool) -> None:
     if markdown:
-        print("| " + " | ".join(columns) + " |")
+        def line(r: tuple[Any, ...]) -> str:  # a "|" inside a cell (|Δ|) is escaped
+            return "| " + " | ".join(str(x).replace("|", "\\|") for x in r) + " |"
+
+        print(line(columns))
         print("|" + "|".join("---" if i < 3 else "---:" for i in range(len(columns))) + "|")
         for r in rows:
-            print("| " + " | ".join(str(x) for x in r) + " |")
+            print(line(r))
     else:
         widths = [max(len(str(x)) for x in col) for col in zip(columns, *rows)]
         for r in (columns, *rows):

@@ -22,6 +22,12 @@ on the responses and compares:
 intervals over questions (1,000 resamples, seed 0): with 60 questions a difference of one or
 two graded questions is noise.
 
+:func:`metric_deltas` is the metric-level view: accuracy, mean confidence and smECE computed
+from B's classes and from the hand classes on the same questions, and the difference
+(B - hand) of each with a paired bootstrap interval. It takes plain per-question inputs
+(:class:`MetricQuestion`), so it serves any hand labels, not only this benchmark's;
+:func:`metric_questions` builds them from labelled items, a B and a grader.
+
 The labelled files of semcal's own benchmark are in ``bench/data/collapse`` (see its README);
 ``python bench/collapse.py`` prints the table.
 """
@@ -38,7 +44,14 @@ from pathlib import Path
 from typing import Any
 
 from semcal.errors import InputError
-from semcal.grade import Grader, get_grader, is_tied, plurality
+from semcal.grade import (
+    Grader,
+    answer_confidence,
+    get_grader,
+    is_empty_answer,
+    is_tied,
+    plurality,
+)
 from semcal.types import NO_ANSWER, NON_ANSWERS, REFUSAL, Collapsed, Question
 
 NONE_LABEL = "<none>"
@@ -268,4 +281,121 @@ def headroom(collapse: Callable[[Question, Sequence[str]], Collapsed],
     return out
 
 
-__all__ = ["NONE_LABEL", "REFUSAL_LABEL", "LabelledItem", "headroom", "load_labelled", "score_collapse"]
+#: the metrics :func:`metric_deltas` compares, named as in :data:`semcal.metrics.METRICS`
+DELTA_METRICS = ("accuracy", "mean_confidence", "smece")
+#: the target for each metric: |B - hand| at most this much
+DELTA_TARGET = 0.03
+
+
+@dataclass(frozen=True)
+class MetricQuestion:
+    """One question for :func:`metric_deltas`: B's class label of each response and the
+    grader's verdict on B's plurality class; the hand label of each of the same responses
+    (:data:`NONE_LABEL` / :data:`REFUSAL_LABEL` or the analysis's own non-answer labels for
+    no answer) and whether the hand plurality class is the gold answer (:func:`hand_correct`)."""
+
+    b_labels: tuple[str, ...]
+    b_correct: bool
+    hand_labels: tuple[str, ...]
+    hand_correct: bool
+
+
+def hand_correct(hand_labels: Sequence[str], gold: str) -> bool:
+    """Whether the prediction the hand labels make is correct: their plurality class, with
+    semcal's tie rules (:func:`semcal.grade.plurality`), is the ``gold`` label. A plurality of
+    no answers or refusals is never correct."""
+    prediction, _ = plurality([_canonical_hand(h) for h in hand_labels])
+    return prediction not in NON_ANSWERS and prediction == _canonical_hand(gold)
+
+
+def metric_questions(
+    collapse: Callable[[Question, Sequence[str]], Collapsed],
+    items: Iterable[LabelledItem],
+    grader: Grader | None = None,
+) -> list[MetricQuestion]:
+    """Run B and the grader (default ``get_grader("auto")``) on each item the way the analysis
+    does (an empty response is no answer whatever B says; the grader sees B's classes and the
+    texts) and put the result next to the item's hand labels and hand correctness."""
+    grader = grader or get_grader("auto")
+    out = []
+    for it in items:
+        texts = list(it.texts)
+        col = collapse(it.question, texts)
+        if len(col.labels) != len(texts):
+            raise InputError(f"B returned {len(col.labels)} labels for {len(texts)} texts",
+                             where=f"{it.source} {it.question.id}")
+        labels = tuple(NO_ANSWER if is_empty_answer(t) else lab for t, lab in zip(texts, col.labels))
+        verdict = grader(it.question, Collapsed(labels=labels, gold=col.gold), texts)
+        out.append(MetricQuestion(labels, bool(verdict.correct), it.labels,
+                                  hand_correct(it.labels, it.gold)))
+    return out
+
+
+def _semantic_confidence(labels: Sequence[str]) -> float:
+    prediction, count = plurality(labels)
+    return answer_confidence(prediction, count, len(labels))
+
+
+def _check_question(q: Any, i: int) -> MetricQuestion:
+    where = f"question {i}"
+    if not isinstance(q, MetricQuestion):
+        raise InputError(f"expected a MetricQuestion, got {type(q).__name__}", where=where)
+    for name in ("b_labels", "hand_labels"):
+        labels = getattr(q, name)
+        if isinstance(labels, str) or not all(isinstance(x, str) for x in labels) or not labels:
+            raise InputError(f"'{name}' must be a non-empty list of strings", where=where)
+    if len(q.b_labels) != len(q.hand_labels):
+        raise InputError(f"{len(q.b_labels)} B labels but {len(q.hand_labels)} hand labels",
+                         where=where)
+    if not isinstance(q.b_correct, bool) or not isinstance(q.hand_correct, bool):
+        raise InputError("'b_correct' and 'hand_correct' must be true or false", where=where)
+    return q
+
+
+def metric_deltas(questions: Iterable[MetricQuestion], n_boot: int = 1000,
+                  seed: int = 0) -> dict[str, Any]:
+    """Accuracy, mean confidence and smECE from B's classes and from the hand classes of the
+    same questions, and their difference B - hand with a paired bootstrap interval.
+
+    Confidence is the analysis's semantic confidence (plurality share, 0 for a no-answer or
+    refusal plurality: :func:`semcal.grade.answer_confidence`); the metric values come from
+    :func:`semcal.metrics.summarize` and the resampled ones from
+    :func:`semcal.metrics.bootstrap_distribution`, the functions the analysis reports with.
+    Pairing: both sides are resampled with the same ``(n, n_boot, seed)`` and so on the same
+    resamples of questions; each resample's difference is taken, and ``lo``/``hi`` are the
+    2.5 and 97.5 percentiles of those differences. (smECE is biased upward on resamples, on
+    both sides alike; the interval of its difference need not contain the estimate.)
+
+    Keys: ``n``, ``n_boot``, ``seed``, ``target`` (:data:`DELTA_TARGET`) and, for each metric
+    ``m`` of :data:`DELTA_METRICS`: ``m_b``, ``m_hand``, ``m_delta``, ``m_delta_lo``,
+    ``m_delta_hi`` (NaN with ``n_boot=0``) and ``m_meets`` (|delta| <= target).
+    """
+    from semcal.metrics import bootstrap_distribution, percentile_interval, summarize
+    from semcal.metrics._validate import check_n_boot
+
+    nb = check_n_boot(n_boot, "metric_deltas", allow_zero=True)
+    qs = [_check_question(q, i) for i, q in enumerate(questions, 1)]
+    if not qs:
+        raise InputError("no questions to compare", where="metric_deltas")
+    sides = {
+        "b": ([_semantic_confidence(q.b_labels) for q in qs], [float(q.b_correct) for q in qs]),
+        "hand": ([_semantic_confidence([_canonical_hand(h) for h in q.hand_labels]) for q in qs],
+                 [float(q.hand_correct) for q in qs]),
+    }
+    values = {side: summarize(c, y, n_boot=0) for side, (c, y) in sides.items()}
+    out: dict[str, Any] = {"n": len(qs), "n_boot": nb, "seed": seed, "target": DELTA_TARGET}
+    for m in DELTA_METRICS:
+        delta = values["b"][m] - values["hand"][m]
+        lo = hi = math.nan
+        if nb:
+            draws = {side: bootstrap_distribution(m, c, y, nb, seed) for side, (c, y) in sides.items()}
+            lo, hi = percentile_interval(draws["b"] - draws["hand"])
+        out.update({f"{m}_b": values["b"][m], f"{m}_hand": values["hand"][m], f"{m}_delta": delta,
+                    f"{m}_delta_lo": lo, f"{m}_delta_hi": hi,
+                    f"{m}_meets": abs(delta) <= DELTA_TARGET + 1e-12})
+    return out
+
+
+__all__ = ["DELTA_METRICS", "DELTA_TARGET", "NONE_LABEL", "REFUSAL_LABEL", "LabelledItem",
+           "MetricQuestion", "hand_correct", "headroom", "load_labelled", "metric_deltas",
+           "metric_questions", "score_collapse"]
