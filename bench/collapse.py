@@ -76,7 +76,7 @@ def metric_row(name: str, model: str, set_name: str, d: dict[str, Any]) -> tuple
                   f"{d[f'{key}_delta']:+.3f} [{lo:+.3f}, {hi:+.3f}]"]
         if not d[f"{key}_meets"]:
             misses.append(short)
-        if lo > 0 or hi < 0:
+        if d[f"{key}_excludes_zero"]:
             excludes.append(short)
     return (*cells, ", ".join(misses) or "—", ", ".join(excludes) or "—")
 

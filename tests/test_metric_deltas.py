@@ -63,6 +63,7 @@ def test_b_equal_to_the_hand_labels_changes_no_metric() -> None:
         assert d[f"{m}_delta"] == 0.0 and d[f"{m}_meets"], m
         # paired: every resample sees the same questions on both sides
         assert (d[f"{m}_delta_lo"], d[f"{m}_delta_hi"]) == (0.0, 0.0), m
+        assert not d[f"{m}_excludes_zero"], m
     # the hand side read as semcal reads it: a no-answer plurality has confidence 0 and is
     # wrong; in a three-way tie an answer beats no answer and the smaller label wins
     assert d["accuracy_hand"] == pytest.approx(3 / 5)
@@ -84,11 +85,18 @@ def test_b_splitting_one_class_moves_accuracy_and_confidence_by_the_hand_compute
     assert d["accuracy_delta"] == pytest.approx(-1 / 5)
     assert d["mean_confidence_delta"] == pytest.approx((2 / 6 - 3 / 6) / 5)
     assert not d["accuracy_meets"] and not d["mean_confidence_meets"]
+    # q0 moves down on every resample that holds it and nowhere else: never above 0
+    assert d["accuracy_delta_hi"] == 0.0 and d["accuracy_delta_lo"] < 0
+    assert not d["accuracy_excludes_zero"]
     # smECE is semcal's own, on each side's (confidence, correct) pairs
     conf_b, conf_h = [2 / 6, 1, 4 / 6, 0, 2 / 6], [3 / 6, 1, 4 / 6, 0, 2 / 6]
     y_b, y_h = [0, 1, 0, 0, 1], [1, 1, 0, 0, 1]
     want = float(M.smece(conf_b, y_b)) - float(M.smece(conf_h, y_h))
     assert d["smece_delta"] == pytest.approx(want, abs=1e-12)
+    # ten copies of q0: every resample loses the same accuracy and confidence
+    d = metric_deltas(metric_questions(split_paris, _items()[:1] * 10), n_boot=100, seed=0)
+    assert (d["accuracy_delta_lo"], d["accuracy_delta"], d["accuracy_delta_hi"]) == (-1, -1, -1)
+    assert d["accuracy_excludes_zero"] and d["mean_confidence_excludes_zero"]
 
 
 def test_hand_correct_uses_semcals_tie_rule_and_never_credits_no_answer() -> None:

@@ -368,7 +368,8 @@ def metric_deltas(questions: Iterable[MetricQuestion], n_boot: int = 1000,
 
     Keys: ``n``, ``n_boot``, ``seed``, ``target`` (:data:`DELTA_TARGET`) and, for each metric
     ``m`` of :data:`DELTA_METRICS`: ``m_b``, ``m_hand``, ``m_delta``, ``m_delta_lo``,
-    ``m_delta_hi`` (NaN with ``n_boot=0``) and ``m_meets`` (|delta| <= target).
+    ``m_delta_hi`` (NaN with ``n_boot=0``), ``m_meets`` (|delta| <= target) and
+    ``m_excludes_zero`` (the interval lies above or below 0).
     """
     from semcal.metrics import bootstrap_distribution, percentile_interval, summarize
     from semcal.metrics._validate import check_n_boot
@@ -392,7 +393,9 @@ def metric_deltas(questions: Iterable[MetricQuestion], n_boot: int = 1000,
             lo, hi = percentile_interval(draws["b"] - draws["hand"])
         out.update({f"{m}_b": values["b"][m], f"{m}_hand": values["hand"][m], f"{m}_delta": delta,
                     f"{m}_delta_lo": lo, f"{m}_delta_hi": hi,
-                    f"{m}_meets": abs(delta) <= DELTA_TARGET + 1e-12})
+                    f"{m}_meets": abs(delta) <= DELTA_TARGET + 1e-12,
+                    # float noise of two equal means is not a difference
+                    f"{m}_excludes_zero": bool(lo > 1e-9 or hi < -1e-9)})
     return out
 
 
