@@ -32,6 +32,7 @@ from semcal.backends import models
 from semcal.backends.models import resolve_model
 from semcal.errors import BackendError, InputError, SemcalError
 from semcal.files import check_output
+from semcal.limits import BOUNDS, check_int
 from semcal.spec import AdaptiveSpec, ExecutorSpec, JudgeSpec, RunSpec, tomllib, validate_adaptive
 
 log = logging.getLogger("semcal")
@@ -95,21 +96,35 @@ def _common() -> argparse.ArgumentParser:
     return p
 
 
-def _int_at_least(low: int) -> Callable[[str], int]:
+def _bounded(name: str, low: int | None = None) -> Callable[[str], int]:
+    """An integer flag within the range of ``name`` in :data:`semcal.limits.BOUNDS` (one
+    table for flags and spec files), checked while the arguments are parsed: a count that
+    would make the work endless fails at once, naming the flag and the bound."""
+    BOUNDS[name]  # a name missing from the table fails when the parser is built
+
     def parse(s: str) -> int:
         try:
             v = int(s)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {s!r}") from None
-        if v < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {v}")
-        return v
+            raise argparse.ArgumentTypeError(f"invalid int value: {s!r}") from None
+        try:
+            return check_int(name, v, low)
+        except InputError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
     return parse
 
 
-_nonneg_int = _int_at_least(0)
-_positive_int = _int_at_least(1)
+def _demo_limit(s: str) -> str:
+    """``demo --limit``: a preset name, or a number of questions within its bound."""
+    if s not in DEMO_SIZES:
+        try:
+            int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"must be a number or one of {', '.join(DEMO_SIZES)}, got {s!r}") from None
+        _bounded("limit")(s)
+    return s
 
 
 def _add_sampling_flags(p: argparse.ArgumentParser, with_model: bool = True) -> None:
@@ -122,14 +137,17 @@ def _add_sampling_flags(p: argparse.ArgumentParser, with_model: bool = True) -> 
         p.add_argument("--task", help="task family of the questions, qa or math: forced on a "
                        "file's questions; picks that task's questions of a bundled set")
         p.add_argument("--style", help="response style: concise, sentence (default) or cot")
-    p.add_argument("--samples", "-M", type=int, help="samples per question M (the most per question if adaptive)")
+    p.add_argument("--samples", "-M", type=_bounded("samples"),
+                   help="samples per question M (the most per question if adaptive)")
     p.add_argument("--temperature", type=float, help="sampling temperature (default 1.0)")
     p.add_argument("--top-p", type=float, dest="top_p", help="nucleus sampling (default 1.0)")
-    p.add_argument("--max-tokens", type=int, dest="max_tokens", help="tokens per answer")
-    p.add_argument("--seed", type=int, help="run seed (default 0)")
-    p.add_argument("--k-shot", type=int, dest="k_shot", help="few-shot examples for base models")
+    p.add_argument("--max-tokens", type=_bounded("max_tokens"), dest="max_tokens",
+                   help="tokens per answer")
+    p.add_argument("--seed", type=_bounded("seed"), help="run seed (default 0)")
+    p.add_argument("--k-shot", type=_bounded("k_shot"), dest="k_shot",
+                   help="few-shot examples for base models")
     p.add_argument(
-        "--batch-questions", type=int, dest="batch_questions",
+        "--batch-questions", type=_bounded("batch_questions"), dest="batch_questions",
         help="questions per backend call (default 1; raise for engines that batch, e.g. vLLM)",
     )
     p.add_argument("--collapse", help="collapsing function B used by adaptive stopping and the "
@@ -138,10 +156,12 @@ def _add_sampling_flags(p: argparse.ArgumentParser, with_model: bool = True) -> 
     ad = p.add_argument_group("adaptive sampling")
     ad.add_argument("--adaptive", action="store_true", default=None,
                     help="stop a question early once its plurality share is pinned down")
-    ad.add_argument("--round", type=int, dest="adaptive_round", help="samples per round (5)")
+    ad.add_argument("--round", type=_bounded("adaptive.round"), dest="adaptive_round",
+                    help="samples per round (5)")
     ad.add_argument("--epsilon", type=float, help="half-width of the share's interval (0.1)")
     ad.add_argument("--delta", type=float, help="error probability of the interval (0.05)")
-    ad.add_argument("--min-samples", type=int, dest="min_samples", help="least samples (10)")
+    ad.add_argument("--min-samples", type=_bounded("adaptive.min_samples"), dest="min_samples",
+                    help="least samples (10)")
 
 
 _OPT_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -165,6 +185,8 @@ def _parse_opts(items: Sequence[str] | None, flag: str) -> dict[str, Any]:
             value = raw.strip()
         if isinstance(value, (dict, list)):
             raise InputError(f"{flag} {key}: give a number, true/false or a string")
+        if key == "max_tokens" and isinstance(value, int):  # the judge's reply budget
+            check_int("max_tokens", value, label=f"{flag} max_tokens")
         out[key] = value
     return out
 
@@ -198,7 +220,7 @@ def _add_analysis_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--estimators", default=None,
                    help="confidence estimators to compare: 'all' or a comma list")
     p.add_argument("--run", action="append", dest="runs", help="only this run (repeatable)")
-    p.add_argument("--n-boot", type=_nonneg_int, default=1000, dest="n_boot",
+    p.add_argument("--n-boot", type=_bounded("n_boot"), default=1000, dest="n_boot",
                    help="bootstrap resamples for confidence intervals (1000)")
 
 
@@ -215,14 +237,14 @@ def build_parser() -> argparse.ArgumentParser:
         "calibration and write an HTML report. Takes a few minutes on a 2-core CPU.",
     )
     d.add_argument("--out", default="semcal-demo", help="experiment directory (semcal-demo)")
-    d.add_argument("--limit", default="full",
+    d.add_argument("--limit", default="full", type=_demo_limit,
                    help="questions: a number or a preset (tiny, small, full)")
-    d.add_argument("--samples", "-M", type=_positive_int, help="samples per question")
+    d.add_argument("--samples", "-M", type=_bounded("samples"), help="samples per question")
     d.add_argument("--style", default="sentence", help="response style (sentence)")
     d.add_argument("--models", help="comma list of models (default: the two embedded ones)")
     d.add_argument("--adaptive", action="store_true", help="use adaptive sampling")
-    d.add_argument("--seed", type=int, default=0, help="run seed (0)")
-    d.add_argument("--threads", type=int, help="CPU threads for llama.cpp, 1-4096 (default: every core)")
+    d.add_argument("--seed", type=_bounded("seed"), default=0, help="run seed (0)")
+    d.add_argument("--threads", type=_bounded("threads"), help="CPU threads for llama.cpp, 1-4096 (default: every core)")
     d.add_argument("--no-model-estimators", action="store_false", dest="model_estimators",
                    help="skip P(True) and verbalised confidence (two extra model calls per "
                    "question; measured 2%% extra time for the instruct model, 20%% for the base "
@@ -236,10 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("spec", nargs="?", help="run spec (TOML); flags override its values")
     r.add_argument("--out", required=True, help="experiment directory")
     r.add_argument("--name", help="run name in the store")
-    r.add_argument("--limit", type=_positive_int, help="first N questions only")
+    r.add_argument("--limit", type=_bounded("limit"), help="first N questions only")
     r.add_argument("--no-greedy", action="store_false", dest="greedy", default=None,
                    help="skip the greedy completion per question (used by baselines)")
-    r.add_argument("--threads", type=int, help="CPU threads for llama.cpp, 1-4096 (default: every core)")
+    r.add_argument("--threads", type=_bounded("threads"), help="CPU threads for llama.cpp, 1-4096 (default: every core)")
     ex = r.add_argument_group("executor (where the sampling runs)")
     ex.add_argument("--executor", choices=("local", "ray"), default=None,
                     help="local (default): this process; ray: Ray actors, each with its own "
@@ -247,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "'semcal[ray]')")
     ex.add_argument("--ray-address", dest="ray_address", metavar="auto|HOST:PORT",
                     help="a running Ray cluster (default: start a local one)")
-    ex.add_argument("--workers", type=_positive_int, help="Ray actors (default 2)")
+    ex.add_argument("--workers", type=_bounded("workers"), help="Ray actors (default 2)")
     r.add_argument("--backend-opt", action="append", dest="backend_opt", metavar="K=V",
                    help="an option of the backend, as in the spec's [backend_options], e.g. "
                    "n_parallel=4 (llamacpp), timeout=120 (openai) (repeatable)")
@@ -273,10 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
     rg = a.add_argument_group("adaptive replay (what --adaptive would have saved on a fixed-M run)")
     rg.add_argument("--replay-adaptive", action="store_true", dest="replay",
                     help="apply the adaptive stopping rule to the stored samples")
-    rg.add_argument("--round", type=int, dest="adaptive_round", help="samples per round (5)")
+    rg.add_argument("--round", type=_bounded("adaptive.round"), dest="adaptive_round",
+                    help="samples per round (5)")
     rg.add_argument("--epsilon", type=float, help="half-width of the share's interval (0.1)")
     rg.add_argument("--delta", type=float, help="error probability of the interval (0.05)")
-    rg.add_argument("--min-samples", type=int, dest="min_samples", help="least samples (10)")
+    rg.add_argument("--min-samples", type=_bounded("adaptive.min_samples"), dest="min_samples",
+                    help="least samples (10)")
 
     rp = sub.add_parser("report", parents=[common], help="write the HTML report of a directory",
                         description="Write a self-contained HTML report (and CSV/Parquet tables).")
@@ -295,7 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="collapsing function B (default: the one each run was sampled with)")
     c.add_argument("--grader", default="auto", help="grader (auto)")
     _add_opt_flags(c)
-    c.add_argument("--n-boot", type=_nonneg_int, default=1000, dest="n_boot", help="bootstrap resamples")
+    c.add_argument("--n-boot", type=_bounded("n_boot"), default=1000, dest="n_boot",
+                   help="bootstrap resamples")
 
     x = sub.add_parser(
         "reproduce", parents=[common], help="run the paper's comparisons and draw the figures",
@@ -312,10 +337,11 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--datasets", nargs="+", metavar="D", help="bundled question sets or files")
     x.add_argument("--comparisons", nargs="+", metavar="C",
                    help="styles, tuning, cot, temperature, trajectories, selfpredict")
-    x.add_argument("--questions", type=_positive_int, help="questions per dataset")
-    x.add_argument("--samples", "-M", type=_positive_int, help="samples per question M")
-    x.add_argument("--seed", type=int, help="run seed")
-    x.add_argument("--n-boot", type=_positive_int, dest="n_boot", help="bootstrap resamples")
+    x.add_argument("--questions", type=_bounded("questions"), help="questions per dataset")
+    x.add_argument("--samples", "-M", type=_bounded("samples"), help="samples per question M")
+    x.add_argument("--seed", type=_bounded("seed"), help="run seed")
+    x.add_argument("--n-boot", type=_bounded("n_boot", low=1), dest="n_boot",
+                   help="bootstrap resamples")
 
     sub.add_parser("models", parents=[common], help="list the embedded models",
                    description="List the models that ship with semcal (usable offline).")

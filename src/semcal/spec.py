@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from semcal.errors import InputError
+from semcal.limits import BOUNDS, MAX_SPEC_BYTES, check_int, regular_file
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -99,10 +100,16 @@ def check_keys(
 
 def read_toml(path: Path, what: str) -> dict[str, Any]:
     """Parse a TOML file (a spec of some kind); every failure is one InputError naming it."""
-    if not path.is_file():
-        raise InputError(f"{what} not found: {path}")
+    if not path.exists() or path.is_dir():
+        raise InputError(f"{what} not found: {path}" + (" is a folder" if path.is_dir() else ""))
+    regular_file(path, what)  # a FIFO or a device: refused before it is opened
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_SPEC_BYTES + 1)
+        if len(raw) > MAX_SPEC_BYTES:
+            raise InputError(f"a {what} over {MAX_SPEC_BYTES >> 20} MiB is not a spec",
+                             where=str(path))
+        return tomllib.loads(raw.decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"malformed TOML: {exc}", where=str(path)) from None
     except RecursionError:
@@ -181,8 +188,10 @@ class ExecutorSpec:
             raise InputError(f"executor.address must be auto or HOST:PORT, got {self.address!r}")
         for name in ("workers", "shard_questions"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 100_000:
-                raise InputError(f"executor.{name} must be an integer in 1..100000, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise InputError(f"executor.{name} must be an integer in "
+                                 f"1..{BOUNDS[name].high}, got {v!r}")
+            check_int(name, v, label=f"executor.{name}")
         for name in ("num_cpus", "num_gpus"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not (
@@ -360,21 +369,9 @@ class RunSpec:
         return d
 
 
-#: upper bounds of the integer fields: every integer that reaches numpy, an engine or SQLite is
-#: checked against one, so a typo fails before a model is loaded (the seed: the 31-bit range
-#: every engine takes; llama.cpp reads 2**32 - 1 as "pick a random seed")
-INT_LIMITS = {"samples": 100_000, "k_shot": 1_000, "seed": 2**31 - 1, "batch_questions": 100_000,
-              "limit": 10**9, "max_tokens": 1_000_000}
-
-
 def _int(name: str, v: Any, lo: int | None = None) -> None:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise InputError(f"{name} must be an integer, got {v!r}")
-    if lo is not None and v < lo:
-        raise InputError(f"{name} must be >= {lo}, got {v}")
-    hi = INT_LIMITS.get(name)
-    if hi is not None and v > hi:
-        raise InputError(f"{name} must be <= {hi}, got {v}")
+    """An integer field within its bounds (:data:`semcal.limits.BOUNDS`)."""
+    check_int(name, v, lo)
 
 
 def _num(name: str, v: Any) -> float:

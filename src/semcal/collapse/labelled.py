@@ -52,6 +52,7 @@ from semcal.grade import (
     is_tied,
     plurality,
 )
+from semcal.limits import regular_file
 from semcal.types import NO_ANSWER, NON_ANSWERS, REFUSAL, Collapsed, Question
 
 NONE_LABEL = "<none>"
@@ -73,6 +74,7 @@ class LabelledItem:
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     rows = []
+    regular_file(path, "label file")  # a FIFO would block for ever
     with path.open(encoding="utf-8") as f:
         for i, line in enumerate(f, 1):
             if not line.strip():

@@ -20,6 +20,7 @@ from semcal.data.adapters import (
 )
 from semcal.data.readers import FILE_TYPES, detect_file_type, iter_records
 from semcal.errors import InputError
+from semcal.limits import MAX_QUESTIONS, check_int, regular_file
 from semcal.types import Question
 
 
@@ -58,7 +59,7 @@ def _check_limit(limit: Any) -> int | None:
         return None
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise InputError(f"limit must be an integer >= 1 or None, got {limit!r}")
-    return limit
+    return check_int("limit", limit)
 
 
 def load_questions(
@@ -134,6 +135,8 @@ def load_questions(
             if re.fullmatch(r"[\w.\-]+/[\w.\-]+", source_str):
                 hint = f" (for a Hugging Face hub dataset write 'hf:{source_str}')"
             raise InputError(f"file not found{hint}", where=source_str)
+        if not path.is_dir():  # a folder may be a saved HF dataset
+            regular_file(path, "dataset file")  # a FIFO or /dev/zero: refused at once
         file_type = detect_file_type(path)
     elif file_type != "hf" and not Path(source_str).exists():
         raise InputError("file not found", where=source_str)
@@ -197,6 +200,10 @@ def _build(
         )
         if limit is not None and len(questions) >= limit:
             break
+        if len(questions) > MAX_QUESTIONS:
+            raise InputError(
+                f"more than {MAX_QUESTIONS} questions; take the first N with --limit N "
+                "(or limit= in the spec)", where=source)
     if not questions:  # pragma: no cover - readers raise on empty input first
         raise InputError("no questions found", where=source)
     # an explicit id may collide with a generated one only by an unlucky choice of names

@@ -14,12 +14,14 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from semcal.errors import InputError, require
+from semcal.limits import MAX_DATASET_BYTES, MAX_DATASET_LINES, MAX_PARQUET_BYTES, regular_file
 
 #: file types the loader understands
 FILE_TYPES = ("jsonl", "json", "csv", "parquet", "hf")
@@ -67,6 +69,7 @@ def detect_file_type(path: Path) -> str:
 
 
 def _open_binary(path: Path) -> BinaryIO:
+    regular_file(path, "dataset file")  # a FIFO or a device: refused before it is opened
     try:
         if path.suffix.lower() == ".gz":
             return gzip.open(path, "rb")  # type: ignore[return-value]
@@ -79,6 +82,29 @@ def _open_binary(path: Path) -> BinaryIO:
         raise InputError("permission denied", where=str(path)) from None
 
 
+def _check_gzip_expansion(path: Path, max_line: int) -> None:
+    """Decompress a .gz file once, counting bytes and lines, before any line is parsed: a few
+    MB that expand to gigabytes of questions (a gzip bomb) are refused in a second or two at
+    :data:`MAX_DATASET_BYTES` or :data:`MAX_DATASET_LINES`, instead of building questions
+    until memory runs out. A line longer than ``max_line``, or a damaged file, is left to the
+    reading pass, which names the line after reading at most ``max_line`` bytes of it."""
+    size = lines = run = 0
+    try:
+        with gzip.open(path, "rb") as fh:
+            while chunk := fh.read(_SCAN_CHUNK):
+                size += len(chunk)
+                n = chunk.count(b"\n")
+                lines += n
+                run = len(chunk) - 1 - chunk.rfind(b"\n") + (0 if n else run)
+                if run > max_line:
+                    return
+                _check_expansion(path, lines, size, where=str(path))
+    except (OSError, EOFError, zlib.error):
+        return
+
+
+_SCAN_CHUNK = 1 << 20
+
 #: longest line of a JSONL/CSV file (bytes): a file without newlines is not read whole
 MAX_LINE_BYTES = 16 << 20
 #: largest .json document (bytes, it is parsed whole); larger sets belong in JSONL
@@ -90,22 +116,30 @@ def _decoded_lines(
 ) -> Iterator[tuple[int, str]]:
     """Yield (1-based line number, decoded line with its line ending) from a text file.
     Lines are read with a bounded length (``max_line`` bytes, default :data:`MAX_LINE_BYTES`):
-    a longer one is an error naming its line, found after reading at most that much."""
+    a longer one is an error naming its line, found after reading at most that much. The
+    whole file is bounded too, in bytes after decompression (:data:`MAX_DATASET_BYTES`) and
+    in lines (:data:`MAX_DATASET_LINES`), so a small .gz that expands without end (a gzip
+    bomb) stops there."""
     limit = MAX_LINE_BYTES if max_line is None else max_line
+    if path.suffix.lower() == ".gz" and path.is_file():
+        _check_gzip_expansion(path, limit)
     with _open_binary(path) as fh:
         lineno = 0
+        total = 0
         try:
             while True:
                 raw = fh.readline(limit + 1)
                 if not raw:
                     break
                 lineno += 1
+                total += len(raw)
                 if len(raw) > limit:
                     raise InputError(
                         too_long or f"line longer than {limit} bytes (is this a text file with "
                         "one record per line?)",
                         where=f"{path}:{lineno}",
                     )
+                _check_expansion(path, lineno, total)
                 if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
                     raw = raw[3:]
                 try:
@@ -121,6 +155,19 @@ def _decoded_lines(
             if isinstance(exc, InputError):  # pragma: no cover - InputError is not an OSError
                 raise
             raise InputError(f"cannot read the file: {exc}", where=f"{path}:{lineno + 1}") from None
+
+
+def _check_expansion(path: Path, lines: int, size: int, where: str | None = None) -> None:
+    if size > MAX_DATASET_BYTES:
+        raise InputError(
+            f"the file holds more than {MAX_DATASET_BYTES >> 20} MiB (counted after "
+            "decompression); a question set is smaller: split it, or cut it to the questions "
+            "you need", where=where or f"{path}:{lines}")
+    if lines > MAX_DATASET_LINES:
+        raise InputError(
+            f"the file holds more than {MAX_DATASET_LINES} lines (counted after "
+            "decompression); a question set is smaller: split it, or cut it to the questions "
+            "you need", where=where or f"{path}:{lines}")
 
 
 def _json_problem(exc: Exception) -> str:
@@ -262,19 +309,33 @@ def _to_python(value: Any) -> Any:
 def iter_parquet(path: Path, batch_size: int = 4096) -> Iterator[Record]:
     """A Parquet file, read in batches (needs pyarrow: the ``parquet`` extra)."""
     pq = require("pyarrow.parquet", "reading Parquet files", "parquet")
-    if not path.exists():
-        raise InputError("file not found", where=str(path))
+    regular_file(path, "dataset file")
     try:
         pf = pq.ParquetFile(str(path))
     except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for non-Parquet bytes
         raise InputError(f"not a readable Parquet file ({exc})", where=str(path)) from None
     if pf.metadata.num_rows == 0:
         raise InputError("Parquet file has no rows", where=str(path))
+    _check_parquet_size(pf.metadata, path)
     i = 0
     for batch in pf.iter_batches(batch_size=batch_size):
         for row in batch.to_pylist():
             i += 1
             yield Record(f"{path}: row {i}", row)
+
+
+def _check_parquet_size(meta: Any, path: Path) -> None:
+    """Refuse a Parquet file whose data, decompressed, exceed :data:`MAX_PARQUET_BYTES`, or
+    whose rows exceed :data:`MAX_DATASET_LINES`, from its footer alone (before a page is
+    decompressed)."""
+    size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    if size > MAX_PARQUET_BYTES:
+        raise InputError(
+            f"the Parquet data expand to {size >> 20} MiB, more than "
+            f"{MAX_PARQUET_BYTES >> 20} MiB; a question set is smaller", where=str(path))
+    if meta.num_rows > MAX_DATASET_LINES:
+        raise InputError(f"the Parquet file holds {meta.num_rows} rows, more than "
+                         f"{MAX_DATASET_LINES}; a question set is smaller", where=str(path))
 
 
 def iter_hf(

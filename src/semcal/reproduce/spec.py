@@ -13,6 +13,7 @@ from typing import Any
 
 from semcal.backends.models import resolve_model
 from semcal.errors import InputError
+from semcal.limits import MAX_LIST_ITEMS, check_int
 from semcal.spec import STYLES, ExecutorSpec, JudgeSpec, check_keys, read_toml
 
 COMPARISONS = ("styles", "tuning", "cot", "temperature", "trajectories", "selfpredict")
@@ -172,38 +173,55 @@ def _validate(s: ExperimentSpec) -> None:
         if st not in STYLES:
             raise InputError(f"unknown style {st!r} (known: {', '.join(STYLES)})")
     for k, v in s.max_tokens.items():
-        if k not in STYLES or isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        if k not in STYLES:
             raise InputError(f"max_tokens.{k} must be a style name with an integer >= 1, got {v!r}")
-    for name, v, lo in (
-        ("samples", s.samples, 1),
-        ("n_boot", s.n_boot, 1),
-        ("batch_questions", s.batch_questions, 1),
-        ("seed", s.seed, 0),
-        ("k_shot", s.k_shot, 0),
-        ("trajectories.questions", s.trajectories.questions, 1),
-        ("trajectories.samples", s.trajectories.samples, 1),
-        ("trajectories.continuations", s.trajectories.continuations, 1),
-        ("trajectories.trajectories", s.trajectories.trajectories, 1),
-        ("selfpredict.questions", s.selfpredict.questions, 1),
-        ("selfpredict.samples", s.selfpredict.samples, 1),
-        ("selfpredict.top_k", s.selfpredict.top_k, 1),
+        check_int("max_tokens", v, label=f"max_tokens.{k}")
+    for part in ("trajectories", "selfpredict"):
+        mt = getattr(s, part).max_tokens
+        if mt is not None:
+            check_int("max_tokens", mt, label=f"{part}.max_tokens")
+    for name, v in (
+        ("samples", s.samples),
+        ("batch_questions", s.batch_questions),
+        ("seed", s.seed),
+        ("k_shot", s.k_shot),
+        ("trajectories.questions", s.trajectories.questions),
+        ("trajectories.samples", s.trajectories.samples),
+        ("trajectories.continuations", s.trajectories.continuations),
+        ("trajectories.trajectories", s.trajectories.trajectories),
+        ("selfpredict.questions", s.selfpredict.questions),
+        ("selfpredict.samples", s.selfpredict.samples),
+        ("selfpredict.top_k", s.selfpredict.top_k),
     ):
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise InputError(f"{name} must be an integer >= {lo}, got {v!r}")
-    if s.questions is not None and (
-        isinstance(s.questions, bool) or not isinstance(s.questions, int) or s.questions < 1
-    ):
-        raise InputError(f"questions must be an integer >= 1, got {s.questions!r}")
+        check_int(name, v)
+    check_int("n_boot", s.n_boot, low=1)
+    if s.questions is not None:
+        check_int("questions", s.questions)
+    _check_lengths(s)
     if s.trajectories.trajectories > s.trajectories.samples:
         raise InputError("trajectories.trajectories cannot exceed trajectories.samples")
     for t in s.temperature.values:
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
             raise InputError(f"temperature values must be numbers > 0, got {t!r}")
     for f in s.trajectories.fractions:
-        if not 0 <= f <= 1:
-            raise InputError(f"trajectories.fractions must lie in [0, 1], got {f}")
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 <= f <= 1:
+            raise InputError(f"trajectories.fractions must lie in [0, 1], got {f!r}")
+    for a in s.trajectories.absolute:
+        check_int("max_tokens", a, low=0, label="trajectories.absolute")
     if "tuning" in s.comparisons and not any(m.role != "base" for m in s.models):
         raise InputError("the 'tuning' comparison needs at least one instruct/sft model")
+
+
+def _check_lengths(s: ExperimentSpec) -> None:
+    """Every list of the spec within :data:`semcal.limits.MAX_LIST_ITEMS` (each item is a run
+    or a pass over the questions)."""
+    for name, items in (("models", s.models), ("datasets", s.datasets),
+                        ("temperature.values", s.temperature.values),
+                        ("trajectories.fractions", s.trajectories.fractions),
+                        ("trajectories.absolute", s.trajectories.absolute)):
+        if len(items) > MAX_LIST_ITEMS:
+            raise InputError(f"{name} has {len(items)} entries; at most {MAX_LIST_ITEMS} "
+                             "(each is a run or a pass over the questions)")
 
 
 def _tuple(v: Any, name: str, where: str) -> tuple:
