@@ -17,6 +17,10 @@ import json
 import logging
 import math
 import os
+import signal
+import sys
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -240,7 +244,9 @@ def estimator_table(
 
 def _fork_pool(tasks: int, what: str) -> Any:
     """Worker processes (``fork``: they start at once, without importing semcal again), one
-    per core up to 8 and ``tasks``; None when there is one core or no fork here."""
+    per core up to 8 and ``tasks``; None when there is one core or no fork here. The workers
+    run :func:`_worker_start` first: they leave Ctrl-C and SIGTERM to the parent, which stops
+    them (:func:`_stop_pool`), and they end when the parent ends, even by SIGKILL."""
     workers = min(os.cpu_count() or 1, 8, tasks)
     if workers < 2:
         return None
@@ -249,10 +255,62 @@ def _fork_pool(tasks: int, what: str) -> Any:
 
     try:
         return ProcessPoolExecutor(max_workers=workers,
-                                   mp_context=multiprocessing.get_context("fork"))
+                                   mp_context=multiprocessing.get_context("fork"),
+                                   initializer=_worker_start, initargs=(os.getpid(),))
     except (OSError, RuntimeError, ValueError) as exc:
         log.info("%s in one process (%s)", what, exc)
         return None
+
+
+#: prctl option that sends the calling process a signal when its parent dies (Linux)
+_PR_SET_PDEATHSIG = 1
+
+
+def _worker_start(parent: int) -> None:
+    """Set up a worker process. Ctrl-C goes to the whole process group: the worker ignores it
+    and the parent stops the pool. SIGTERM (``timeout``, a scheduler, the parent stopping the
+    pool) ends it at once and silently, with no traceback. On Linux the kernel kills it when
+    the parent dies (``PR_SET_PDEATHSIG``); elsewhere, and for a parent that died before
+    that was set, a watcher thread ends it once its parent pid changes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _worker_exit)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, _worker_exit)
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+def _worker_exit(signum: int, frame: Any) -> None:
+    os._exit(128 + signum)
+
+
+def _watch_parent(parent: int, every: float = 1.0) -> None:
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(1)
+
+
+def _stop_pool(pool: Any) -> None:
+    """Stop a pool now, on an interrupt: drop the queued jobs and end the workers (their
+    jobs are bootstrap or labelling work, which the parent no longer waits for)."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:
+        p.join(timeout=2)
+        if p.is_alive():
+            p.kill()
 
 
 def _summary_job(args: tuple[np.ndarray, np.ndarray, int, int]) -> dict[str, Any]:
@@ -269,10 +327,15 @@ def _summaries_in_parallel(
     pool = _fork_pool(len(jobs), "summaries") if work >= PARALLEL_MIN_BOOT_WORK else None
     if pool is not None:
         try:
-            with pool:
-                return list(pool.map(_summary_job, [(c, y, nb, seed) for c, y, nb in jobs]))
+            out = list(pool.map(_summary_job, [(c, y, nb, seed) for c, y, nb in jobs]))
+            pool.shutdown()
+            return out
         except (OSError, RuntimeError) as exc:
+            _stop_pool(pool)
             log.info("summaries in one process (%s)", exc)
+        except BaseException:  # Ctrl-C, SIGTERM: end the workers, not wait for them
+            _stop_pool(pool)
+            raise
     return [calibration_summary(c, y, n_boot=nb, seed=seed) for c, y, nb in jobs]
 
 
@@ -347,10 +410,17 @@ class _CollapsePool:
                 out.update(zip(qids, fut.result()))
         except Exception as exc:  # a worker died (memory...): label in this process instead
             log.info("collapsing in one process (%s: %s)", type(exc).__name__, exc)
-            out = {}
-        finally:
-            self.pool.shutdown(cancel_futures=True)
+            _stop_pool(self.pool)
+            return {}
+        except BaseException:  # Ctrl-C, SIGTERM: end the workers, not wait for them
+            self.stop()
+            raise
+        self.pool.shutdown(cancel_futures=True)
         return out
+
+    def stop(self) -> None:
+        """End the workers at once (the analysis was interrupted)."""
+        _stop_pool(self.pool)
 
 
 def _cached_classes_fresh(hit: Any, n_samples: int, greedy: Any) -> bool:
@@ -534,15 +604,21 @@ def analyze_run(
     # each question's texts while the rest is still being read
     pool = _CollapsePool.open(collapse, fn_opts, store.progress(info.id)[2])
     samples: dict[str, list[Any]] = {}
-    for qid, rows in store.iter_samples(info.id, tokens=False):
-        samples[qid] = rows
-        if pool is None or qid not in done or qid not in questions or (
-            keep is not None and qid not in keep
-        ):
-            continue
-        g = greedy.get(qid)
-        if not _cached_classes_fresh(cached.get(qid), len(rows), g):
-            pool.add(qid, questions[qid], [r.completion.text for r in rows] + ([g.text] if g else []))
+    try:
+        for qid, rows in store.iter_samples(info.id, tokens=False):
+            samples[qid] = rows
+            if pool is None or qid not in done or qid not in questions or (
+                keep is not None and qid not in keep
+            ):
+                continue
+            g = greedy.get(qid)
+            if not _cached_classes_fresh(cached.get(qid), len(rows), g):
+                pool.add(qid, questions[qid],
+                         [r.completion.text for r in rows] + ([g.text] if g else []))
+    except BaseException:  # an error or an interrupt while reading: end the workers now
+        if pool is not None:
+            pool.stop()
+        raise
     precomputed = pool.results() if pool is not None else {}
     order = [qid for qid in questions
              if qid in done and samples.get(qid) and (keep is None or qid in keep)]
