@@ -115,6 +115,9 @@ class RunAnalysis:
     #: "auto(answers_only=False)"; empty: the bare name
     collapse_label: str = ""
     grader_label: str = ""
+    #: B against the run's hand labels (``semcal label``; :func:`semcal.label.check.b_check`),
+    #: None when the run has no label file
+    b_check: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.collapse_label = self.collapse_label or self.collapse
@@ -734,12 +737,31 @@ def analyze_run(
         run=info, collapse=collapse, grader=grader, questions=results, summary=summary,
         estimators=est, directory=store.directory, audit=audit,
         collapse_label=describe(collapse, collapse_opts), grader_label=describe(grader, gopts),
+        b_check=_hand_check(store, info, results, samples, summary, n_boot, seed),
     )
     if audit_against and audit_against != collapse:
         other = analyze_run(store, info, collapse=audit_against, grader="auto", estimators=[],
                             n_boot=0, seed=seed, cache=cache)
         audit["against"] = compare_collapses(res, other)
     return res
+
+
+def _hand_check(store: Store, info: RunInfo, results: list[QuestionResult],
+                samples: dict[str, list[Any]], summary: dict[str, Any], n_boot: int,
+                seed: int) -> dict[str, Any] | None:
+    """The B check of the run's label file (``semcal label``), None without one; a label file
+    that does not belong to the run's samples is an InputError naming it."""
+    from semcal.label.check import b_check
+    from semcal.label.labels import label_path, read_labels
+
+    if store.directory is None:
+        return None
+    path = label_path(store.directory, info.name)
+    if not os.path.lexists(path):
+        return None
+    indices = {qid: [s.index for s in rows] for qid, rows in samples.items()}
+    hand = read_labels(path, info.name, indices)
+    return b_check(results, hand, summary, n_boot=n_boot, seed=seed, path=path)
 
 
 _JUDGES: dict[Any, Any] = {}

@@ -1,7 +1,7 @@
 """Command-line interface (thin: parses arguments and calls the library).
 
 Commands: ``demo``, ``run``, ``resume``, ``analyze``, ``report``, ``compare``, ``reproduce``,
-``models``.
+``models``, ``label``.
 Every user mistake ends as one line on stderr and a non-zero exit status; ``--debug``
 shows tracebacks of unexpected errors.
 
@@ -345,7 +345,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("models", parents=[common], help="list the embedded models",
                    description="List the models that ship with semcal (usable offline).")
+    _add_label_parser(sub, common)
     return p
+
+
+def _add_label_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    lb = sub.add_parser(
+        "label", parents=[common], help="label a sample of a run by hand (a local web page)",
+        description="Serve a local page (127.0.0.1 only) that shows a seeded random sample of "
+        "a run's questions with their sampled responses, to group them into meanings by hand. "
+        "Labels are saved as you go to DIR/labels-<run>.jsonl; 'semcal analyze DIR' then "
+        "checks B against them. See docs/labelling.md.")
+    lb.add_argument("dir", help="experiment directory")
+    lb.add_argument("--run", help="the run to label (needed when DIR holds several)")
+    lb.add_argument("--n", type=_bounded("label_questions"), default=30,
+                    help="questions in the sample (30)")
+    lb.add_argument("--seed", type=_bounded("seed"), default=0,
+                    help="seed of the sample (0); the same seed shows the same questions")
+    lb.add_argument("--port", type=_bounded("port", low=0), default=0,
+                    help="port on 127.0.0.1 (default 0: a free one)")
+
 
 
 # ----------------------------------------------------------------------------- formatting
@@ -424,6 +443,31 @@ def format_audit(a: Any, listed: int = 10) -> str:
         for d in ag["listed"][:listed]:
             text = " ".join(d["text"].split())[:70]
             out.append(f"    {d['qid']} [{d['sample']}] {d['label']!r} vs {d['other_label']!r}: {text!r}")
+    return "\n".join(out)
+
+
+def format_b_check(a: Any) -> str:
+    """The B check of one analysed run against its hand labels (``semcal label``), or ""
+    when the run has no label file (:func:`semcal.label.check.b_check`)."""
+    bc = getattr(a, "b_check", None)
+    if not bc:
+        return ""
+    out = [f"B check, run {a.run.name} (B {a.collapse_label} against hand labels in "
+           f"{bc['file']}): {bc['questions']} questions labelled"
+           + (f", {bc['incomplete']} unfinished" if bc["incomplete"] else "")]
+    if bc["questions"]:
+        out.append(f"  same-class pairs: precision {_f(bc['precision'])}, recall "
+                   f"{_f(bc['recall'])}, F1 {_f(bc['f1'])} [{_f(bc['f1_lo'])}, "
+                   f"{_f(bc['f1_hi'])}]; grade error {_pct(bc['grade_error'])} "
+                   f"[{_pct(bc['grade_error_lo'])}, {_pct(bc['grade_error_hi'])}]")
+    d = bc.get("deltas")
+    if d:
+        for m, name in (("accuracy", "accuracy"), ("mean_confidence", "mean conf"),
+                        ("smece", "smECE")):
+            out.append(f"  {name:<10} B {_f(d[m + '_b'])}  hand {_f(d[m + '_hand'])}  "
+                       f"B - hand {d[m + '_delta']:+.3f} [{_f(d[m + '_delta_lo'])}, "
+                       f"{_f(d[m + '_delta_hi'])}]")
+    out.append(f"  {bc['verdict']}")
     return "\n".join(out)
 
 
@@ -644,12 +688,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             [{"run": a.run.name, "model": a.run.model, "collapse": a.collapse,
               "grader": a.grader, "collapse_label": a.collapse_label,
               "grader_label": a.grader_label, **a.summary, **_status(a),
-              "estimators": a.estimators, "audit": a.audit}
+              "estimators": a.estimators, "audit": a.audit, "b_check": a.b_check}
              for a in analyses]))
     else:
         print(format_summary_table(analyses))
         for a in analyses:
             print(format_audit(a))
+            if a.b_check:
+                print(format_b_check(a))
         for a in analyses:
             t = format_estimator_table(a)
             if t and not args.quiet:
@@ -743,6 +789,34 @@ def _check_reproduce_models(args: argparse.Namespace) -> None:
             resolve_model(m.model)
 
 
+def cmd_label(args: argparse.Namespace) -> int:
+    from semcal.label.labels import remove_stale_temps
+    from semcal.label.server import LabelServer, prepare
+
+    session = prepare(args.dir, args.run, n=args.n, seed=args.seed)
+    remove_stale_temps(session.path)
+    try:
+        server = LabelServer(session, port=args.port)
+    except OSError as exc:
+        raise InputError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}") from None
+    done = sum(e.complete for e in session.labels.values())
+    print(f"labelling run {session.run}: {len(session.questions)} questions ({done} labelled); "
+          f"open {server.url} (Ctrl-C to stop)", flush=True)
+    thread = threading.Thread(target=server.serve_forever, name="semcal-label", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.5)
+    except KeyboardInterrupt:
+        server.shutdown()
+        done = sum(e.complete for e in session.labels.values())
+        print(f"semcal: label server stopped; {done} questions labelled in {session.path}",
+              file=sys.stderr)
+    finally:
+        server.server_close()
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     print(f"{'name':28s} {'kind':9s} description")
     for m in models.EMBEDDED.values():
@@ -830,6 +904,7 @@ COMMANDS = {
     "compare": cmd_compare,
     "reproduce": cmd_reproduce,
     "models": cmd_models,
+    "label": cmd_label,
 }
 
 

@@ -246,6 +246,7 @@ def _run_context(a: Any, idx: int) -> dict[str, Any]:
         "summary": a.summary,
         "estimators": a.estimators,
         "audit": a.audit,
+        "b_check": getattr(a, "b_check", None),
         "collapse": a.collapse_label,
         "examples": _examples(a),
         "n_shown": min(len(a.questions), MAX_EXAMPLES),
