@@ -433,3 +433,66 @@ def test_the_sample_is_seeded_and_several_runs_need_a_name(exp: Path, tmp_path: 
     with pytest.raises(SystemExit) as exc:
         cli.main(["label", str(exp), "--n", "0"])
     assert exc.value.code == 2 and "argument --n" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- the B check
+
+
+def _label_as_b(exp: Path, perturb: bool = False) -> list[HandLabels]:
+    """Hand labels that copy B's classes (each B class a digit), the correct class where B's
+    grade says so; ``perturb`` moves the first response of every question to a class of its own."""
+    session = prepare(exp, None, n=10)
+    out = []
+    for q in session.questions:
+        digits: dict[str, str] = {}
+        labels = []
+        for lab in q["b_labels"]:
+            if lab in ("<no answer>", "<refusal>"):
+                labels.append("<none>" if lab == "<no answer>" else "<refusal>")
+            else:
+                labels.append(digits.setdefault(lab, str(len(digits) + 1)))
+        if perturb:
+            labels[0] = "9"
+        gold = digits.get(q["b_prediction"], "<no-gold>") if q["b_correct"] else "<no-gold>"
+        out.append(HandLabels(session.run, q["id"], tuple(q["samples"]), tuple(labels), gold))
+    return out
+
+
+def test_hand_labels_equal_to_b_give_a_perfect_check(exp: Path) -> None:
+    from semcal.analysis import analyze_dir
+
+    write_labels(label_path(exp, "mock-sentence"), _label_as_b(exp))
+    bc = analyze_dir(exp, n_boot=200)[0].b_check
+    assert bc["questions"] == len(QUESTIONS) and bc["incomplete"] == 0
+    assert bc["precision"] == bc["recall"] == bc["f1"] == 1.0 and bc["grade_error"] == 0.0
+    for m in ("accuracy", "mean_confidence", "smece"):
+        assert abs(bc["deltas"][f"{m}_delta"]) < 1e-9
+    assert bc["verdict"].startswith("B's error is smaller than the metrics' own intervals")
+
+
+def test_the_b_check_is_metric_deltas_on_the_labelled_questions(exp: Path) -> None:
+    """The check's deltas are exactly metric_deltas on (B's labels and verdicts, the hand
+    labels): no second implementation of smECE or of the paired bootstrap."""
+    from semcal.analysis import analyze_dir
+    from semcal.collapse.labelled import MetricQuestion, hand_correct, metric_deltas
+
+    hand = _label_as_b(exp, perturb=True)
+    write_labels(label_path(exp, "mock-sentence"), hand)
+    a = analyze_dir(exp, n_boot=300)[0]
+    by_id = {q.qid: q for q in a.questions}
+    expected = metric_deltas([MetricQuestion(tuple(by_id[h.qid].labels), by_id[h.qid].correct,
+                                             h.labels, h.gold != "<no-gold>"
+                                             and hand_correct(h.labels, h.gold))
+                              for h in hand], n_boot=300, seed=0)
+    assert a.b_check["deltas"] == expected
+    assert a.b_check["recall"] == 1.0 and a.b_check["precision"] < 1.0
+
+
+def test_the_report_has_a_b_check_section(exp: Path, tmp_path: Path) -> None:
+    write_labels(label_path(exp, "mock-sentence"), _label_as_b(exp)[:2])
+    out = tmp_path / "r.html"
+    assert cli.main(["report", str(exp), "-o", str(out), "--no-tables", "-q", "--n-boot",
+                     "50"]) == 0
+    html = out.read_text(encoding="utf-8")
+    assert "B checked by hand" in html and "against the hand labels of 2 questions" in html
+    assert "B &minus; hand" in html
