@@ -446,6 +446,10 @@ def format_audit(a: Any, listed: int = 10) -> str:
     return "\n".join(out)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def format_b_check(a: Any) -> str:
     """The B check of one analysed run against its hand labels (``semcal label``), or ""
     when the run has no label file (:func:`semcal.label.check.b_check`)."""
@@ -453,7 +457,7 @@ def format_b_check(a: Any) -> str:
     if not bc:
         return ""
     out = [f"B check, run {a.run.name} (B {a.collapse_label} against hand labels in "
-           f"{bc['file']}): {bc['questions']} questions labelled"
+           f"{bc['file']}): {_count(bc['questions'], 'question')} labelled"
            + (f", {bc['incomplete']} unfinished" if bc["incomplete"] else "")]
     if bc["questions"]:
         out.append(f"  same-class pairs: precision {_f(bc['precision'])}, recall "
@@ -810,7 +814,8 @@ def cmd_label(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         server.shutdown()
         done = sum(e.complete for e in session.labels.values())
-        print(f"semcal: label server stopped; {done} questions labelled in {session.path}",
+        print(f"semcal: label server stopped; {_count(done, 'question')} labelled in "
+              f"{session.path}",
               file=sys.stderr)
     finally:
         server.server_close()
