@@ -557,6 +557,10 @@ def analyze_run(
     if collapse is None:  # the B the run was sampled with (its estimates are stored under it)
         collapse = str((info.spec or {}).get("collapse") or "auto")
     collapse_opts = dict(collapse_opts or {})
+    if judge is not None and "judge" not in (collapse, grader):
+        raise InputError(f"run {info.name}: a judge model was given but neither the B "
+                         f"({collapse}) nor the grader ({grader}) is the judge: add --collapse "
+                         "judge or --grader judge, or leave the judge model out")
     if "judge" in (collapse, grader):
         sampler = _judge_sampler(judge, info)
         if collapse == "judge":

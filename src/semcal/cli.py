@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
 import logging
 import math
@@ -83,7 +84,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error as one line (no usage dump)."""
 
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        sys.stderr.write(f"{self.prog}: error: {printable(message)} (see '{self.prog} --help')\n")
         raise SystemExit(EXIT_ERROR)
 
 
@@ -495,6 +496,12 @@ def _say(args: argparse.Namespace, msg: str) -> None:
 # ----------------------------------------------------------------------------- commands
 
 
+def _flag_names(given: dict[str, Any]) -> str:
+    """The command-line flags of the adaptive settings ``given`` ("--round and --delta")."""
+    flags = ["--" + k.replace("_", "-") for k in given]
+    return flags[0] if len(flags) == 1 else ", ".join(flags[:-1]) + " and " + flags[-1]
+
+
 def _spec_from_args(args: argparse.Namespace) -> Any:
     flat = {
         k: getattr(args, k, None)
@@ -515,6 +522,9 @@ def _spec_from_args(args: argparse.Namespace) -> Any:
         if not flat.get("model"):
             raise InputError("give a spec file or --model (see 'semcal run --help')")
         spec = RunSpec.from_dict({k: v for k, v in flat.items() if v is not None})
+    if ad_flags and not args.adaptive and not spec.adaptive.enabled:
+        raise InputError(f"{_flag_names(ad_flags)} set adaptive sampling, which this run does "
+                         "not use: add --adaptive (or leave them out)")
     if args.adaptive or ad_flags:
         base = spec.adaptive
         enabled = True if args.adaptive else base.enabled
@@ -574,11 +584,23 @@ def _run_or_hint(runner: Any, spec: Any, out: Any, quiet: bool, how: str,
         raise BackendError(f"{exc} (every finished question is stored; resume with: {how})") from None
 
 
+def _check_k_shot(args: argparse.Namespace, spec: Any) -> None:
+    """An explicit --k-shot on a chat model is refused: chat prompts carry no worked examples,
+    so the number would be stored but never used. (Known before loading for a llama.cpp model:
+    the embedded model's kind or the GGUF's chat template.)"""
+    if not getattr(args, "k_shot", None) or spec.backend != "llamacpp":
+        return
+    if resolve_model(spec.model).is_chat:
+        raise InputError(f"--k-shot {args.k_shot}: {spec.model} is a chat model, whose prompts "
+                         "carry no worked examples; leave --k-shot out")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from semcal import analysis, runner
 
     spec = _spec_from_args(args)
     runner.preflight(spec)
+    _check_k_shot(args, spec)
     res = _run_or_hint(runner, spec, args.out, args.quiet, f"semcal resume {args.out}")
     if res.interrupted:
         return _interrupted(args, res, f"semcal resume {args.out}")
@@ -686,6 +708,12 @@ def _status(a: Any) -> dict[str, Any]:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from semcal import analysis
 
+    replay = {k: v for k, v in (("round", args.adaptive_round), ("epsilon", args.epsilon),
+                                ("delta", args.delta), ("min_samples", args.min_samples))
+              if v is not None}
+    if replay and not args.replay:
+        raise InputError(f"{_flag_names(replay)} set the adaptive replay: add --replay-adaptive "
+                         "(or leave them out)")
     analyses = _analyze(args, [args.dir])
     if args.json:
         print(_strict_json(
@@ -913,6 +941,46 @@ COMMANDS = {
 }
 
 
+#: C0 and C1 control characters other than tab and newline: in a run name, a question or a
+#: model's text they would be read by the terminal as commands (title changes, cursor moves,
+#: hyperlinks), so everything semcal prints shows them as visible escapes instead
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character shown as ``\\xNN`` / ``\\uNNNN``."""
+    return _CONTROLS.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
+
+
+class _Printable(io.TextIOBase):
+    """A text stream that writes through :func:`printable` to the stream it wraps."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(printable(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._stream, "encoding", "utf-8")
+
+
+class _PrintableFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
+
+
 def _setup_logging(args: argparse.Namespace) -> None:
     level = logging.WARNING
     if getattr(args, "verbose", False):
@@ -920,6 +988,9 @@ def _setup_logging(args: argparse.Namespace) -> None:
     if getattr(args, "debug", False):
         level = logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        if type(handler) is logging.StreamHandler and handler.stream is sys.stderr:
+            handler.setFormatter(_PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.getLogger("semcal").setLevel(level)
 
 
@@ -940,13 +1011,22 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     _setup_logging(args)
     _install_stop_signals()
+    stdout = sys.stdout
+    sys.stdout = _Printable(stdout)  # type: ignore[assignment]
+    try:
+        return _dispatch(args)
+    finally:
+        sys.stdout = stdout
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
         _check_output_flags(args)
         return COMMANDS[args.command](args)
     except SemcalError as exc:
         if getattr(args, "debug", False):
             raise
-        msg = " ".join(str(exc).split())
+        msg = printable(" ".join(str(exc).split()))
         print(f"semcal: error: {msg}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
@@ -955,7 +1035,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if getattr(args, "debug", False):
             raise
-        msg = " ".join(str(exc).split()) or "(no message)"
+        msg = printable(" ".join(str(exc).split())) or "(no message)"
         print(
             f"semcal: unexpected error: {type(exc).__name__}: {msg} (rerun with --debug for details)",
             file=sys.stderr,
