@@ -204,7 +204,8 @@ def _add_analysis_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--collapse", default=None,
                    help="collapsing function B: auto, exact, math, embedding, judge (needs a "
                    "judge model: --judge-model or the run's [judge] table); default: the B "
-                   "each run was sampled with (auto unless its spec names another)")
+                   "each run was sampled with (auto unless its spec names another); analyze "
+                   "takes a list (auto,exact) and shows each B's numbers side by side")
     p.add_argument("--grader", default="auto", help="grader: auto (default: numeric for math, "
                    "exact otherwise), exact, numeric, judge (needs a judge model)")
     _add_opt_flags(p)
@@ -664,16 +665,65 @@ def _analyze(args: argparse.Namespace, dirs: Sequence[str]) -> list[Any]:
                           base_url=args.judge_base_url)
     elif getattr(args, "judge_backend", None) or getattr(args, "judge_base_url", None):
         raise InputError("--judge-backend and --judge-base-url need --judge-model")
+    bs = _collapse_list(args.collapse)
+    if len(bs) > 1 and args.command != "analyze":
+        raise InputError(f"--collapse {args.collapse}: '{args.command}' shows one B; give a list "
+                         "of Bs to 'semcal analyze'")
     out = []
     for d in dirs:
-        out += analysis.analyze_dir(
-            d, runs=getattr(args, "runs", None), collapse=args.collapse, grader=args.grader,
+        per_b = [analysis.analyze_dir(
+            d, runs=getattr(args, "runs", None), collapse=b, grader=args.grader,
             collapse_opts=_parse_opts(getattr(args, "collapse_opt", None), "--collapse-opt"),
             grader_opts=_parse_opts(getattr(args, "grader_opt", None), "--grader-opt"),
             estimators=getattr(args, "estimators", None), n_boot=args.n_boot, judge=judge,
             audit_against=getattr(args, "audit_against", None),
-        )
+        ) for b in bs]
+        for runs in zip(*per_b):  # each run's rows side by side, one per B
+            out += runs
     return out
+
+
+def _collapse_list(value: str | None) -> list[str | None]:
+    """``--collapse auto,exact`` as ["auto", "exact"]; None (the run's own B) as [None]."""
+    if value is None:
+        return [None]
+    names = [v.strip() for v in value.split(",")]
+    if not all(names):
+        raise InputError(f"--collapse {value!r}: an empty name in the list")
+    if len(names) > 8:
+        raise InputError(f"--collapse: at most 8 Bs at once, got {len(names)}")
+    return list(dict.fromkeys(names))
+
+
+def format_b_sensitivity(analyses: Sequence[Any]) -> str:
+    """For each run analysed under several Bs: the spread of its numbers across the Bs, and
+    whether B changes what the run says (smECE intervals that do not overlap)."""
+    by_run: dict[tuple[str, str], list[Any]] = {}
+    for a in analyses:
+        by_run.setdefault((str(a.run.name), str(getattr(a.run, "id", ""))), []).append(a)
+    lines = []
+    for (name, _), group in by_run.items():
+        if len(group) < 2:
+            continue
+
+        def spread(key: str, group: list[Any] = group) -> str:
+            vals = [a.summary.get(key) for a in group]
+            vals = [v for v in vals if v is not None and math.isfinite(v)]
+            return "-" if not vals else f"{min(vals):.3f}-{max(vals):.3f}"
+
+        los = [a.summary.get("smece_lo") for a in group]
+        his = [a.summary.get("smece_hi") for a in group]
+        known = all(v is not None and math.isfinite(v) for v in los + his)
+        apart = known and max(los) > min(his)
+        verdict = ("their smECE intervals do not all overlap: the choice of B changes this "
+                   "run's calibration result" if apart else
+                   "their smECE intervals overlap: the Bs agree within the metric's own interval"
+                   if known else "no intervals (--n-boot 0 or too few questions)")
+        bs = ", ".join(a.collapse_label for a in group)
+        lines.append(f"B sensitivity, run {name} ({bs}): accuracy {spread('accuracy')}, "
+                     f"mean confidence {spread('mean_confidence')}, smECE {spread('smece')}; "
+                     f"{verdict}")
+    return "\n".join(lines)
 
 
 def _json_safe(v: Any) -> Any:
@@ -724,6 +774,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
              for a in analyses]))
     else:
         print(format_summary_table(analyses))
+        sensitivity = format_b_sensitivity(analyses)
+        if sensitivity:
+            print("\n" + sensitivity)
         for a in analyses:
             print(format_audit(a))
             if a.b_check:
