@@ -31,13 +31,13 @@ import numpy as np
 
 from semcal import metrics as M
 from semcal.adaptive import next_round_size, should_stop
-from semcal.collapse import collapse_key, get_collapse, open_judge, split_options
+from semcal.collapse import COLLAPSES, collapse_key, get_collapse, open_judge, split_options
 from semcal.collapse.judge import JudgeCollapse, default_judge_spec
 from semcal.confidence import ESTIMATORS, estimate_all
 from semcal.errors import InputError, SemcalError, StoreError, require
 from semcal.files import atomic_path
 from semcal.grade import (
-    GRADERS,
+    GRADER_REGISTRY,
     answer_confidence,
     get_grader,
     is_correct,
@@ -349,8 +349,6 @@ def _collapse_fn(name: str, **opts: Any) -> Callable[[Question, Sequence[str]], 
     return get_collapse(name, **opts)
 
 
-#: rule-based collapsing functions: pure Python, deterministic, safe to run in worker processes
-PARALLEL_COLLAPSES = frozenset({"auto", "exact", "math"})
 #: texts to label below which the analysis collapses in its own process
 PARALLEL_MIN_TEXTS = 20_000
 #: bootstrap work (questions x resamples, summed over the summaries) below which the
@@ -370,6 +368,12 @@ def _collapse_chunk(
     return out
 
 
+def _parallel_collapse(name: str) -> bool:
+    """Whether B ``name`` was registered as safe to run in worker processes (``parallel=True``:
+    pure Python, deterministic, picklable options)."""
+    return name in COLLAPSES and bool(COLLAPSES.meta(name).get("parallel"))
+
+
 class _CollapsePool:
     """Worker processes that label questions' texts while the analysis is still reading the
     store: B reads every sample of a run (about 40 µs a sample) and is the one step of the
@@ -387,7 +391,8 @@ class _CollapsePool:
 
     @classmethod
     def open(cls, name: str, opts: dict[str, Any], n_texts: int) -> _CollapsePool | None:
-        if name not in PARALLEL_COLLAPSES or n_texts < PARALLEL_MIN_TEXTS:
+        # only a B registered with parallel=True (COLLAPSES metadata) runs in workers
+        if n_texts < PARALLEL_MIN_TEXTS or not _parallel_collapse(name):
             return None
         pool = _fork_pool(8, "collapsing")
         return None if pool is None else cls(name, opts, pool)
@@ -569,8 +574,7 @@ def analyze_run(
             grader_opts = {"sampler": sampler, **(grader_opts or {})}
     if audit_against is None and collapse == "judge":
         audit_against = "auto"
-    if grader not in GRADERS:
-        raise InputError(f"unknown grader {grader!r} (known: {', '.join(GRADERS)})")
+    GRADER_REGISTRY.lookup(grader)  # asked now: a grader registered after import counts
     gopts = dict(grader_opts or {})
     grader_obj = get_grader(grader, **gopts)
 

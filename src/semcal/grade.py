@@ -326,8 +326,15 @@ GRADER_REGISTRY.register("exact", LabelGrader)
 GRADER_REGISTRY.register("numeric", NumericGrader)
 GRADER_REGISTRY.register("judge", needs_sampler("grader", JudgeGrader))
 GRADER_REGISTRY.register("auto", AutoGrader)
-#: the built-in graders (the live list: ``GRADER_REGISTRY.names()``)
-GRADERS = GRADER_REGISTRY.names()
+
+
+def __getattr__(name: str) -> Any:
+    # ``GRADERS``, kept for old imports: the registry's names at the moment it is read (a
+    # module constant would freeze the graders registered at import time). Validate a name
+    # with ``GRADER_REGISTRY.lookup`` instead.
+    if name == "GRADERS":
+        return GRADER_REGISTRY.names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def get_grader(name: str, **opts: Any) -> Grader:
@@ -337,7 +344,7 @@ def get_grader(name: str, **opts: Any) -> Grader:
 
 
 __all__ = [
-    "GRADERS", "GRADER_REGISTRY", "AutoGrader", "Grade", "Grader", "JUDGE_GRADE_INSTRUCTIONS", "JUDGE_VERDICTS", "JudgeGrader",
+    "GRADER_REGISTRY", "AutoGrader", "Grade", "Grader", "JUDGE_GRADE_INSTRUCTIONS", "JUDGE_VERDICTS", "JudgeGrader",
     "LabelGrader", "NumericGrader", "get_grader", "grade", "is_correct", "is_tied", "parse_verdict",
     "plurality",
 ]

@@ -12,6 +12,12 @@ confidence estimators (:data:`semcal.confidence.ESTIMATORS`) and metrics
 For backends, collapsing functions and graders the registered part is a factory (its keyword
 options come from ``--backend-opt``/``--collapse-opt``/``--grader-opt k=v``; :meth:`Registry.create`
 builds one); for estimators and metrics it is the estimator or the metric function itself.
+
+What the rest of semcal needs to know about a part travels with it as keyword metadata of its
+registration, never in a side table keyed by name::
+
+    METRICS.register("mine", my_metric, range=(0.0, 1.0), needs="probability")
+    METRICS.meta("mine")["range"]                 # -> (0.0, 1.0)
 """
 
 from __future__ import annotations
@@ -31,16 +37,27 @@ class Registry(Mapping[str, T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._parts: dict[str, T] = {}
+        self._meta: dict[str, dict[str, Any]] = {}
 
-    def register(self, name: str, part: T) -> T:
+    def register(self, name: str, part: T, **meta: Any) -> T:
+        """Add (or replace) ``name``; ``meta`` is what callers may ask about the part
+        (:meth:`meta`), e.g. a metric's ``range`` or a B's ``parallel``."""
         if not isinstance(name, str) or not name.strip():
             raise InputError(f"a {self.kind} needs a non-empty name, got {name!r}")
         self._parts[name] = part
+        self._meta[name] = dict(meta)
         return part
 
     def unregister(self, name: str) -> None:
-        """Remove ``name`` (no error when it is not registered)."""
+        """Remove ``name`` and its metadata (no error when it is not registered)."""
         self._parts.pop(name, None)
+        self._meta.pop(name, None)
+
+    def meta(self, name: str) -> dict[str, Any]:
+        """A copy of the metadata ``name`` was registered with ({} when none); an unknown name
+        is one :class:`InputError` naming the known ones."""
+        self.lookup(name)
+        return dict(self._meta.get(name, {}))
 
     def names(self) -> tuple[str, ...]:
         return tuple(self._parts)

@@ -91,13 +91,15 @@ def collapse_for(name: str, *, style: str | None = None, judge: Any = None, **op
 
 
 #: the collapsing functions by name (semcal.registry): register one here to add it
+#: Metadata: ``parallel=True`` for a rule-based B (pure Python, deterministic, picklable
+#: options) that the analysis may run in worker processes on a large run.
 COLLAPSES: Registry[Callable[..., CollapseFn]] = Registry("collapsing function")
-COLLAPSES.register("exact", ExactCollapse)
-COLLAPSES.register("math", MathCollapse)
+COLLAPSES.register("exact", ExactCollapse, parallel=True)
+COLLAPSES.register("math", MathCollapse, parallel=True)
 COLLAPSES.register("embedding", EmbeddingCollapse)
 COLLAPSES.register("nli", NLICollapse)
 COLLAPSES.register("judge", needs_sampler("collapsing function", JudgeCollapse))
-COLLAPSES.register("auto", AutoCollapse)
+COLLAPSES.register("auto", AutoCollapse, parallel=True)
 
 
 def get_collapse(name: str, **opts: Any) -> CollapseFn:

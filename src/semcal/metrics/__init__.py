@@ -20,10 +20,11 @@ from __future__ import annotations
 from semcal.metrics.binned import STRATEGIES, BinStats, bin_stats, ece
 from semcal.metrics.bootstrap import (
     CI_METHODS,
-    METRIC_RANGES,
     METRICS,
     bootstrap_ci,
     bootstrap_distribution,
+    metric_names,
+    metric_range,
     percentile_interval,
     resample_indices,
     summarize,
@@ -49,7 +50,6 @@ from semcal.metrics.smece import (
 __all__ = [
     "CI_METHODS",
     "LOG_LOSS_EPS",
-    "METRIC_RANGES",
     "METRICS",
     "STRATEGIES",
     "BinStats",
@@ -64,6 +64,8 @@ __all__ = [
     "ece",
     "log_loss",
     "mean_confidence",
+    "metric_names",
+    "metric_range",
     "overconfidence",
     "percentile_interval",
     "resample_indices",

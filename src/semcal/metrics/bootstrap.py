@@ -47,6 +47,8 @@ __all__ = [
     "METRICS",
     "bootstrap_ci",
     "bootstrap_distribution",
+    "metric_names",
+    "metric_range",
     "percentile_interval",
     "resample_indices",
     "summarize",
@@ -54,46 +56,56 @@ __all__ = [
 
 MetricFn = Callable[[Any, Any], Any]
 
-#: Named metrics, in the order :func:`summarize` reports them (semcal.registry).
+#: Named metrics, in the order :func:`summarize` reports them (semcal.registry). What the
+#: bootstrap needs to know about a metric is metadata of its registration:
+#:
+#: - ``range=(lo, hi)``: the metric's range; "basic" intervals are clipped to it (default: none).
+#: - ``batched=impl``: ``impl(conf, correct, index) -> values``, the metric on every row of an
+#:   index matrix of resamples at once, taking the metric's keyword options (default: the
+#:   metric is called once per resample).
+#: - ``needs="probability"`` (confidence read as P(correct), the default) or ``"score"`` (only
+#:   the ordering of the confidences matters, e.g. AUROC): which estimators it applies to.
+#: - ``options=("n_bins",)``: keyword arguments of :func:`summarize` the metric takes.
+#: - ``reports=("sigma",)``: attributes of the metric's value that :func:`summarize` reports
+#:   too, as ``<name>_<attribute>`` (``smece_sigma``).
 METRICS: Registry[MetricFn] = Registry("metric")
-METRICS.register("smece", smece)
-METRICS.register("ece", ece)
-METRICS.register("ece_mass", functools.partial(ece, strategy="mass"))
-METRICS.register("brier", brier)
-METRICS.register("log_loss", log_loss)
-METRICS.register("auroc", auroc)
-METRICS.register("accuracy", accuracy)
-METRICS.register("mean_confidence", mean_confidence)
-METRICS.register("overconfidence", overconfidence)
+_UNIT = (0.0, 1.0)
+METRICS.register("smece", smece, range=_UNIT, batched=_smece_batch, needs="probability",
+                 reports=("sigma",))
+METRICS.register("ece", ece, range=_UNIT, batched=_ece_batch, needs="probability",
+                 options=("n_bins",))
+METRICS.register("ece_mass", functools.partial(ece, strategy="mass"), range=_UNIT,
+                 batched=functools.partial(_ece_batch, strategy="mass"), needs="probability",
+                 options=("n_bins",))
+METRICS.register("brier", brier, range=_UNIT, batched=_brier_batch, needs="probability")
+METRICS.register("log_loss", log_loss, range=(0.0, float("inf")), batched=_log_loss_batch,
+                 needs="probability")
+METRICS.register("auroc", auroc, range=_UNIT, batched=_auroc_batch, needs="score")
+METRICS.register("accuracy", accuracy, range=_UNIT, batched=_accuracy_batch,
+                 needs="probability")
+METRICS.register("mean_confidence", mean_confidence, range=_UNIT,
+                 batched=_mean_confidence_batch, needs="probability")
+METRICS.register("overconfidence", overconfidence, range=(-1.0, 1.0),
+                 batched=_overconfidence_batch, needs="probability")
 
-#: Range of each named metric; "basic" intervals are clipped to it.
-METRIC_RANGES: dict[str, tuple[float, float]] = {
-    "smece": (0.0, 1.0),
-    "ece": (0.0, 1.0),
-    "ece_mass": (0.0, 1.0),
-    "brier": (0.0, 1.0),
-    "log_loss": (0.0, float("inf")),
-    "auroc": (0.0, 1.0),
-    "accuracy": (0.0, 1.0),
-    "mean_confidence": (0.0, 1.0),
-    "overconfidence": (-1.0, 1.0),
-}
+
+def metric_range(name: str) -> tuple[float, float] | None:
+    """The range ``name`` was registered with (None: unbounded, no clipping)."""
+    return METRICS.meta(name).get("range")
+
+
+def metric_names(needs: str | None = None) -> tuple[str, ...]:
+    """The registered metrics, or those that need a ``"probability"`` (every metric applies to
+    one) or make sense for a mere ``"score"`` (only those registered ``needs="score"``)."""
+    if needs is None or needs == "probability":
+        return METRICS.names()
+    return tuple(n for n in METRICS if METRICS.meta(n).get("needs", "probability") == needs)
+
 
 #: Interval constructions: "percentile" (quantiles of the bootstrap values) or "basic"
 #: (the quantiles reflected about the estimate, ``2 * estimate - q``, which corrects the
 #: upward resampling bias of calibration errors; clipped to the metric's range).
 CI_METHODS = ("percentile", "basic")
-
-_BATCHED: dict[Callable[..., Any], Callable[..., np.ndarray]] = {
-    smece: _smece_batch,
-    ece: _ece_batch,
-    brier: _brier_batch,
-    log_loss: _log_loss_batch,
-    auroc: _auroc_batch,
-    accuracy: _accuracy_batch,
-    mean_confidence: _mean_confidence_batch,
-    overconfidence: _overconfidence_batch,
-}
 
 _INDEX_BUDGET = 1 << 21  # indices per chunk of resamples (16 MB of int64)
 
@@ -110,18 +122,22 @@ def _resolve(fn: MetricFn | str, where: str) -> MetricFn:
     return fn
 
 
+def _registered_name(fn: MetricFn) -> str | None:
+    """The name ``fn`` is registered under (None for an unregistered callable)."""
+    return next((k for k, v in METRICS.items() if v is fn), None)
+
+
 def _batched(fn: MetricFn) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None:
-    """The vectorised version of a built-in metric (or of a keyword-only partial of one)."""
+    """The batched form (registration metadata) of a registered metric, or of a keyword-only
+    ``functools.partial`` of one; None for any other callable."""
     kwargs: dict[str, Any] = {}
     base = fn
-    if isinstance(fn, functools.partial):
+    if isinstance(fn, functools.partial) and _registered_name(fn) is None:
         if fn.args:
             return None
         base, kwargs = fn.func, dict(fn.keywords)
-    try:
-        impl = _BATCHED.get(base)
-    except TypeError:  # unhashable callable
-        return None
+    name = _registered_name(base)
+    impl = METRICS.meta(name).get("batched") if name is not None else None
     if impl is None:
         return None
     return functools.partial(impl, **kwargs) if kwargs else impl
@@ -224,8 +240,8 @@ def bootstrap_ci(
     if m == "basic":
         c, y = check_pair(conf, correct, where=where)
         estimate = float(metric(c, y))
-    name = fn if isinstance(fn, str) else next((k for k, v in METRICS.items() if v is fn), None)
-    bounds = METRIC_RANGES.get(name) if name is not None else None
+    name = fn if isinstance(fn, str) else _registered_name(fn)
+    bounds = metric_range(name) if name is not None else None
     return _interval(values, a, m, estimate, bounds)
 
 
@@ -260,10 +276,11 @@ def summarize(
     where = "summarize"
     if allow_empty and np.asarray(conf).size == 0 and np.asarray(correct).size == 0:
         nan = float("nan")
-        empty: dict[str, Any] = {"n": 0, "n_boot": n_boot, "alpha": alpha, "method": method,
-                                 "smece_sigma": nan}
+        empty: dict[str, Any] = {"n": 0, "n_boot": n_boot, "alpha": alpha, "method": method}
         for name in METRICS:
             empty[name] = empty[f"{name}_lo"] = empty[f"{name}_hi"] = nan
+            for attr in METRICS.meta(name).get("reports", ()):
+                empty[f"{name}_{attr}"] = nan
         if tilt:
             empty.update(tilt_gain=nan, tilt_gain_se=nan, tilt_brier_gain=nan)
         return empty
@@ -271,16 +288,14 @@ def summarize(
     nb = check_n_boot(n_boot, where, allow_zero=True)
     a = check_alpha(alpha, where)
     m = _check_method(method, where)
-    metrics = dict(METRICS)
-    metrics["ece"] = functools.partial(ece, n_bins=n_bins)
-    metrics["ece_mass"] = functools.partial(ece, n_bins=n_bins, strategy="mass")
+    metrics = _summary_metrics(n_bins=n_bins)
 
     out: dict[str, Any] = {"n": c.size, "n_boot": nb, "alpha": a, "method": m}
     for name, fn in metrics.items():
         value = fn(c, y)
         out[name] = float(value)
-        if name == "smece":
-            out["smece_sigma"] = float(value.sigma)
+        for attr in METRICS.meta(name).get("reports", ()):
+            out[f"{name}_{attr}"] = float(getattr(value, attr))
     draws: dict[str, list[np.ndarray]] = {name: [] for name in metrics}
     if nb:
         for idx in resample_indices(c.size, nb, seed):
@@ -288,13 +303,22 @@ def summarize(
                 draws[name].append(_evaluate(fn, c, y, idx))
     for name in metrics:
         if nb:
-            lo, hi = _interval(np.concatenate(draws[name]), a, m, out[name],
-                               METRIC_RANGES[name])
+            lo, hi = _interval(np.concatenate(draws[name]), a, m, out[name], metric_range(name))
         else:
             lo = hi = float("nan")
         out[f"{name}_lo"], out[f"{name}_hi"] = lo, hi
     if tilt:
         out.update(tilt_summary(c, y, seed=0 if seed is None else int(seed)))
+    return out
+
+
+def _summary_metrics(**options: Any) -> dict[str, MetricFn]:
+    """Each registered metric with the :func:`summarize` options it takes (``options``
+    metadata) bound as keywords."""
+    out: dict[str, MetricFn] = {}
+    for name, fn in METRICS.items():
+        kw = {k: options[k] for k in METRICS.meta(name).get("options", ()) if k in options}
+        out[name] = functools.partial(fn, **kw) if kw else fn
     return out
 
 

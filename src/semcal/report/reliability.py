@@ -37,7 +37,7 @@ from semcal.files import atomic_path
 from semcal.metrics import bin_stats, bootstrap_distribution, ece, smece
 from semcal.metrics._validate import check_alpha, check_n_boot, check_pair
 from semcal.metrics.binned import BinStats, _check_bins
-from semcal.metrics.bootstrap import METRIC_RANGES, _check_method, _interval, resample_indices
+from semcal.metrics.bootstrap import _check_method, _interval, metric_range, resample_indices
 from semcal.metrics.smece import _smooth_curve_batch, smooth_reliability
 
 __all__ = [
@@ -149,7 +149,7 @@ def reliability_curve(
             lower[ok] = np.nanquantile(draws[:, ok], a / 2, axis=0)
             upper[ok] = np.nanquantile(draws[:, ok], 1 - a / 2, axis=0)
         lo, hi = _interval(bootstrap_distribution("smece", c, y, nb, seed), a, m, res.value,
-                           METRIC_RANGES["smece"])
+                           metric_range("smece"))
     at_one = c == 1.0
     return ReliabilityCurve(
         label=str(label), mesh=curve.mesh, mu=curve.mu, density=curve.density, lower=lower,
@@ -183,7 +183,7 @@ def binned_curve(
     if nb:
         fn = functools.partial(ece, n_bins=nbins, strategy=strat)
         lo, hi = _interval(bootstrap_distribution(fn, c, y, nb, seed), a, m, stats.ece,
-                           METRIC_RANGES["ece"])
+                           metric_range("ece"))
     return BinnedCurve(str(label), stats, c.size, nbins, strat, stats.ece, lo, hi, a)
 
 

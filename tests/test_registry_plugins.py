@@ -1,0 +1,175 @@
+"""Parts registered from outside semcal work end to end (issue 25): a grader through
+``semcal analyze --grader``, a B through ``--collapse``, a metric through ``summarize``; and what
+semcal needs to know about a part (a metric's range and batched form, a B's worker-process
+safety) is metadata of its registration, not a side table."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semcal import analysis
+from semcal.cli import main
+from semcal.collapse import COLLAPSES
+from semcal.grade import GRADER_REGISTRY, Grade, plurality
+from semcal.metrics import METRICS, bootstrap_ci, summarize
+from semcal.registry import Registry
+from semcal.types import NO_ANSWER, Collapsed, Question
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from fakes import GOLD, FakeSampler, make_spec
+    from semcal.runner import run
+
+    tmp = tmp_path_factory.mktemp("plugins")
+    qf = tmp / "qs.jsonl"
+    qf.write_text("".join(json.dumps({"id": t.lower(), "question": f"{t} which one?",
+                                      "answers": [g]}) + "\n" for t, g in GOLD.items()))
+    run(make_spec(qf), tmp / "exp", sampler=FakeSampler(), quiet=True)
+    return tmp / "exp"
+
+
+def _analyze_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
+    capsys.readouterr()
+    rc = main(["analyze", *argv, "--json", "--n-boot", "0"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    (row,) = json.loads(out)
+    return row
+
+
+class _EveryoneWins:
+    """A grader that calls every answered plurality correct."""
+
+    name = "everyone_wins"
+
+    def __call__(self, question: Question, collapsed: Collapsed,
+                 texts: Sequence[str] | None = None) -> Grade:
+        label, count = plurality(collapsed.labels)
+        return Grade(label, count, len(collapsed.labels), label != NO_ANSWER)
+
+
+@pytest.fixture()
+def mine_grader() -> Iterator[str]:
+    GRADER_REGISTRY.register("mine", _EveryoneWins)
+    yield "mine"
+    GRADER_REGISTRY.unregister("mine")
+
+
+def test_a_grader_registered_after_import_is_used_by_analyze(
+    run_dir: Path, mine_grader: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = _analyze_json(capsys, str(run_dir))
+    mine = _analyze_json(capsys, str(run_dir), "--grader", mine_grader)
+    assert base["accuracy"] < 1.0
+    assert mine["grader"] == "mine" and mine["accuracy"] == 1.0
+    # and an unknown one is still one line naming the known graders, the new one among them
+    rc = main(["analyze", str(run_dir), "--grader", "nope", "--n-boot", "0"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "unknown grader 'nope'" in err and "mine" in err
+
+
+def _first_letter(*, style: str | None = None) -> object:
+    """A B: the first letter of the answer, lower-cased."""
+
+    def collapse(question: Question, texts: Sequence[str]) -> Collapsed:
+        labels = tuple(t.strip()[:1].lower() or NO_ANSWER for t in texts)
+        return Collapsed(labels, frozenset(a.strip()[:1].lower() for a in question.answers))
+
+    return collapse
+
+
+def test_a_collapse_registered_from_outside_is_used_by_analyze(
+    run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    COLLAPSES.register("mine", _first_letter)
+    try:
+        row = _analyze_json(capsys, str(run_dir), "--collapse", "mine")
+    finally:
+        COLLAPSES.unregister("mine")
+    assert row["collapse"] == "mine"
+    # ZQE's blue/green are one class "b"/"g"... but ZQC's 4/5/6 stay apart: accuracy is defined
+    assert 0.0 <= row["accuracy"] <= 1.0 and row["n"] == 6
+
+
+def test_worker_process_safety_is_metadata_of_the_registered_collapse(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert not hasattr(analysis, "PARALLEL_COLLAPSES")
+    assert {n for n in COLLAPSES if COLLAPSES.meta(n).get("parallel")} == {"auto", "exact", "math"}
+    seen: list[str] = []
+    monkeypatch.setattr(analysis, "_fork_pool", lambda tasks, what: seen.append(what) or None)
+    big = analysis.PARALLEL_MIN_TEXTS
+    COLLAPSES.register("mine_par", _first_letter, parallel=True)
+    COLLAPSES.register("mine_serial", _first_letter)
+    try:
+        analysis._CollapsePool.open("mine_serial", {}, big)
+        assert seen == []
+        analysis._CollapsePool.open("mine_par", {}, big)
+        assert seen == ["collapsing"]
+    finally:
+        COLLAPSES.unregister("mine_par")
+        COLLAPSES.unregister("mine_serial")
+
+
+def _half_wrong(conf: np.ndarray, correct: np.ndarray) -> float:
+    return float(np.mean(np.asarray(conf) > 0.5) - 0.25)
+
+
+def test_a_metric_registered_from_outside_is_summarized_with_an_interval() -> None:
+    conf, correct = [0.2, 0.9, 0.6, 0.7, 0.1, 0.95], [0, 1, 1, 0, 0, 1]
+    METRICS.register("above_half", _half_wrong)  # no metadata at all
+    try:
+        out = summarize(conf, correct, n_boot=50)  # raised KeyError before (no METRIC_RANGES)
+        assert out["above_half"] == pytest.approx(_half_wrong(np.array(conf), np.array(correct)))
+        assert out["above_half_lo"] <= out["above_half_hi"]
+    finally:
+        METRICS.unregister("above_half")
+    # a range clips "basic" intervals; a batched form is used for the resamples
+    calls: list[int] = []
+
+    def batched(c: np.ndarray, y: np.ndarray, index: np.ndarray) -> np.ndarray:
+        calls.append(index.shape[0])
+        return np.mean(c[index] > 0.5, axis=1) - 0.25
+
+    METRICS.register("above_half", _half_wrong, range=(0.0, 0.3), batched=batched)
+    try:
+        out = summarize(conf, correct, n_boot=50, method="basic")
+        assert calls and sum(calls) == 50
+        assert 0.0 <= out["above_half_lo"] <= out["above_half_hi"] <= 0.3
+        assert bootstrap_ci("above_half", conf, correct, n_boot=50, method="basic")[1] <= 0.3
+    finally:
+        METRICS.unregister("above_half")
+
+
+def test_metric_metadata_replaces_the_side_tables() -> None:
+    import semcal.metrics.bootstrap as B
+
+    assert not hasattr(B, "METRIC_RANGES") and not hasattr(B, "_BATCHED")
+    assert METRICS.meta("smece")["range"] == (0.0, 1.0)
+    assert METRICS.meta("overconfidence")["range"] == (-1.0, 1.0)
+    assert METRICS.meta("auroc")["needs"] == "score"
+    assert all(METRICS.meta(n)["needs"] == "probability" for n in METRICS if n != "auroc")
+    assert all(callable(METRICS.meta(n).get("batched")) for n in METRICS)
+    # summarize still reports smECE's bandwidth and bins ECE as asked
+    out = summarize([0.2, 0.9, 0.6], [0, 1, 1], n_boot=0, n_bins=2)
+    assert out["smece_sigma"] > 0
+    assert out["ece"] == pytest.approx(B.ece(np.array([0.2, 0.9, 0.6]), np.array([0, 1, 1]),
+                                             n_bins=2))
+
+
+def test_registry_metadata_round_trip() -> None:
+    r: Registry = Registry("widget")
+    r.register("a", len, colour="red")
+    r.register("b", len)
+    assert r.meta("a") == {"colour": "red"} and r.meta("b") == {}
+    r.meta("a")["colour"] = "blue"  # a copy: the registration is unchanged
+    assert r.meta("a") == {"colour": "red"}
+    r.unregister("a")
+    with pytest.raises(Exception, match="unknown widget 'a'"):
+        r.meta("a")
