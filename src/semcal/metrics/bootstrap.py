@@ -38,7 +38,7 @@ from semcal.metrics.scores import (
     mean_confidence,
     overconfidence,
 )
-from semcal.metrics.smece import _smece_batch, smece
+from semcal.metrics.smece import _check_sigma, _smece_batch, _smooth_curve_batch, smece
 from semcal.metrics.tilt import recalibration_gain
 from semcal.registry import Registry
 
@@ -50,6 +50,7 @@ __all__ = [
     "metric_names",
     "metric_range",
     "percentile_interval",
+    "reliability_band",
     "resample_indices",
     "summarize",
 ]
@@ -255,6 +256,7 @@ def summarize(
     method: str = "percentile",
     tilt: bool = False,
     allow_empty: bool = False,
+    only: Any = None,
 ) -> dict[str, Any]:
     """Every metric with its percentile bootstrap interval, as one flat dict.
 
@@ -269,6 +271,10 @@ def summarize(
     ``tilt_gain_se`` (held-out log-loss gain, nats) and ``tilt_brier_gain``; NaN unless there
     are at least :data:`TILT_MIN_N` questions with both outcomes.
 
+    ``only``: the names of the metrics to report (default: every registered one); a metric's
+    value and interval do not depend on which others are asked for (the resamples are the
+    same), so a figure that needs only smECE shows the numbers a full summary would.
+
     This is the one summary of (confidence, correct) pairs: ``analyze``, ``report`` and
     ``reproduce`` all show what it returns. ``allow_empty=True``: no pairs give ``n = 0`` and NaN
     everywhere instead of an error.
@@ -277,7 +283,7 @@ def summarize(
     if allow_empty and np.asarray(conf).size == 0 and np.asarray(correct).size == 0:
         nan = float("nan")
         empty: dict[str, Any] = {"n": 0, "n_boot": n_boot, "alpha": alpha, "method": method}
-        for name in METRICS:
+        for name in _chosen(only, where):
             empty[name] = empty[f"{name}_lo"] = empty[f"{name}_hi"] = nan
             for attr in METRICS.meta(name).get("reports", ()):
                 empty[f"{name}_{attr}"] = nan
@@ -288,7 +294,7 @@ def summarize(
     nb = check_n_boot(n_boot, where, allow_zero=True)
     a = check_alpha(alpha, where)
     m = _check_method(method, where)
-    metrics = _summary_metrics(n_bins=n_bins)
+    metrics = _summary_metrics(_chosen(only, where), n_bins=n_bins)
 
     out: dict[str, Any] = {"n": c.size, "n_boot": nb, "alpha": a, "method": m}
     for name, fn in metrics.items():
@@ -312,14 +318,52 @@ def summarize(
     return out
 
 
-def _summary_metrics(**options: Any) -> dict[str, MetricFn]:
-    """Each registered metric with the :func:`summarize` options it takes (``options``
+def _chosen(only: Any, where: str) -> tuple[str, ...]:
+    """The metric names ``only`` asks for (every registered one for None), checked."""
+    if only is None:
+        return METRICS.names()
+    names = (only,) if isinstance(only, str) else tuple(only)
+    for name in names:
+        _resolve(name, where)
+    return names
+
+
+def _summary_metrics(names: tuple[str, ...], **options: Any) -> dict[str, MetricFn]:
+    """The metrics ``names`` with the :func:`summarize` options each takes (its ``options``
     metadata) bound as keywords."""
     out: dict[str, MetricFn] = {}
-    for name, fn in METRICS.items():
+    for name in names:
+        fn = METRICS[name]
         kw = {k: options[k] for k in METRICS.meta(name).get("options", ()) if k in options}
         out[name] = functools.partial(fn, **kw) if kw else fn
     return out
+
+
+def reliability_band(
+    conf: Any, correct: Any, sigma: float, *, n_boot: int = 200, alpha: float = 0.05,
+    seed: int | None = 0, mesh_pts: int = 200,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pointwise ``1 - alpha`` percentile bootstrap band of the smoothed reliability curve
+    (:func:`semcal.metrics.smooth_reliability` at the fixed bandwidth ``sigma``, usually the
+    summary's ``smece_sigma``) over ``n_boot`` paired resamples: ``(lower, upper)``, each of
+    shape (mesh_pts,), NaN where no resample has data nearby. The resamples are those of
+    :func:`summarize` with the same ``n_boot`` and ``seed``."""
+    where = "reliability_band"
+    c, y = check_pair(conf, correct, where=where)
+    nb = check_n_boot(n_boot, where)
+    a = check_alpha(alpha, where)
+    s = _check_sigma(sigma, where)
+    if isinstance(mesh_pts, bool) or not isinstance(mesh_pts, (int, np.integer)) or mesh_pts < 2:
+        raise InputError(f"mesh_pts must be an integer >= 2, got {mesh_pts!r}", where=where)
+    draws = np.concatenate([_smooth_curve_batch(c, y, idx, s, int(mesh_pts))
+                            for idx in resample_indices(c.size, nb, seed)])
+    lower = np.full(int(mesh_pts), np.nan)
+    upper = np.full(int(mesh_pts), np.nan)
+    ok = ~np.isnan(draws).all(axis=0)
+    if ok.any():
+        lower[ok] = np.nanquantile(draws[:, ok], a / 2, axis=0)
+        upper[ok] = np.nanquantile(draws[:, ok], 1 - a / 2, axis=0)
+    return lower, upper
 
 
 #: the tilt diagnostic needs at least this many questions, with both outcomes among them

@@ -83,17 +83,37 @@ def _plt():
     return plt
 
 
-def reliability_figure(curves: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> str:
-    """Smoothed reliability diagram of one or more (label, conf, correct) sets, as a data URI,
-    drawn by :func:`semcal.report.reliability.plot_reliability` (bootstrap band, density)."""
+#: resamples of the reliability curve's band (a picture; the legend's interval is the summary's)
+BAND_RESAMPLES = 200
+
+
+def figure_curves(runs: Sequence[tuple[str, Any]]) -> list[Any]:
+    """The smoothed curves of (label, RunAnalysis) pairs, ready to draw: each curve's smECE,
+    interval and bandwidth are its run's summary (the numbers of the table beside the figure),
+    and its band is :func:`semcal.metrics.reliability_band` over at most
+    :data:`BAND_RESAMPLES` of the summary's resamples. Runs of fewer than 2 questions are left
+    out."""
+    from semcal.report.reliability import reliability_curve  # matplotlib: only when drawn
+
+    out = []
+    for label, a in runs:
+        if len(a.questions) < 2:
+            continue
+        nb = min(int(a.summary.get("n_boot") or 0), BAND_RESAMPLES)
+        out.append(reliability_curve(a.confidences, a.correct, label, summary=a.summary,
+                                     n_boot=nb))
+    return out
+
+
+def reliability_figure(runs: Sequence[tuple[str, Any]]) -> str:
+    """Smoothed reliability diagram of one or more (label, RunAnalysis) pairs, as a data URI,
+    drawn by :func:`semcal.report.reliability.plot_reliability` from :func:`figure_curves`."""
 
     from semcal.report.reliability import plot_reliability  # matplotlib: only when drawn
 
     _plt()
-    data = {label: (np.asarray(c, float), np.asarray(y, float)) for label, c, y in curves
-            if len(c) >= 2}
-    fig = plot_reliability(data, title="Smoothed reliability diagram", density="both",
-                           n_boot=200, figsize=(4.8, 4.8), dpi=100)
+    fig = plot_reliability(figure_curves(runs), title="Smoothed reliability diagram",
+                           density="both", figsize=(4.8, 4.8), dpi=100)
     return _png(fig)
 
 
@@ -236,7 +256,7 @@ def _run_context(a: Any, idx: int) -> dict[str, Any]:
     conf, corr = a.confidences, a.correct
     figs = {}
     if len(conf) >= 2:
-        figs["reliability"] = reliability_figure([(a.run.name, conf, corr)])
+        figs["reliability"] = reliability_figure([(a.run.name, a)])
         figs["histogram"] = histogram_figure([(a.run.name, conf, corr)])
     return {
         "anchor": f"run-{idx}",
@@ -267,13 +287,13 @@ def render_report(analyses: Sequence[Any], title: str | None = None) -> str:
     """The report page for one or more analysed runs, as an HTML string."""
     if not analyses:
         raise InputError("nothing to report: no analysed runs")
-    curves = [(a.run.name, a.confidences, a.correct) for a in analyses if len(a.questions) >= 2]
+    runs = [(a.run.name, a) for a in analyses if len(a.questions) >= 2]
     ctx = {
         "title": title or f"semcal report — {', '.join(a.run.name for a in analyses)}",
         "version": __version__,
         "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "overview": _overview_rows(analyses),
-        "overall_fig": reliability_figure(curves) if len(curves) > 1 else None,
+        "overall_fig": reliability_figure(runs) if len(runs) > 1 else None,
         "runs": [_run_context(a, i) for i, a in enumerate(analyses)],
     }
     return _env().get_template("report.html.j2").render(**ctx)
@@ -290,13 +310,15 @@ def render_compare(analyses: Sequence[Any], title: str | None = None) -> str:
         raise InputError(f"nothing to compare: {notes[0]}")
     curves = [(label, a.confidences, a.correct)
               for a, label in zip(analyses, run_labels(analyses)) if len(a.questions) >= 2]
+    runs = [(label, a) for a, label in zip(analyses, run_labels(analyses))
+            if len(a.questions) >= 2]
     ctx = {
         "title": title or "semcal comparison",
         "version": __version__,
         "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "overview": _overview_rows(analyses),
         "notes": notes,
-        "fig": reliability_figure(curves) if curves else None,
+        "fig": reliability_figure(runs) if runs else None,
         "hist": histogram_figure(curves) if curves else None,
     }
     return _env().get_template("compare.html.j2").render(**ctx)

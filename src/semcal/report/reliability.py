@@ -20,7 +20,6 @@ interval in the legend.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,11 +33,9 @@ from matplotlib.lines import Line2D
 
 from semcal.errors import InputError
 from semcal.files import atomic_path
-from semcal.metrics import bin_stats, bootstrap_distribution, ece, smece
+from semcal.metrics import bin_stats, reliability_band, smooth_reliability, summarize
 from semcal.metrics._validate import check_alpha, check_n_boot, check_pair
 from semcal.metrics.binned import BinStats, _check_bins
-from semcal.metrics.bootstrap import _check_method, _interval, metric_range, resample_indices
-from semcal.metrics.smece import _smooth_curve_batch, smooth_reliability
 
 __all__ = [
     "DENSITY_STYLES",
@@ -51,6 +48,7 @@ __all__ = [
     "plot_reliability_grid",
     "reliability_curve",
     "save_figure",
+    "smooth_legend",
 ]
 
 #: File formats understood by :func:`save_figure` (from the path's extension).
@@ -107,11 +105,28 @@ class BinnedCurve:
     alpha: float = 0.05
 
 
+#: what a summary must hold for a smoothed curve (the keys of :func:`semcal.metrics.summarize`)
+SUMMARY_KEYS = ("n", "alpha", "smece", "smece_lo", "smece_hi", "smece_sigma")
+
+
+def _check_summary(summary: Any, n: int, where: str) -> dict[str, Any]:
+    if not isinstance(summary, Mapping):
+        raise InputError(f"summary must be a summarize() dict, got {type(summary).__name__}",
+                         where=where)
+    missing = [k for k in SUMMARY_KEYS if k not in summary]
+    if missing:
+        raise InputError(f"summary lacks {', '.join(missing)}", where=where)
+    if summary["n"] != n:
+        raise InputError(f"summary is of {summary['n']} questions, the data of {n}", where=where)
+    return dict(summary)
+
+
 def reliability_curve(
     conf: Any,
     correct: Any,
     label: str = "",
     *,
+    summary: Mapping[str, Any] | None = None,
     n_boot: int = 200,
     alpha: float = 0.05,
     seed: int | None = 0,
@@ -119,41 +134,32 @@ def reliability_curve(
     sigma: float | None = None,
     method: str = "percentile",
 ) -> ReliabilityCurve:
-    """Compute a smoothed reliability curve with a ``1 - alpha`` bootstrap band.
+    """A smoothed reliability curve with a ``1 - alpha`` bootstrap band, ready to draw.
 
-    ``conf``, ``correct``: arrays (n,). ``sigma`` defaults to the smECE bandwidth. The band and
-    the smECE interval use ``n_boot`` paired resamples (``n_boot=0``: no band, NaN interval);
-    the bandwidth stays fixed across resamples. ``method``: how the smECE interval is built
-    (``"percentile"`` or ``"basic"``, see :func:`semcal.metrics.bootstrap_ci`); the band is
-    always pointwise percentile.
+    ``conf``, ``correct``: arrays (n,). smECE, its interval, its bandwidth and ``alpha`` are
+    read from ``summary``, the run's :func:`semcal.metrics.summarize` dict (a run's
+    ``RunAnalysis.summary``), so the legend shows the numbers of the table beside it; without
+    one they come from ``summarize(..., n_boot, seed, alpha, method, only="smece")``. The
+    band is :func:`semcal.metrics.reliability_band` over ``n_boot`` resamples (``n_boot=0``:
+    no band) at the curve's bandwidth; ``sigma`` defaults to the smECE bandwidth.
     """
     where = "reliability_curve"
     c, y = check_pair(conf, correct, where=where)
     nb = check_n_boot(n_boot, where, allow_zero=True)
-    a = check_alpha(alpha, where)
-    m = _check_method(method, where)
-    res = smece(c, y)
-    curve = smooth_reliability(c, y, sigma=res.sigma if sigma is None else sigma,
+    if summary is None:
+        summary = summarize(c, y, n_boot=nb, seed=seed, alpha=alpha, method=method,
+                            only="smece")
+    s = _check_summary(summary, c.size, where)
+    a = check_alpha(s["alpha"], where)
+    curve = smooth_reliability(c, y, sigma=s["smece_sigma"] if sigma is None else sigma,
                                mesh_pts=mesh_pts)
-    lower = upper = None
-    lo = hi = float("nan")
-    if nb:
-        draws = np.concatenate([
-            _smooth_curve_batch(c, y, idx, curve.sigma, mesh_pts)
-            for idx in resample_indices(c.size, nb, seed)
-        ])
-        ok = ~np.isnan(draws).all(axis=0)
-        lower = np.full(mesh_pts, np.nan)
-        upper = np.full(mesh_pts, np.nan)
-        if ok.any():
-            lower[ok] = np.nanquantile(draws[:, ok], a / 2, axis=0)
-            upper[ok] = np.nanquantile(draws[:, ok], 1 - a / 2, axis=0)
-        lo, hi = _interval(bootstrap_distribution("smece", c, y, nb, seed), a, m, res.value,
-                           metric_range("smece"))
+    lower, upper = (reliability_band(c, y, curve.sigma, n_boot=nb, alpha=a, seed=seed,
+                                     mesh_pts=mesh_pts) if nb else (None, None))
     at_one = c == 1.0
     return ReliabilityCurve(
         label=str(label), mesh=curve.mesh, mu=curve.mu, density=curve.density, lower=lower,
-        upper=upper, smece=res.value, smece_lo=lo, smece_hi=hi, sigma=curve.sigma, n=c.size,
+        upper=upper, smece=float(s["smece"]), smece_lo=float(s["smece_lo"]),
+        smece_hi=float(s["smece_hi"]), sigma=curve.sigma, n=c.size,
         share_at_one=float(at_one.mean()),
         accuracy_at_one=float(y[at_one].mean()) if at_one.any() else float("nan"), alpha=a,
     )
@@ -171,20 +177,17 @@ def binned_curve(
     seed: int | None = 0,
     method: str = "percentile",
 ) -> BinnedCurve:
-    """Per-bin statistics and the binned ECE (with a bootstrap interval) of one data set."""
+    """Per-bin statistics and the binned ECE with its bootstrap interval (from
+    :func:`semcal.metrics.summarize`, ``ece`` or ``ece_mass`` at ``n_bins``) of one data set."""
     where = "binned_curve"
     c, y = check_pair(conf, correct, where=where)
     nbins, strat = _check_bins(n_bins, strategy, where)
     nb = check_n_boot(n_boot, where, allow_zero=True)
-    a = check_alpha(alpha, where)
-    m = _check_method(method, where)
+    key = "ece" if strat == "width" else "ece_mass"
+    s = summarize(c, y, n_boot=nb, seed=seed, alpha=alpha, n_bins=nbins, method=method, only=key)
     stats = bin_stats(c, y, nbins, strat)
-    lo = hi = float("nan")
-    if nb:
-        fn = functools.partial(ece, n_bins=nbins, strategy=strat)
-        lo, hi = _interval(bootstrap_distribution(fn, c, y, nb, seed), a, m, stats.ece,
-                           metric_range("ece"))
-    return BinnedCurve(str(label), stats, c.size, nbins, strat, stats.ece, lo, hi, a)
+    return BinnedCurve(str(label), stats, c.size, nbins, strat, s[key], s[f"{key}_lo"],
+                       s[f"{key}_hi"], s["alpha"])
 
 
 # ----------------------------------------------------------------------------- input handling
@@ -325,10 +328,16 @@ def _draw_smooth(ax: Any, cv: ReliabilityCurve, color: str, density: str, band: 
     if cv.share_at_one >= 0.01 and not np.isnan(cv.accuracy_at_one):
         ax.scatter([1.0], [cv.accuracy_at_one], s=20 + 280 * cv.share_at_one,
                    facecolor="none", edgecolor=color, lw=1.5, zorder=4, clip_on=False)
+    return Line2D([], [], color=color, lw=3, label=smooth_legend(cv))
+
+
+def smooth_legend(cv: ReliabilityCurve) -> str:
+    """The legend entry of a smoothed curve: its label, smECE with its interval, n and the
+    share of confidences at 1.0."""
     name = f"{cv.label}: " if cv.label else ""
     at_one = f", {cv.share_at_one:.0%} at 1.0" if cv.share_at_one >= 0.01 else ""
     text = _interval_text(cv.smece, cv.smece_lo, cv.smece_hi, cv.alpha)
-    return Line2D([], [], color=color, lw=3, label=f"{name}smECE {text}\n(n={cv.n}{at_one})")
+    return f"{name}smECE {text}\n(n={cv.n}{at_one})"
 
 
 def _place_legend(ax: Any, handles: list[Line2D], legend: str, where: str) -> None:

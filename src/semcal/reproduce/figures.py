@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from semcal.files import save_figure
-from semcal.report.reliability import plot_reliability_grid
+from semcal.report.reliability import ReliabilityCurve, plot_reliability_grid, reliability_curve
 from semcal.reproduce.plan import ReproduceResult, RunOutcome, _dataset_name
 from semcal.reproduce.spec import GROUP_COLORS
 from semcal.reproduce.summary import _ci
@@ -67,24 +67,34 @@ def reliability_figure(outcomes: Sequence[RunOutcome], path: Path, title: str = 
     """One comparison's smoothed reliability diagrams, drawn by the report's
     :func:`~semcal.report.reliability.plot_reliability_grid`: one panel per dataset, one curve
     per condition (full model name, style, temperature), each with its pointwise bootstrap band
-    and smECE with its interval and n in a legend below the axes."""
+    (``n_boot`` resamples) and, in a legend below the axes, smECE with its interval and n from
+    the run's summary (``RunOutcome.metrics``, the numbers of summary.md)."""
 
-    panels: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    panels = outcome_curves(outcomes, n_boot=n_boot, seed=seed)
+    if panels:
+        fig = plot_reliability_grid(panels, None, title=title or None, ncols=3,
+                                    panel_size=4.6, dpi=90, legend="below")
+        save_figure(fig, path)
+        return path
+    return None
+
+
+def outcome_curves(outcomes: Sequence[RunOutcome], n_boot: int = 200,
+                   seed: int = 0) -> dict[str, dict[str, ReliabilityCurve]]:
+    """{dataset: {condition: curve}} of the runs with questions; each curve takes smECE, its
+    interval and bandwidth from the run's summary (``RunOutcome.metrics``)."""
+    panels: dict[str, dict[str, ReliabilityCurve]] = {}
     for o in sorted(outcomes, key=lambda o: (o.run.model.role, o.run.model.model, o.run.style,
                                              o.run.temperature)):
         if not o.metrics.get("n"):
             continue
         t = "" if o.run.temperature == 1.0 else f" T={o.run.temperature:g}"
         label = f"{o.run.model.name} ({o.run.model.role}) {o.run.style}{t}"
-        panels.setdefault(_dataset_name(o.run.dataset), {})[label] = (
-            np.asarray(o.confidence, dtype=float), np.asarray(o.correct, dtype=float))
-    if panels:
-        fig = plot_reliability_grid(panels, None, title=title or None, ncols=3,
-                                    panel_size=4.6, dpi=90, n_boot=n_boot, seed=seed,
-                                    legend="below")
-        save_figure(fig, path)
-        return path
-    return None
+        panels.setdefault(_dataset_name(o.run.dataset), {})[label] = reliability_curve(
+            np.asarray(o.confidence, dtype=float), np.asarray(o.correct, dtype=float), label,
+            summary=o.metrics, n_boot=min(n_boot, int(o.metrics.get("n_boot") or 0)),
+            seed=seed)
+    return panels
 
 
 def plot_smece_accuracy(outcomes: Sequence[RunOutcome], path: Path) -> Path:

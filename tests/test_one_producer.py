@@ -1,0 +1,67 @@
+"""One producer of each number (issue 25): the report's figures draw the run's summary, the
+adaptive replay grades with the run's grader, the theory diagnostics use the run's B, grader
+and the metrics package, and semantic confidence is one function."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semcal.analysis import RunAnalysis, analyze_dir
+from semcal.metrics import summarize
+
+
+@pytest.fixture(scope="module")
+def fake_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from fakes import GOLD, FakeSampler, make_spec
+    from semcal.runner import run
+
+    tmp = tmp_path_factory.mktemp("one_producer")
+    qf = tmp / "qs.jsonl"
+    rows = [{"id": f"{t.lower()}{i}", "question": f"{t} which one? ({i})", "answers": [g]}
+            for i in range(4) for t, g in GOLD.items()]
+    qf.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run(make_spec(qf, samples=8), tmp / "exp", sampler=FakeSampler(), quiet=True)
+    return tmp / "exp"
+
+
+def _analysis(d: Path, **kw) -> RunAnalysis:
+    (a,) = analyze_dir(d, **kw)
+    return a
+
+
+def test_the_report_figure_shows_the_summary_numbers_of_the_table(fake_run: Path) -> None:
+    from semcal.report.html import _num, figure_curves
+    from semcal.report.reliability import reliability_curve, smooth_legend
+
+    a = _analysis(fake_run, n_boot=1000)
+    s = a.summary
+    (cv,) = figure_curves([(a.run.name, a)])
+    assert (cv.smece, cv.smece_lo, cv.smece_hi, cv.sigma, cv.alpha) == (
+        s["smece"], s["smece_lo"], s["smece_hi"], s["smece_sigma"], s["alpha"])
+    legend = smooth_legend(cv)
+    # the legend prints what the table prints (3 decimals), interval included
+    for key in ("smece", "smece_lo", "smece_hi"):
+        assert _num(s[key]) in legend, (key, legend)
+    # the figure used to bootstrap its own interval with 200 resamples: another interval
+    own = reliability_curve(a.confidences, a.correct, n_boot=200)
+    assert (own.smece_lo, own.smece_hi) != (s["smece_lo"], s["smece_hi"])
+    # a summary of other data is refused rather than drawn
+    with pytest.raises(Exception, match="summary is of"):
+        reliability_curve(a.confidences[:-1], a.correct[:-1], summary=s)
+
+
+def test_a_curve_without_a_summary_takes_summarize_numbers() -> None:
+    from semcal.report.reliability import binned_curve, reliability_curve
+
+    rng = np.random.default_rng(1)
+    c = rng.uniform(size=80)
+    y = (rng.uniform(size=80) < c).astype(float)
+    s = summarize(c, y, n_boot=300, seed=4, method="basic")
+    cv = reliability_curve(c, y, n_boot=300, seed=4, method="basic")
+    assert (cv.smece, cv.smece_lo, cv.smece_hi) == (s["smece"], s["smece_lo"], s["smece_hi"])
+    b = binned_curve(c, y, n_bins=15, n_boot=300, seed=4, method="basic")
+    assert (b.ece, b.ece_lo, b.ece_hi) == (s["ece"], s["ece_lo"], s["ece_hi"])
