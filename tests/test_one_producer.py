@@ -65,3 +65,46 @@ def test_a_curve_without_a_summary_takes_summarize_numbers() -> None:
     assert (cv.smece, cv.smece_lo, cv.smece_hi) == (s["smece"], s["smece_lo"], s["smece_hi"])
     b = binned_curve(c, y, n_bins=15, n_boot=300, seed=4, method="basic")
     assert (b.ece, b.ece_lo, b.ece_hi) == (s["ece"], s["ece_lo"], s["ece_hi"])
+
+
+def _math_run(tmp: Path, answer: str) -> Path:
+    from fakes import make_spec
+    from semcal.backends.mock import MockSampler
+    from semcal.runner import run
+
+    qf = tmp / "math.jsonl"
+    qf.write_text("".join(json.dumps({"id": f"m{i}", "question": f"What is pi to 5 places? {i}",
+                                      "answer": "3.14159", "task": "math"}) + "\n"
+                          for i in range(3)))
+    sampler = MockSampler("fake", respond=lambda p, i, params: f"The answer is {answer}.")
+    sampler.model_name = "fake"
+    run(make_spec(qf, samples=20), tmp / "m", sampler=sampler, quiet=True)
+    return tmp / "m"
+
+
+def test_adaptive_replay_grades_with_the_runs_grader(tmp_path: Path) -> None:
+    from semcal.analysis import adaptive_replay
+    from semcal.spec import AdaptiveSpec
+
+    d = _math_run(tmp_path, "3.14")
+    strict = _analysis(d, n_boot=0)
+    loose = _analysis(d, n_boot=0, grader="numeric", grader_opts={"rel_tol": 0.01})
+    assert strict.summary["accuracy"] == 0.0 and loose.summary["accuracy"] == 1.0
+    ad = AdaptiveSpec(enabled=True, round=5, min_samples=5, epsilon=0.15, delta=0.1)
+    r = adaptive_replay(loose, ad)
+    assert r["samples_adaptive"] < r["samples_fixed"]
+    # the prefix is graded within the tolerance, as the run was (label equality said 0)
+    assert r["accuracy_adaptive"] == 1.0 == r["accuracy_fixed"]
+    assert adaptive_replay(strict, ad)["accuracy_adaptive"] == 0.0
+
+
+def test_the_greedy_answer_is_graded_by_the_judge_grader(fake_run: Path) -> None:
+    from fakes import replying
+
+    judge = replying(lambda p: "CORRECT", model="fake-grader")
+    a = _analysis(fake_run, n_boot=0, grader="judge", judge=judge)
+    greedy = [q for q in a.questions if q.greedy_label is not None]
+    assert greedy and any(q.greedy_label not in q.gold_labels for q in greedy)
+    # the judge says CORRECT to everything: label equality would call some greedy answers wrong
+    assert all(q.greedy_correct for q in greedy)
+    assert all(q.correct for q in a.questions)

@@ -40,7 +40,6 @@ from semcal.grade import (
     GRADER_REGISTRY,
     answer_confidence,
     get_grader,
-    is_correct,
     is_empty_answer,
     is_tied,
     plurality,
@@ -118,6 +117,9 @@ class RunAnalysis:
     #: B against the run's hand labels (``semcal label``; :func:`semcal.label.check.b_check`),
     #: None when the run has no label file
     b_check: dict[str, Any] | None = None
+    #: the grader object that graded the run (``grader``'s registered part, with its options
+    #: and judge model): replays and diagnostics grade with it too
+    grader_fn: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.collapse_label = self.collapse_label or self.collapse
@@ -521,12 +523,6 @@ def _plurality(labels: Sequence[str]) -> tuple[str, int]:
     return str(label), int(count)
 
 
-def _is_correct(label: str | None, gold: frozenset[str]) -> bool:
-    if label is None:
-        return False
-    return bool(is_correct(label, gold))
-
-
 def analyze_run(
     store: Store,
     run: RunInfo | str | int,
@@ -671,8 +667,8 @@ def analyze_run(
             correct = bool(gr.correct)
         if g is None:
             g_correct = None
-        elif grader == "judge":
-            g_correct = _is_correct(g_label, gold)
+        elif grader == "judge" and g_label == prediction:
+            g_correct = correct  # the judge graded this class already (one response of it)
         else:
             g_correct = bool(grader_obj(q, Collapsed((g_label,), gold), [g.text]).correct)
         results.append(
@@ -745,7 +741,7 @@ def analyze_run(
         run=info, collapse=collapse, grader=grader, questions=results, summary=summary,
         estimators=est, directory=store.directory, audit=audit,
         collapse_label=describe(collapse, collapse_opts), grader_label=describe(grader, gopts),
-        b_check=_hand_check(store, info, results, samples, summary, n_boot, seed),
+        grader_fn=grader_obj, b_check=_hand_check(store, info, results, samples, summary, n_boot, seed),
     )
     if audit_against and audit_against != collapse:
         other = analyze_run(store, info, collapse=audit_against, grader="auto", estimators=[],
@@ -854,9 +850,11 @@ def adaptive_replay(
     Returns the samples used (total and as a fraction of the fixed run's) and the calibration
     summaries of both, so the change in smECE can be read off (``smece_fixed`` and
     ``smece_adaptive``). ``adaptive`` is an :class:`~semcal.spec.AdaptiveSpec`; the most a
-    question gets is the run's M (``samples``).
+    question gets is the run's M (``samples``). The prefix is graded by the run's grader
+    (``RunAnalysis.grader_fn``: its tolerance, its judge), as the full run was.
     """
     samples = analysis.run.samples
+    grader = analysis.grader_fn or get_grader(analysis.grader)
     conf_a, corr_a, used = [], [], []
     for q in analysis.questions:
         labels = list(q.labels)
@@ -869,9 +867,10 @@ def adaptive_replay(
             n += step
             if should_stop(labels[:n], adaptive, samples):
                 break
-        pred, count = _plurality(labels[:n])
-        conf_a.append(answer_confidence(pred, count, n))
-        corr_a.append(float(_is_correct(pred, q.gold_labels)))
+        gr = grader(_question_of(q), Collapsed(tuple(labels[:n]), q.gold_labels),
+                    list(q.texts[:n]))
+        conf_a.append(gr.confidence)
+        corr_a.append(float(gr.correct))
         used.append(n)
     fixed = analysis.summary
     adapt = calibration_summary(conf_a, corr_a, n_boot=n_boot, seed=seed)
@@ -891,6 +890,11 @@ def adaptive_replay(
         "ece_adaptive": adapt["ece"],
         "per_question_samples": used,
     }
+
+
+def _question_of(q: QuestionResult) -> Question:
+    """The :class:`~semcal.types.Question` a grader needs, from an analysed question."""
+    return Question(id=q.qid, question=q.question, answers=tuple(q.gold), task=q.task)
 
 
 # ----------------------------------------------------------------------------- export
