@@ -108,3 +108,79 @@ def test_the_greedy_answer_is_graded_by_the_judge_grader(fake_run: Path) -> None
     # the judge says CORRECT to everything: label equality would call some greedy answers wrong
     assert all(q.greedy_correct for q in greedy)
     assert all(q.correct for q in a.questions)
+
+
+class _OnlyMilanIsRight:
+    """A grader whose notion of correct differs from label membership: only "milan" is right."""
+
+    name = "only_milan"
+
+    def __call__(self, question, collapsed, texts=None):
+        from semcal.grade import Grade, plurality
+
+        label, count = plurality(collapsed.labels)
+        return Grade(label, count, len(collapsed.labels), label == "milan")
+
+
+def _last_word(question, texts):
+    from semcal.types import Collapsed
+
+    labels = tuple((t.strip(" .").split() or ["<no answer>"])[-1].lower() for t in texts)
+    return Collapsed(labels, frozenset(a.lower() for a in question.answers))
+
+
+def test_theory_diagnostics_grade_with_the_given_grader() -> None:
+    from fakes import DirectToy
+    from semcal.theory import estimate_trajectories, self_prediction
+    from semcal.types import Question
+
+    qs = [Question(id="q2", question="Capital of Quxia?", answers=("Rome",), task="qa")]
+    rows = self_prediction(DirectToy(seed=3), qs, "concise", _last_word, samples=40,
+                           grader=_OnlyMilanIsRight())
+    (row,) = rows
+    assert row.correct == (row.top_class == "milan")  # label membership would say "rome"
+    assert row.confidence == pytest.approx(row.sampled[row.top_class])
+    res = estimate_trajectories(DirectToy(seed=4), qs, "concise", _last_word, samples=30,
+                                n_continuations=4, n_trajectories=10, fractions=(0.0, 1.0),
+                                absolute=(), grader=_OnlyMilanIsRight())
+    assert res.trajectories
+    for t in res.trajectories:
+        assert t.final_correct == (t.final_class == "milan")
+        assert t.correct == (t.top_class == "milan")
+
+
+def test_reproduce_theory_reads_b_with_each_style_and_grades_with_auto(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from semcal.reproduce import driver
+    from semcal.reproduce.plan import ReproduceResult
+
+    seen: dict[str, list] = {"b": [], "traj": [], "self": []}
+    monkeypatch.setattr(driver, "collapse_for",
+                        lambda name, style=None, judge=None: seen["b"].append((name, style)) or
+                        f"B[{style}]")
+    monkeypatch.setattr(driver.tj, "estimate_trajectories",
+                        lambda *a, **k: seen["traj"].append((a[3], k["grader"])) or
+                        driver.tj.TrajectoryResult(model="m", style=a[2], samples=1,
+                                                   n_continuations=1, temperature=1.0))
+    monkeypatch.setattr(driver.sp, "self_prediction",
+                        lambda *a, **k: seen["self"].append((a[3], k["grader"])) or [])
+    monkeypatch.setattr(driver, "_theory_questions", lambda ds, limit: [])
+    model = SimpleNamespace(model="m", name="m")
+    settings = SimpleNamespace(model="m", dataset="demo", questions=2, styles=("concise", "cot"),
+                               samples=2, continuations=1, trajectories=1, fractions=(0.0,),
+                               absolute=(), max_tokens=None, top_k=2)
+    exp = SimpleNamespace(collapse="auto", judge=None, trajectories=settings,
+                          selfpredict=settings, comparisons=("trajectories", "selfpredict"),
+                          datasets=["demo"], model_entry=lambda name: model, seed=0, k_shot=0,
+                          n_boot=10, max_tokens={})
+    monkeypatch.setattr(driver.dataclasses, "asdict", lambda s: {})
+    result = ReproduceResult(out_dir=tmp_path, spec=exp)
+    sampler = SimpleNamespace(model_name="m")
+    driver._theory(exp, model, sampler, tmp_path, result, lambda s: None)
+    assert seen["b"] == [("auto", "concise"), ("auto", "cot")]
+    for kind in ("traj", "self"):
+        assert [b for b, _ in seen[kind]] == ["B[concise]", "B[cot]"]
+        assert all(type(g).__name__ == "AutoGrader" for _, g in seen[kind])

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from fakes import CLASSES, DirectToy, ToySampler
 from semcal.errors import InputError
+from semcal.metrics import auroc
 from semcal.theory import (
     TrajectoryResult,
     estimate_trajectories,
@@ -28,7 +29,7 @@ from semcal.theory import (
     summarize_trajectories,
     tv_distance,
 )
-from semcal.theory._common import auroc_or_nan, token_prefix, with_prefix
+from semcal.theory._common import token_prefix, with_prefix
 from semcal.theory.trajectories import QuestionTrajectory
 from semcal.types import Collapsed, Completion, Message, Prompt, Question
 
@@ -89,8 +90,8 @@ def test_auroc_matches_pairwise_definition() -> None:
     y = [False, False, True, True, True]
     pairs = [(a, b) for a, ya in zip(s, y) if ya for b, yb in zip(s, y) if not yb]
     expect = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in pairs) / len(pairs)
-    assert auroc_or_nan(s, y) == pytest.approx(expect)
-    assert math.isnan(auroc_or_nan([0.1, 0.2], [True, True]))
+    assert auroc(s, y) == pytest.approx(expect)  # the diagnostics' AUROC is metrics.auroc
+    assert math.isnan(auroc([0.1, 0.2], [True, True]))
 
 
 # ----------------------------------------------------------------------------- distances

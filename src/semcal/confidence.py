@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from semcal.errors import InputError
-from semcal.grade import plurality
+from semcal.grade import answer_confidence, plurality
 from semcal.prompts import p_true_prompt, verbalized_confidence_prompt
 from semcal.registry import Registry
 from semcal.types import NON_ANSWERS, Completion, Question, SamplingParams
@@ -120,13 +120,14 @@ def _seq_logprob(c: Completion, length_normalized: bool) -> float | None:
 
 
 def semantic_confidence(labels: Sequence[str], prediction: str | None = None) -> float:
-    """The paper's semantic confidence: the share of samples in the predicted class, count / M.
+    """The paper's semantic confidence: the share of samples in the predicted class, count / M
+    (:func:`semcal.grade.answer_confidence`, 0 when the prediction is no answer).
 
     ``prediction`` defaults to the plurality class. Example: labels ``[a, a, b]`` -> 2/3.
     """
     labs = _check_labels(labels)
     pred = _resolve_prediction(labs, prediction)
-    return labs.count(pred) / len(labs)
+    return answer_confidence(pred, labs.count(pred), len(labs))
 
 
 def semantic_confidence_smoothed(

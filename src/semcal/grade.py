@@ -93,6 +93,15 @@ def answer_confidence(prediction: str, count: int, n: int) -> float:
     return count / n
 
 
+def class_shares(labels: Sequence[str]) -> dict[str, float]:
+    """The share of the samples in each class (the empirical class distribution), in order of
+    first appearance. The plurality's share is :func:`answer_confidence` when it is an answer."""
+    labels = list(labels)
+    if not labels:
+        raise InputError("class shares of an empty list of labels")
+    return {lab: k / len(labels) for lab, k in Counter(labels).items()}
+
+
 def plurality(labels: Sequence[str]) -> tuple[str, int]:
     """The most frequent label and its count, whatever the order of the samples.
 
@@ -345,6 +354,6 @@ def get_grader(name: str, **opts: Any) -> Grader:
 
 __all__ = [
     "GRADER_REGISTRY", "AutoGrader", "Grade", "Grader", "JUDGE_GRADE_INSTRUCTIONS", "JUDGE_VERDICTS", "JudgeGrader",
-    "LabelGrader", "NumericGrader", "get_grader", "grade", "is_correct", "is_tied", "parse_verdict",
-    "plurality",
+    "LabelGrader", "NumericGrader", "answer_confidence", "class_shares", "get_grader", "grade",
+    "is_correct", "is_tied", "parse_verdict", "plurality",
 ]

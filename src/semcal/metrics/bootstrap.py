@@ -47,6 +47,7 @@ __all__ = [
     "METRICS",
     "bootstrap_ci",
     "bootstrap_distribution",
+    "cluster_bootstrap",
     "metric_names",
     "metric_range",
     "percentile_interval",
@@ -178,6 +179,30 @@ def bootstrap_distribution(
     nb = check_n_boot(n_boot, where)
     parts = [_evaluate(metric, c, y, idx) for idx in resample_indices(c.size, nb, seed)]
     return np.concatenate(parts)
+
+
+def cluster_bootstrap(
+    stat: Callable[[np.ndarray], float],
+    n_units: int,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int | None = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of any statistic of ``n_units`` units (questions,
+    trajectories), resampled with replacement: ``stat(idx)`` gets an int array of resampled unit
+    indices and returns a float (NaN allowed, ignored). ``(nan, nan)`` when there are no units,
+    no resamples or no finite value.
+
+    The theory diagnostics use it for statistics that are not a metric of (conf, correct) pairs
+    (a mean TV distance, a correlation, an AUROC of one column of a matrix). The resamples are
+    those of :func:`resample_indices` with the same ``(n_units, n_boot, seed)``.
+    """
+    if n_units < 1 or n_boot < 1:
+        return float("nan"), float("nan")
+    values = np.array([float(stat(row)) for idx in resample_indices(n_units, n_boot, seed)
+                       for row in idx])
+    values[~np.isfinite(values)] = np.nan  # an undefined replicate is left out
+    return percentile_interval(values, alpha)
 
 
 def percentile_interval(values: Any, alpha: float = 0.05) -> tuple[float, float]:

@@ -20,8 +20,9 @@ import numpy as np
 from semcal import runner
 from semcal.analysis import analyze_run
 from semcal.backends import get_sampler
-from semcal.collapse import get_collapse
+from semcal.collapse import collapse_for, collapse_key
 from semcal.files import write_text
+from semcal.grade import get_grader
 from semcal.ray_executor import RayPool
 from semcal.reproduce.figures import make_figures
 from semcal.reproduce.plan import PlannedRun, ReproduceResult, RunOutcome, _dataset_name, plan
@@ -176,7 +177,7 @@ def reproduce(
                 qids = [q.id for q in runner.load_spec_questions(p.spec)]
                 with Store(out) as store:
                     # the one road from stored samples to numbers, as `semcal analyze` takes it
-                    ana = analyze_run(store, rr.run_id, collapse=p.spec.collapse, grader="auto",
+                    ana = analyze_run(store, rr.run_id, collapse=p.spec.collapse, grader=THEORY_GRADER,
                                       estimators=[], n_boot=exp.n_boot, seed=exp.seed, only=qids)
                 oc = RunOutcome(p, [q.qid for q in ana.questions],
                                 np.asarray([q.confidence for q in ana.questions], dtype=float),
@@ -222,6 +223,11 @@ def _theory_questions(ds: str, limit: int) -> list:
     return load_spec_questions(RunSpec(model="-", dataset=ds, limit=limit))
 
 
+#: the grader of the reproduction's runs (``analyze_run(..., grader="auto")`` above) and so of
+#: its theory diagnostics
+THEORY_GRADER = "auto"
+
+
 def _theory(
     exp: ExperimentSpec, m: ModelEntry, sampler: Any, out: Path, result: ReproduceResult,
     say: Callable[[str], None],
@@ -230,14 +236,22 @@ def _theory(
 
     cache = out / "theory"
     cache.mkdir(exist_ok=True)
-    collapse = get_collapse(exp.collapse)
+    # the B and grader the runs are analysed with: B read with each style, the auto grader
+    collapses: dict[str, Any] = {}
+
+    def collapse(style: str) -> Any:
+        if style not in collapses:
+            collapses[style] = collapse_for(exp.collapse, style=style, judge=exp.judge)
+        return collapses[style]
+
+    grader = get_grader(THEORY_GRADER)
 
     def cached(kind: str, settings: Any, ds: str, style: str, compute: Callable[[], Any],
                dump: Callable[[Any], Any], load: Callable[[Any], Any]) -> Any:
         """A diagnostic's result from the JSON cache, or computed (and cached) now."""
         key = _cache_key([kind, m.model, sampler.model_name, ds, style,
-                          dataclasses.asdict(settings), exp.seed, exp.k_shot, exp.collapse,
-                          exp.max_tokens.get(style)])
+                          dataclasses.asdict(settings), exp.seed, exp.k_shot,
+                          collapse_key(exp.collapse), THEORY_GRADER, exp.max_tokens.get(style)])
         name = {"traj": "trajectories", "self": "selfpredict"}[kind]
         f = cache / f"{name}-{m.name}-{style}-{key}.json"
         if f.exists():
@@ -255,11 +269,11 @@ def _theory(
             res = cached(
                 "traj", ts, ds, style,
                 lambda style=style, qs=qs: tj.estimate_trajectories(
-                    sampler, qs, style, collapse, samples=ts.samples,
+                    sampler, qs, style, collapse(style), samples=ts.samples,
                     n_continuations=ts.continuations, n_trajectories=ts.trajectories,
                     fractions=ts.fractions, absolute=ts.absolute,
                     max_tokens=ts.max_tokens or exp.max_tokens.get(style),
-                    k_shot=exp.k_shot, seed=exp.seed),
+                    k_shot=exp.k_shot, seed=exp.seed, grader=grader),
                 lambda r: r.to_dict(), tj.TrajectoryResult.from_dict)
             summ = tj.summarize_trajectories(res, n_boot=exp.n_boot, seed=exp.seed)
             summ["dataset"] = ds
@@ -272,9 +286,9 @@ def _theory(
             rows = cached(
                 "self", ss, ds, style,
                 lambda style=style, qs=qs: sp.self_prediction(
-                    sampler, qs, style, collapse, samples=ss.samples, top_k=ss.top_k,
+                    sampler, qs, style, collapse(style), samples=ss.samples, top_k=ss.top_k,
                     max_tokens=ss.max_tokens or exp.max_tokens.get(style),
-                    k_shot=exp.k_shot, seed=exp.seed),
+                    k_shot=exp.k_shot, seed=exp.seed, grader=grader),
                 sp.rows_to_dicts, lambda data: [sp.SelfPrediction(**r) for r in data])
             summ = sp.summarize_self_prediction(rows, n_boot=exp.n_boot, seed=exp.seed)
             summ["dataset"] = ds

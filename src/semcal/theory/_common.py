@@ -1,18 +1,19 @@
-"""Helpers shared by the theory diagnostics (prompt prefixes, sampling parameters, bootstrap)."""
+"""Helpers shared by the theory diagnostics (prompt prefixes, sampling parameters, grading).
+
+Their intervals come from :func:`semcal.metrics.cluster_bootstrap`, their AUROC and smECE from
+:mod:`semcal.metrics`, their correctness from a registered grader (:mod:`semcal.grade`)."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-import numpy as np
-
 from semcal.errors import InputError
-from semcal.metrics import auroc
+from semcal.grade import Grader, get_grader
 from semcal.prompts import build_prompt, default_max_tokens, stop_strings
-from semcal.types import Completion, Prompt, SamplingParams
+from semcal.types import Collapsed, Completion, Prompt, Question, SamplingParams
 
 
 def with_prefix(prompt: Prompt, prefix: str) -> Prompt:
@@ -106,34 +107,19 @@ def sample_answers(
     return prompts, params, samples
 
 
-def cluster_bootstrap(
-    stat: Callable[[np.ndarray], float],
-    n_units: int,
-    n_boot: int = 1000,
-    alpha: float = 0.05,
-    seed: int = 0,
-) -> tuple[float, float]:
-    """Percentile bootstrap CI of ``stat(idx)`` resampling ``n_units`` units (questions) with replacement.
-
-    ``stat`` receives an int array of resampled unit indices and returns a float (NaN allowed,
-    ignored). Returns (nan, nan) when no replicate is finite.
-    """
-    if n_units < 1 or n_boot < 1:
-        return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    vals = []
-    for _ in range(n_boot):
-        v = stat(rng.integers(0, n_units, size=n_units))
-        if np.isfinite(v):
-            vals.append(v)
-    if not vals:
-        return (float("nan"), float("nan"))
-    lo, hi = np.quantile(np.asarray(vals), [alpha / 2, 1 - alpha / 2])
-    return (float(lo), float(hi))
+def grader_or_auto(grader: Grader | None) -> Grader:
+    """The grader a diagnostic grades with: the run's, or the ``auto`` grader the reproduction's
+    runs are analysed with."""
+    return get_grader("auto") if grader is None else grader
 
 
-def auroc_or_nan(scores: Sequence[float], labels: Sequence[bool]) -> float:
-    """AUROC of any real ``scores`` for ``labels``: :func:`semcal.metrics.auroc` (ties count one
-    half, NaN when one class is absent)."""
-
-    return auroc(np.asarray(scores, dtype=float), np.asarray(labels, dtype=float))
+def grade_classes(grader: Grader, question: Question, collapsed: Collapsed,
+                  texts: Sequence[str]) -> dict[str, bool]:
+    """Whether each class among ``collapsed.labels`` is correct, by ``grader``: each class is
+    graded once, on its first text (as a grader grades a plurality by one response of it)."""
+    out: dict[str, bool] = {}
+    for label, text in zip(collapsed.labels, texts):
+        if label not in out:
+            one = Collapsed((label,), collapsed.gold)
+            out[label] = bool(grader(question, one, [text]).correct)
+    return out

@@ -36,13 +36,10 @@ import numpy as np
 from semcal.collapse.base import CollapseFn
 from semcal.errors import InputError
 from semcal.files import save_figure
-from semcal.grade import is_correct, plurality
-from semcal.metrics import smece
-from semcal.theory._common import (
-    cluster_bootstrap,
-    sample_answers,
-)
-from semcal.types import NO_ANSWER, Question, check_n
+from semcal.grade import Grader, class_shares, plurality
+from semcal.metrics import cluster_bootstrap, summarize
+from semcal.theory._common import grader_or_auto, sample_answers
+from semcal.types import Question, check_n
 
 
 @dataclass(frozen=True)
@@ -155,14 +152,20 @@ def self_prediction(
     max_tokens: int | None = None,
     k_shot: int = 5,
     seed: int = 0,
+    grader: Grader | None = None,
 ) -> list[SelfPrediction]:
     """Run the self-prediction test of ``sampler`` on ``questions`` under ``style``.
+
+    ``collapse`` is the run's B for ``style`` (:func:`semcal.collapse.collapse_for`); the
+    plurality class is graded by ``grader`` (default: the ``auto`` grader) and its confidence is
+    :func:`semcal.grade.answer_confidence`, as in the analysis.
 
     Needs token strings in the completions (every backend gives next-token log-probs). Cost: ``len(questions) * samples`` samples plus one forward pass per question.
     """
     check_n(samples)
     check_n(top_k)
     questions = list(questions)
+    grade = grader_or_auto(grader)
 
     prompts, _, sampled = sample_answers(
         sampler, questions, style, samples, temperature=temperature, seed=seed,
@@ -171,11 +174,13 @@ def self_prediction(
     first = sampler.next_token_logprobs(prompts, top_k)
     rows: list[SelfPrediction] = []
     for q, comps, lp in zip(questions, sampled, first):
-        collapsed = collapse(q, [c.text for c in comps])
+        texts = [c.text for c in comps]
+        collapsed = collapse(q, texts)
         labels = list(collapsed.labels)
         firsts = [c.tokens[0] if c.tokens else None for c in comps]
-        top, count = plurality(labels)
-        sampled = {k: v / len(labels) for k, v in Counter(labels).items()}
+        graded = grade(q, collapsed, texts)
+        top = graded.prediction
+        sampled = class_shares(labels)
         implied, unmapped = implied_class_distribution(lp, firsts, labels, mode=mode)
         rows.append(
             SelfPrediction(
@@ -187,9 +192,9 @@ def self_prediction(
                 tv=tv_distance(sampled, implied) if implied else 1.0,
                 kl=kl_divergence(sampled, implied),
                 top_class=top,
-                confidence=count / len(labels),
+                confidence=graded.confidence,
                 implied_confidence=float(implied.get(top, 0.0)),
-                correct=top != NO_ANSWER and bool(is_correct(top, collapsed.gold)),
+                correct=bool(graded.correct),
             )
         )
     return rows
@@ -203,7 +208,9 @@ def summarize_self_prediction(
     Keys: ``n``, ``mean_tv`` (+ ``mean_tv_ci``), ``mean_kl`` (+ CI), ``mean_unmapped``,
     ``corr_confidence`` (Pearson correlation of implied vs sampled confidence, + CI),
     ``smece_implied`` (smECE of the implied confidence of the plurality class as a predictor of
-    its correctness) and ``smece_sampled`` (the same for the sampled confidence).
+    its correctness) and ``smece_sampled`` (the same for the sampled confidence), each with its
+    ``_ci`` from :func:`semcal.metrics.summarize`. Intervals of the other statistics resample
+    questions (:func:`semcal.metrics.cluster_bootstrap`).
     """
 
     n = len(rows)
@@ -222,8 +229,12 @@ def summarize_self_prediction(
             return float("nan")
         return float(np.corrcoef(a, b)[0, 1])
 
-    def sm(c: np.ndarray, y: np.ndarray) -> float:
-        return float(smece(c, y).value)
+    def sm(c: np.ndarray, y: np.ndarray) -> tuple[float, tuple[float, float]]:
+        s = summarize(c, y, n_boot=n_boot, seed=seed, only="smece")
+        return s["smece"], (s["smece_lo"], s["smece_hi"])
+
+    smece_implied, smece_implied_ci = sm(imp, corr)
+    smece_sampled, smece_sampled_ci = sm(conf, corr)
 
     out.update(
         {
@@ -234,8 +245,10 @@ def summarize_self_prediction(
             "mean_unmapped": float(np.mean([r.unmapped_mass for r in rows])),
             "corr_confidence": pearson(np.arange(n)),
             "corr_confidence_ci": cluster_bootstrap(pearson, n, n_boot, seed=seed),
-            "smece_implied": sm(imp, corr),
-            "smece_sampled": sm(conf, corr),
+            "smece_implied": smece_implied,
+            "smece_implied_ci": smece_implied_ci,
+            "smece_sampled": smece_sampled,
+            "smece_sampled_ci": smece_sampled_ci,
         }
     )
     return out

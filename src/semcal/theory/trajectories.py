@@ -39,17 +39,18 @@ import numpy as np
 from semcal.collapse.base import CollapseFn
 from semcal.errors import InputError
 from semcal.files import save_figure
-from semcal.grade import is_correct, plurality
+from semcal.grade import Grader
+from semcal.metrics import auroc, cluster_bootstrap
 from semcal.theory._common import (
-    auroc_or_nan,
-    cluster_bootstrap,
     derived_seed,
+    grade_classes,
+    grader_or_auto,
     sample_answers,
     sample_each,
     token_prefix,
     with_prefix,
 )
-from semcal.types import NO_ANSWER, Question, check_n
+from semcal.types import Collapsed, Question, check_n
 
 #: default prefix positions as fractions of the reference answer's token length
 DEFAULT_FRACTIONS: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
@@ -173,6 +174,7 @@ def estimate_trajectories(
     max_tokens: int | None = None,
     k_shot: int = 5,
     seed: int = 0,
+    grader: Grader | None = None,
 ) -> TrajectoryResult:
     """Estimate intermediate B-confidence trajectories of ``sampler`` on ``questions``.
 
@@ -182,8 +184,12 @@ def estimate_trajectories(
     continuations are drawn. Cost: about ``len(questions) * (samples + n_trajectories *
     len(positions) * n_continuations)`` samples.
 
-    ``sampler`` is a :class:`semcal.backends.Sampler` that reports token strings.
+    ``sampler`` is a :class:`semcal.backends.Sampler` that reports token strings. ``collapse``
+    is the run's B for ``style`` (:func:`semcal.collapse.collapse_for`); classes are graded by
+    ``grader`` (default: the ``auto`` grader) and the plurality's confidence is
+    :func:`semcal.grade.answer_confidence`, as in the analysis.
     """
+    grade = grader_or_auto(grader)
     check_n(samples)
     check_n(n_continuations)
     check_n(n_trajectories)
@@ -237,22 +243,22 @@ def estimate_trajectories(
                 where=f"question {q.id!r}",
             )
         ref_labels = labels[: len(ref_texts)]
-        top, count = plurality(ref_labels)
-        confidence = count / len(ref_labels)
-        correct = bool(is_correct(top, collapsed.gold))
+        graded = grade(q, Collapsed(tuple(ref_labels), collapsed.gold), ref_texts)
+        top, confidence, correct = graded.prediction, graded.confidence, bool(graded.correct)
+        right = grade_classes(grade, q, collapsed, texts)
         off = len(ref_texts)
         g_of: dict[tuple[int, int], tuple[float, float]] = {}
         for ti, p, _prefix, ts in groups:
             lab = labels[off : off + len(ts)]
             off += len(ts)
             g = sum(lb == top for lb in lab) / len(lab)
-            pc = sum(lb != NO_ANSWER and bool(is_correct(lb, collapsed.gold)) for lb in lab) / len(lab)
+            pc = sum(right[lb] for lb in lab) / len(lab)
             g_of[(ti, p)] = (g, pc)
         for (qj, ti), pos in sorted(plans.items()):
             if qj != qi:
                 continue
             final = ref_labels[ti]
-            final_correct = final != NO_ANSWER and bool(is_correct(final, collapsed.gold))
+            final_correct = right[final]
             gs, pcs = [], []
             for p in pos[:-1]:
                 g, pc = g_of[(ti, p)]
@@ -332,13 +338,13 @@ def summarize_trajectories(
                 lambda idx, c=col: float(np.mean((c[idx] - final[idx]) ** 2)), n, n_boot, seed=seed
             ),
             "resolved_share": (1.0 - brier / brier0) if brier0 > 0 else float("nan"),
-            "auroc_final": auroc_or_nan(col, final == 1),
+            "auroc_final": auroc(col, final == 1),
             "auroc_final_ci": cluster_bootstrap(
-                lambda idx, c=col: auroc_or_nan(c[idx], final[idx] == 1), n, n_boot, seed=seed
+                lambda idx, c=col: auroc(c[idx], final[idx] == 1), n, n_boot, seed=seed
             ),
-            "auroc_correct": auroc_or_nan(col, fcorrect),
+            "auroc_correct": auroc(col, fcorrect),
             "auroc_correct_ci": cluster_bootstrap(
-                lambda idx, c=col: auroc_or_nan(c[idx], fcorrect[idx]), n, n_boot, seed=seed
+                lambda idx, c=col: auroc(c[idx], fcorrect[idx]), n, n_boot, seed=seed
             ),
         }
         out["rows"].append(row)
