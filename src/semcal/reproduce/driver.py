@@ -27,7 +27,7 @@ from semcal.ray_executor import RayPool
 from semcal.reproduce.figures import make_figures
 from semcal.reproduce.plan import PlannedRun, ReproduceResult, RunOutcome, _dataset_name, plan
 from semcal.reproduce.spec import ExperimentSpec, ModelEntry, load_experiment, parse_model_arg
-from semcal.reproduce.summary import summary_markdown
+from semcal.reproduce.summary import b_sensitivity, summary_markdown
 from semcal.runner import load_spec_questions
 from semcal.spec import ExecutorSpec, RunSpec
 from semcal.store import Store, has_store, spec_key
@@ -174,17 +174,7 @@ def reproduce(
                                 progress=not quiet)
                 if rr.interrupted:
                     raise KeyboardInterrupt
-                qids = [q.id for q in runner.load_spec_questions(p.spec)]
-                with Store(out) as store:
-                    # the one road from stored samples to numbers, as `semcal analyze` takes it
-                    ana = analyze_run(store, rr.run_id, collapse=p.spec.collapse, grader=THEORY_GRADER,
-                                      estimators=[], n_boot=exp.n_boot, seed=exp.seed, only=qids)
-                oc = RunOutcome(p, [q.qid for q in ana.questions],
-                                np.asarray([q.confidence for q in ana.questions], dtype=float),
-                                np.asarray([q.correct for q in ana.questions], dtype=bool))
-                oc.metrics = {**ana.summary, "collapse": ana.collapse, "grader": ana.grader,
-                              "audit": ana.audit}
-                result.runs.append(oc)
+                result.runs.append(_outcome(exp, p, out, rr.run_id))
             if theory:
                 say(f"[reproduce] opening {m.model} ({b})")
                 sampler = _open(b, m, exp.backend_options, exp.executor)
@@ -202,10 +192,40 @@ def reproduce(
     return result
 
 
+def _outcome(exp: ExperimentSpec, p: PlannedRun, out: Path, run_id: int) -> RunOutcome:
+    """The numbers of one sampled run under the primary B, and under each further B of the
+    experiment from the same stored samples (nothing is sampled again)."""
+    qids = [q.id for q in runner.load_spec_questions(p.spec)]
+    with Store(out) as store:
+        # the one road from stored samples to numbers, as `semcal analyze` takes it
+        analyses = [analyze_run(store, run_id, collapse=b, grader=THEORY_GRADER, estimators=[],
+                                n_boot=exp.n_boot, seed=exp.seed, only=qids)
+                    for b in (p.spec.collapse, *exp.collapses[1:])]
+    ana = analyses[0]
+    oc = RunOutcome(p, [q.qid for q in ana.questions],
+                    np.asarray([q.confidence for q in ana.questions], dtype=float),
+                    np.asarray([q.correct for q in ana.questions], dtype=bool))
+    oc.metrics = _metrics(ana)
+    oc.by_collapse = {a.collapse: _metrics(a) for a in analyses[1:]}
+    return oc
+
+
+def _metrics(ana: Any) -> dict[str, Any]:
+    """A run's summary under one B, with its B audit and, when the run has hand labels
+    (``semcal label``), its B check and the B's name as the check names it."""
+    m = {**ana.summary, "collapse": ana.collapse, "grader": ana.grader, "audit": ana.audit}
+    if ana.b_check is not None:
+        m.update(b_check=ana.b_check, collapse_label=ana.collapse_label)
+    return m
+
+
 def _write(result: ReproduceResult) -> None:
     """Write results.json and summary.md (called after every phase and at the end)."""
     out = result.out_dir
-    write_text(out / "results.json", json.dumps(result.to_dict(), indent=1, default=_json_default))
+    data = result.to_dict()
+    if len(result.spec.collapses) > 1:
+        data["b_sensitivity"] = b_sensitivity(result)
+    write_text(out / "results.json", json.dumps(data, indent=1, default=_json_default))
     write_text(out / "summary.md", summary_markdown(result))
 
 
@@ -237,11 +257,13 @@ def _theory(
     cache = out / "theory"
     cache.mkdir(exist_ok=True)
     # the B and grader the runs are analysed with: B read with each style, the auto grader
+    # (the primary B when the spec lists several)
+    primary = exp.collapse if isinstance(exp.collapse, str) else exp.collapse[0]
     collapses: dict[str, Any] = {}
 
     def collapse(style: str) -> Any:
         if style not in collapses:
-            collapses[style] = collapse_for(exp.collapse, style=style, judge=exp.judge)
+            collapses[style] = collapse_for(primary, style=style, judge=exp.judge)
         return collapses[style]
 
     grader = get_grader(THEORY_GRADER)
@@ -251,7 +273,7 @@ def _theory(
         """A diagnostic's result from the JSON cache, or computed (and cached) now."""
         key = _cache_key([kind, m.model, sampler.model_name, ds, style,
                           dataclasses.asdict(settings), exp.seed, exp.k_shot,
-                          collapse_key(exp.collapse), THEORY_GRADER, exp.max_tokens.get(style)])
+                          collapse_key(primary), THEORY_GRADER, exp.max_tokens.get(style)])
         name = {"traj": "trajectories", "self": "selfpredict"}[kind]
         f = cache / f"{name}-{m.name}-{style}-{key}.json"
         if f.exists():

@@ -89,7 +89,7 @@ def plan(spec: ExperimentSpec) -> list[PlannedRun]:
             temperature=float(t),
             max_tokens=spec.max_tokens.get(style),
             seed=spec.seed,
-            collapse=spec.collapse,
+            collapse=spec.primary_collapse,
             judge=spec.judge,
             greedy=False,
             batch_questions=spec.batch_questions,
@@ -115,7 +115,9 @@ class RunOutcome:
     confidence: np.ndarray  # (n,) plurality share in [0, 1]
     correct: np.ndarray  # (n,) bool
     metrics: dict[str, Any] = field(default_factory=dict)
-
+    #: the same samples under each further B of the experiment (``collapse = [...]``): the
+    #: keys of :attr:`metrics`, by the B's name; empty with one B
+    by_collapse: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -144,6 +146,7 @@ class ReproduceResult:
                     "group": o.run.group,
                     "comparisons": list(o.run.comparisons),
                     "metrics": o.metrics,
+                    **({"by_collapse": o.by_collapse} if o.by_collapse else {}),
                 }
                 for o in self.runs
             ],

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from semcal.backends.models import resolve_model
+from semcal.collapse import COLLAPSES
 from semcal.errors import InputError
 from semcal.limits import MAX_LIST_ITEMS, check_int
 from semcal.spec import STYLES, ExecutorSpec, JudgeSpec, check_keys, read_toml
@@ -21,6 +22,10 @@ ROLES = ("base", "instruct", "sft")
 #: colour groups of the smECE-vs-accuracy scatter
 GROUPS = ("base", "instruct", "cot")
 GROUP_COLORS = {"base": "#1f77b4", "instruct": "#d62728", "cot": "#2ca02c"}
+
+#: the most Bs one experiment compares (``collapse = ["auto", "exact", ...]``), as
+#: ``semcal analyze --collapse``: each is a full analysis of every run
+MAX_BS = 8
 
 #: the embedded models (offline, CPU): a pretrained base model and a small instruct model
 DEFAULT_MODELS = (("gemma-3-270m", "base"), ("smollm2-135m-instruct", "instruct"))
@@ -116,7 +121,9 @@ class ExperimentSpec:
     questions: int | None = 40  # per dataset (None: all)
     samples: int = 10  # M
     seed: int = 0
-    collapse: str = "auto"
+    #: the B, or a list of Bs: the first is the primary B (its numbers fill the tables); the
+    #: others analyse the same samples again, and the summary says where they change a verdict
+    collapse: str | tuple[str, ...] = "auto"
     k_shot: int = 5
     max_tokens: Mapping[str, int] = field(default_factory=lambda: {"cot": 128})  # per style
     n_boot: int = 1000
@@ -137,6 +144,16 @@ class ExperimentSpec:
         _validate(self)
 
     # -- derived
+    @property
+    def collapses(self) -> tuple[str, ...]:
+        """Every B of the experiment, the primary first."""
+        return (self.collapse,) if isinstance(self.collapse, str) else tuple(self.collapse)
+
+    @property
+    def primary_collapse(self) -> str:
+        """The B the runs are sampled and tabulated with (the first of :attr:`collapses`)."""
+        return self.collapses[0]
+
     def base_models(self) -> list[ModelEntry]:
         return [m for m in self.models if m.role == "base"]
 
@@ -198,6 +215,7 @@ def _validate(s: ExperimentSpec) -> None:
     if s.questions is not None:
         check_int("questions", s.questions)
     _check_lengths(s)
+    _check_collapses(s)
     if s.trajectories.trajectories > s.trajectories.samples:
         raise InputError("trajectories.trajectories cannot exceed trajectories.samples")
     for t in s.temperature.values:
@@ -222,6 +240,21 @@ def _check_lengths(s: ExperimentSpec) -> None:
         if len(items) > MAX_LIST_ITEMS:
             raise InputError(f"{name} has {len(items)} entries; at most {MAX_LIST_ITEMS} "
                              "(each is a run or a pass over the questions)")
+
+
+def _check_collapses(s: ExperimentSpec) -> None:
+    """``collapse``: one known B, or a list of 1 to :data:`MAX_BS` different known Bs."""
+    bs = s.collapse if isinstance(s.collapse, (list, tuple)) else (s.collapse,)
+    if not 1 <= len(bs) <= MAX_BS:
+        raise InputError(f"collapse: give 1 to {MAX_BS} Bs, got {len(bs)}")
+    for b in bs:
+        if not isinstance(b, str) or not b.strip():
+            raise InputError(f"collapse must be a B's name or a list of them, got {b!r}")
+        COLLAPSES.lookup(b)
+    if len(set(bs)) != len(bs):
+        raise InputError(f"collapse lists a B twice: {list(bs)}")
+    if "judge" in bs and s.judge is None:
+        raise InputError('collapse "judge" needs a [judge] table naming the judge model')
 
 
 def _tuple(v: Any, name: str, where: str) -> tuple:
@@ -268,6 +301,8 @@ def experiment_from_dict(data: Mapping[str, Any], where: str = "experiment") -> 
                 kw["models"] = tuple(models)
             elif k in ("datasets", "comparisons", "styles"):
                 kw[k] = tuple(str(x) for x in _tuple(v, k, where))
+            elif k == "collapse" and isinstance(v, list):
+                kw[k] = tuple(v)  # checked with the spec (names, length, no repeats)
             elif k == "temperature":
                 kw[k] = _sub(TemperatureSpec, v, k, where)
             elif k == "trajectories":

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from types import SimpleNamespace
 from typing import Any
 
-from semcal.reproduce.plan import ReproduceResult, _dataset_name
+from semcal.cli import format_b_check
+from semcal.reproduce.plan import ReproduceResult, RunOutcome, _dataset_name
 
 # ----------------------------------------------------------------------------- summary
 
@@ -44,6 +46,13 @@ def _fmt_ci(m: Mapping[str, Any], key: str, signed: bool = False) -> str:
     return s
 
 
+def _bs_text(bs: tuple[str, ...]) -> str:
+    """``auto`` for one B; ``auto`` (also compared: ``exact``) for several."""
+    if len(bs) == 1:
+        return f"`{bs[0]}`"
+    return f"`{bs[0]}` (also compared: {', '.join(f'`{b}`' for b in bs[1:])})"
+
+
 def _pct(v: float) -> str:
     return "-" if v != v else f"{100 * v:.0f}%"
 
@@ -57,13 +66,22 @@ def _condition(o: Any) -> str:
     return f"{o.run.model.name} {o.run.style}{t}"
 
 
-def comparison_verdicts(result: ReproduceResult) -> list[dict[str, Any]]:
+def _under(o: RunOutcome, collapse: str | None) -> Mapping[str, Any]:
+    """The metrics of run ``o`` under B ``collapse`` (None or the primary B: its own)."""
+    if collapse is None or collapse not in o.by_collapse:
+        return o.metrics
+    return o.by_collapse[collapse]
+
+
+def comparison_verdicts(result: ReproduceResult, collapse: str | None = None
+                        ) -> list[dict[str, Any]]:
     """Each pair of runs a comparison sets side by side (same dataset, differing only in what
     the comparison varies: the model for ``tuning``, the style for ``styles`` and ``cot``, the
     temperature for ``temperature``) with their smECE intervals and whether the intervals
-    are apart. Overlapping intervals: the data do not tell the two conditions apart."""
+    are apart. Overlapping intervals: the data do not tell the two conditions apart.
+    ``collapse`` names one of the experiment's further Bs (default: the primary B)."""
     out = []
-    runs = [o for o in result.runs if o.metrics.get("n")]
+    runs = [o for o in result.runs if _under(o, collapse).get("n")]
     # the one thing each comparison varies: the model, the style or the temperature
     axis = {"styles": 1, "tuning": 0, "cot": 1, "temperature": 2}
     for comp in ("styles", "tuning", "cot", "temperature"):
@@ -76,16 +94,99 @@ def comparison_verdicts(result: ReproduceResult) -> list[dict[str, Any]]:
                         a.run.temperature != b.run.temperature]
                 if sum(diff) != 1 or not diff[axis[comp]]:
                     continue
-                ca, cb = _ci(a.metrics, "smece"), _ci(b.metrics, "smece")
+                ma, mb = _under(a, collapse), _under(b, collapse)
+                ca, cb = _ci(ma, "smece"), _ci(mb, "smece")
                 known = bool(ca and cb and all(math.isfinite(x) for x in (*ca, *cb)))
                 apart = known and (ca[1] < cb[0] or cb[1] < ca[0])  # type: ignore[index]
                 out.append({"comparison": comp, "dataset": _dataset_name(a.run.dataset),
                             "a": _condition(a), "b": _condition(b),
-                            "a_smece": _fmt_ci(a.metrics, "smece"),
-                            "b_smece": _fmt_ci(b.metrics, "smece"),
-                            "n": min(a.metrics["n"], b.metrics["n"]),
-                            "apart": apart, "known": known})
+                            "a_smece": _fmt_ci(ma, "smece"),
+                            "b_smece": _fmt_ci(mb, "smece"),
+                            "n": min(ma["n"], mb["n"]),
+                            "apart": apart, "known": known,
+                            # the condition with the lower smECE, when the intervals are apart
+                            "lower": (None if not apart else "a" if ma["smece"] < mb["smece"]
+                                      else "b")})
     return out
+
+
+def _outcome_text(v: Mapping[str, Any]) -> str:
+    """A comparison's conclusion in a few words: which condition has the lower smECE, or
+    no conclusion (direction and "no conclusion" are what a B could change)."""
+    if not v["apart"]:
+        return "no conclusion"
+    lo, hi = (v["a"], v["b"]) if v["lower"] == "a" else (v["b"], v["a"])
+    return f"smECE {lo} < {hi}"
+
+
+def b_sensitivity(result: ReproduceResult) -> list[dict[str, Any]]:
+    """Each comparison's conclusion under every B of the experiment, computed from the same
+    samples: ``verdicts`` maps each B to :func:`_outcome_text`; ``agree`` is whether they
+    are all the same. Empty with one B."""
+    bs = result.spec.collapses
+    if len(bs) < 2:
+        return []
+    per_b = [comparison_verdicts(result, None if i == 0 else b) for i, b in enumerate(bs)]
+    out: dict[tuple, dict[str, Any]] = {}
+    for b, verdicts in zip(bs, per_b):
+        for v in verdicts:
+            key = (v["comparison"], v["dataset"], v["a"], v["b"])
+            row = out.setdefault(key, {"comparison": v["comparison"], "dataset": v["dataset"],
+                                       "a": v["a"], "b": v["b"], "verdicts": {}})
+            row["verdicts"][b] = _outcome_text(v)
+    for row in out.values():
+        row["agree"] = len(row["verdicts"]) == len(bs) and len(set(row["verdicts"].values())) == 1
+    return list(out.values())
+
+
+def _b_sensitivity_lines(result: ReproduceResult) -> list[str]:
+    """The summary's section on whether the choice of B changes a comparison's conclusion."""
+    rows = b_sensitivity(result)
+    if not rows:
+        return []
+    bs = result.spec.collapses
+    names = ", ".join(f"`{b}`" for b in bs)
+    lines = ["## Do the conclusions depend on B?", "",
+             f"The tables use B `{bs[0]}`; the same samples were also analysed under "
+             + ", ".join(f"`{b}`" for b in bs[1:]) + ". A comparison's conclusion is the "
+             "condition with the lower smECE when the intervals are apart, else no conclusion.",
+             ""]
+    changed = [r for r in rows if not r["agree"]]
+    if changed:
+        lines += [f"**The conclusion changes with B** for {len(changed)} of {len(rows)} "
+                  "comparisons: read them as resting on the choice of B (label a sample by "
+                  "hand, `semcal label`, to see which B is right):", ""]
+        lines += [f"- {r['comparison']} · {r['dataset']} · {r['a']} vs {r['b']}: "
+                  + "; ".join(f"`{b}`: {t}" for b, t in r["verdicts"].items()) for r in changed]
+    else:
+        lines.append(f"The Bs agree: every comparison reaches the same conclusion under each "
+                     f"B ({names}).")
+    lines += ["", "| comparison | dataset | condition A | condition B | "
+              + " | ".join(f"`{b}`" for b in bs) + " | Bs agree |",
+              "|---" * (5 + len(bs)) + "|"]
+    for r in rows:
+        lines.append(f"| {r['comparison']} | {r['dataset']} | {r['a']} | {r['b']} | "
+                     + " | ".join(r["verdicts"].get(b, "-") for b in bs)
+                     + f" | {'yes' if r['agree'] else '**no**'} |")
+    return [*lines, ""]
+
+
+def _b_check_lines(result: ReproduceResult) -> list[str]:
+    """The B check of every run with hand labels (``semcal label``), under each B, as
+    ``semcal analyze`` prints it."""
+    blocks = []
+    for o in result.runs:
+        for m in (o.metrics, *o.by_collapse.values()):
+            if m.get("b_check"):
+                shown = SimpleNamespace(run=SimpleNamespace(name=o.run.spec.run_name),
+                                        collapse_label=m.get("collapse_label", m.get("collapse")),
+                                        b_check=m["b_check"])
+                blocks += ["```", format_b_check(shown), "```", ""]
+    if not blocks:
+        return []
+    return ["## B checked by hand", "",
+            "Runs with a hand-label file (`semcal label`): B's classes against the hand "
+            "classes on the labelled questions (see docs/labelling.md).", "", *blocks]
 
 
 def summary_markdown(result: ReproduceResult) -> str:
@@ -98,7 +199,7 @@ def summary_markdown(result: ReproduceResult) -> str:
         + ", ".join(f"`{m.model}` ({m.role})" for m in exp.models)
         + f"; datasets: {', '.join(f'`{d}`' for d in exp.datasets)}; "
         f"up to {exp.questions} questions per dataset, M = {exp.samples} samples per question, "
-        f"collapse `{exp.collapse}`, seed {exp.seed}, {exp.n_boot} bootstrap resamples. "
+        f"collapse {_bs_text(exp.collapses)}, seed {exp.seed}, {exp.n_boot} bootstrap resamples. "
         f"Wall time {result.seconds:.0f} s.",
         "",
     ]
@@ -142,8 +243,9 @@ def summary_markdown(result: ReproduceResult) -> str:
                 lines.append(f"| {v['comparison']} | {v['dataset']} | {v['a']} | {v['a_smece']} | "
                              f"{v['b']} | {v['b_smece']} | {v['n']} | {verdict} |")
             lines.append("")
+        lines += _b_sensitivity_lines(result)
         lines += [
-            f"## How B (`{exp.collapse}`) grouped the samples",
+            f"## How B (`{exp.primary_collapse}`) grouped the samples",
             "",
             "| model | dataset | style | T | classes per question | singleton answer classes "
             "| no answer | refusals | ties |",
@@ -160,6 +262,7 @@ def summary_markdown(result: ReproduceResult) -> str:
                 f"{_pct(au['refusal_rate'])} | {_pct(au['tie_rate'])} |"
             )
         lines.append("")
+        lines += _b_check_lines(result)
     if result.trajectories:
         lines += ["## Intermediate B-confidence trajectories", ""]
         for style, v in result.trajectories.items():
