@@ -299,6 +299,8 @@ def test_a_pipe_device_or_folder_is_refused_at_once(case: str, tmp_path: Path) -
     line = _one_error_line(r)
     assert cpu < 3.0, f"{cpu:.2f} s of CPU"  # mostly the command's imports
     assert not (tmp_path / "o").exists(), line
+    if case == "model-fifo":
+        assert "is not a regular file" in line, line
 
 
 def test_questions_beyond_the_bound_are_refused(tmp_path: Path,

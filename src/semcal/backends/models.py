@@ -529,6 +529,9 @@ def resolve_model(name: str | os.PathLike[str], is_chat: bool | None = None) -> 
             embedded=True,
         )
     path = Path(raw).expanduser()
+    if path.exists() and not path.is_file():  # a FIFO, a device, a folder: never opened
+        raise InputError(f"{raw!r} is not a regular file (give a GGUF file path or one of the "
+                         f"embedded models: {_embedded_list()})", where="--model")
     if not path.is_file():
         kind = "no such file" if (os.sep in raw or raw.endswith(".gguf")) else "unknown model"
         raise InputError(
