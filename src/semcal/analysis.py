@@ -433,6 +433,16 @@ class _CollapsePool:
         _stop_pool(self.pool)
 
 
+def _uncached_texts(order: Sequence[str], questions: dict[str, Question], samples: dict[str, Any],
+                    greedy: dict[str, Any], cached: dict[str, Any]) -> Any:
+    """(question, texts) of each question in ``order`` whose classes are not cached: what a B
+    with a ``prepare`` method (the judge) may read all at once before the per-question calls."""
+    for qid in order:
+        rows, g = samples[qid], greedy.get(qid)
+        if not _cached_classes_fresh(cached.get(qid), len(rows), g):
+            yield questions[qid], [r.completion.text for r in rows] + ([g.text] if g else [])
+
+
 def _cached_classes_fresh(hit: Any, n_samples: int, greedy: Any) -> bool:
     """Whether a question's cached classes cover its ``n_samples`` samples and, when it has a
     greedy completion, that one too."""
@@ -644,6 +654,8 @@ def analyze_run(
             else:
                 if fn is None:
                     fn = _collapse_fn(collapse, **fn_opts)
+                    if hasattr(fn, "prepare"):  # the judge B: all questions' responses in batches
+                        fn.prepare(_uncached_texts(order, questions, samples, greedy, cached))
                 col = fn(q, all_texts)
                 labs, col_gold = tuple(col.labels), frozenset(col.gold)
             if len(labs) != len(all_texts):

@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from semcal.collapse.auto import AutoCollapse
@@ -37,6 +37,8 @@ from semcal.types import NO_ANSWER, REFUSAL, Collapsed, Message, Prompt, Questio
 
 #: bump when the prompt changes, so cached replies of the old prompt are not reused
 PROMPT_VERSION = "extract-v1"
+#: most judge prompts sent in one ``sampler.sample`` call
+BATCH_SIZE = 64
 #: responses longer than this are shortened to their head and tail before judging
 MAX_RESPONSE_CHARS = 3000
 
@@ -178,7 +180,8 @@ class JudgeCollapse:
     """The paper's B: a judge model extracts a short answer from each response.
 
     ``sampler``: any semcal Sampler (chat or base); ``max_tokens``: reply budget (default 24);
-    ``cache_path``: optional SQLite file that keeps judge replies across runs; ``style`` and
+    ``cache_path``: optional SQLite file that keeps judge replies across runs; ``batch_size``:
+    most prompts per ``sampler.sample`` call (default 64); ``style`` and
     ``unmarked``: how the rule-based fallback reads a response (see
     :class:`~semcal.collapse.auto.AutoCollapse`).
 
@@ -190,11 +193,15 @@ class JudgeCollapse:
     name = "judge"
 
     def __init__(self, sampler: Any, *, max_tokens: int = 24, cache_path: str | os.PathLike | None = None,
-                 style: str | None = None, unmarked: str = DEFAULT_UNMARKED):
+                 style: str | None = None, unmarked: str = DEFAULT_UNMARKED,
+                 batch_size: int = BATCH_SIZE):
         if sampler is None or not hasattr(sampler, "sample"):
             raise InputError("the judge collapsing function needs sampler=<a semcal Sampler>")
         if not isinstance(max_tokens, int) or max_tokens < 1:
             raise InputError(f"max_tokens must be an integer >= 1, got {max_tokens!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InputError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        self.batch_size = batch_size
         self.sampler = sampler
         self.max_tokens = max_tokens
         self.model_key = f"{sampler.model_name}|{PROMPT_VERSION}"
@@ -211,24 +218,49 @@ class JudgeCollapse:
     def replies(self, question: Question, texts: Sequence[str]) -> list[str]:
         """The judge's raw reply for each text (cached)."""
         keys = [(self.model_key, question.question, t) for t in texts]
+        self._fill(keys)
+        return [self._memory[k] for k in keys]
+
+    def _fill(self, keys: Sequence[tuple[str, str, str]]) -> None:
+        """Ask the judge for every key not cached yet: each distinct (question, response) once,
+        at most ``batch_size`` prompts per ``sampler.sample`` call."""
         missing = [k for k in dict.fromkeys(keys) if k not in self._memory]
         if missing and self._disk is not None:
             self._memory.update(self._disk.get_many(missing))
             missing = [k for k in missing if k not in self._memory]
-        if missing:
-            chat = bool(self.sampler.is_chat)
-            prompts = [build_judge_prompt(question.question, k[2], chat=chat) for k in missing]
-            params = SamplingParams(temperature=0.0, max_tokens=self.max_tokens, stop=("\n",),
-                                    logprobs=False)
-            outs = self.sampler.sample(prompts, 1, params)
-            if len(outs) != len(prompts):
-                raise InputError(f"judge sampler returned {len(outs)} results for {len(prompts)} prompts")
-            self.calls += len(prompts)
-            fresh = {k: (out[0].text if out else "") for k, out in zip(missing, outs)}
-            self._memory.update(fresh)
-            if self._disk is not None:
-                self._disk.put_many(fresh)
-        return [self._memory[k] for k in keys]
+        for i in range(0, len(missing), self.batch_size):
+            self._ask(missing[i:i + self.batch_size])
+
+    def _ask(self, keys: Sequence[tuple[str, str, str]]) -> None:
+        chat = bool(self.sampler.is_chat)
+        prompts = [build_judge_prompt(k[1], k[2], chat=chat) for k in keys]
+        params = SamplingParams(temperature=0.0, max_tokens=self.max_tokens, stop=("\n",),
+                                logprobs=False)
+        outs = self.sampler.sample(prompts, 1, params)
+        if len(outs) != len(prompts):
+            raise InputError(f"judge sampler returned {len(outs)} results for {len(prompts)} prompts")
+        self.calls += len(prompts)
+        fresh = {k: (out[0].text if out else "") for k, out in zip(keys, outs)}
+        self._memory.update(fresh)
+        if self._disk is not None:
+            self._disk.put_many(fresh)
+
+    def _to_ask(self, texts: Sequence[str], rule_labels: Sequence[str]) -> list[str]:
+        """The distinct texts the judge is asked about: not empty, not a refusal."""
+        return list(dict.fromkeys(t for t, lab in zip(texts, rule_labels)
+                                  if t.strip() and lab != REFUSAL))
+
+    def prepare(self, items: Iterable[tuple[Question, Sequence[str]]]) -> None:
+        """Judge the responses of many questions ahead of the calls (``items``: pairs of a
+        question and its texts), in batches of ``batch_size`` prompts that mix questions; the
+        replies land in the cache, so the later per-question calls ask the judge nothing."""
+        keys = []
+        for question, texts in items:
+            texts = check_inputs(question, texts)
+            base = self.rules.base(question)
+            asked = self._to_ask(texts, [base.label(question, t) for t in texts])
+            keys += [(self.model_key, question.question, t) for t in asked]
+        self._fill(keys)
 
     def _normalise(self, question: Question, answer: str | None) -> str:
         if answer is None:
@@ -251,7 +283,7 @@ class JudgeCollapse:
         base = self.rules.base(question)
         rule_labels = [base.label(question, t) for t in texts]
         # empty responses and refusals need no judge
-        asked = list(dict.fromkeys(t for t, lab in zip(texts, rule_labels) if t.strip() and lab != REFUSAL))
+        asked = self._to_ask(texts, rule_labels)
         reply_of = dict(zip(asked, self.replies(question, asked)))
         labels = []
         for t, rule in zip(texts, rule_labels):
