@@ -1,11 +1,23 @@
 """`semcal analyze` at scale, as a user runs it: wall time and peak memory of the command.
 
     python bench/analyze_speed.py                       # 10^5 samples: cold and warm
+    python bench/analyze_speed.py --texts singletons    # the worst case: every sample its own class
     python bench/analyze_speed.py --questions 20000 --samples 50   # 10^6 samples
 
 A store of QUESTIONS x SAMPLES samples is filled once by the mock backend (no model) with
-varied texts: real responses of both embedded models (bench/data/collapse), each sample made
-distinct by a short tail, so B cannot save work by meeting a text twice. Then:
+varied texts: real responses of both embedded models (bench/data/collapse), every sample's
+string distinct, so B cannot save work by meeting a text twice. Two kinds of store:
+
+- ``--texts meanings`` (default): each question draws its samples from a few of the real
+  responses (the mock's per-question weights, sharpened by ``--concentration``), and each
+  sample is made distinct by whitespace around it, which B strips: the few classes per
+  question of a real run, so semantic confidence takes its usual spread of values;
+- ``--texts singletons``: each sample gets a numbered tail, so every sample that answers is
+  its own class; the no-answer class is then the plurality almost everywhere and nearly every
+  confidence is 0. This is the worst case for the bootstrap (when all confidences are equal,
+  smECE's bandwidth search goes down to its finest grid).
+
+Then:
 
 - cold: ``semcal analyze DIR`` in a fresh process on a fresh copy of the store (no class
   cache; the copy's pages are dropped from the OS cache with posix_fadvise where the kernel
@@ -44,18 +56,27 @@ _TAILS = ("", " Yes.", " I think.", " That is all.", " Hope it helps!", " (final
 
 
 class VariedSampler(MockSampler):
-    """The mock, with a tail that makes (almost) every sample's text distinct."""
+    """The mock, with a tail that makes every sample its own class (``singletons``) or with
+    whitespace that makes every sample's string distinct and leaves its meaning (``meanings``)."""
+
+    def __init__(self, texts: str, **kw) -> None:
+        super().__init__(**kw)
+        self.texts = texts
 
     def sample(self, prompts, n, params):  # type: ignore[override]
         out = super().sample(prompts, n, params)
         for pi, completions in enumerate(out):
             for i, c in enumerate(completions):
-                tail = _TAILS[(pi + i) % len(_TAILS)] + f" #{(pi * 7919 + i) % 9973}"
-                completions[i] = dataclasses.replace(c, text=c.text + tail)
+                if self.texts == "singletons":
+                    text = c.text + _TAILS[(pi + i) % len(_TAILS)] + f" #{(pi * 7919 + i) % 9973}"
+                else:  # i spaces before, i // 10 newlines after: distinct for every i
+                    text = " " * (i % 10) + c.text.strip() + "\n" * (i // 10)
+                completions[i] = dataclasses.replace(c, text=text)
         return out
 
 
-def build(directory: Path, questions: int, samples: int) -> None:
+def build(directory: Path, questions: int, samples: int, texts: str = "meanings",
+          concentration: float = 80.0) -> None:
     data = directory.parent / f"q{questions}.jsonl"
     with data.open("w", encoding="utf-8") as f:
         for i in range(questions):
@@ -64,7 +85,8 @@ def build(directory: Path, questions: int, samples: int) -> None:
     spec = RunSpec(model="mock", backend="mock", dataset=str(data), format="jsonl",
                    samples=samples, seed=1, style="concise", k_shot=0, collapse="auto",
                    max_tokens=8)
-    sampler = VariedSampler(answers=real_texts(), template="{answer}", concentration=1.0)
+    sampler = VariedSampler(texts, answers=real_texts(), template="{answer}",
+                            concentration=1.0 if texts == "singletons" else concentration)
     run(spec, directory, sampler=sampler, quiet=True)
 
 
@@ -129,19 +151,36 @@ def drop_pages(directory: Path) -> None:
                 os.close(fd)
 
 
+def data_shape(directory: Path) -> str:
+    """Classes per question and the spread of semantic confidence of the store's run."""
+    from semcal.analysis import analyze_dir
+
+    a = analyze_dir(directory, estimators=[], n_boot=0)[0]
+    classes = [len(set(r.labels)) for r in a.questions]
+    conf = [r.confidence for r in a.questions]
+    return (f"{sum(classes) / len(classes):.1f} classes per question, semantic confidence "
+            f"mean {sum(conf) / len(conf):.2f}, {len(set(conf))} distinct values")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--questions", type=int, default=2000)
     ap.add_argument("--samples", type=int, default=50)
     ap.add_argument("--repeat", type=int, default=3, help="cold/warm pairs (the median is shown)")
+    ap.add_argument("--texts", choices=("meanings", "singletons"), default="meanings",
+                    help="a few meanings per question (default) or every sample its own class")
+    ap.add_argument("--concentration", type=float, default=80.0,
+                    help="how strongly each question's samples favour its first answers "
+                         "(meanings; default 80: about the demo's mean confidence)")
     ap.add_argument("--work", help="keep the store here (default: a temporary folder)")
     args = ap.parse_args(argv)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="semcal-analyze-"))
     work.mkdir(parents=True, exist_ok=True)
-    master = work / f"store-{args.questions}x{args.samples}"
+    tag = "singletons" if args.texts == "singletons" else f"meanings-c{args.concentration:g}"
+    master = work / f"store-{args.questions}x{args.samples}-{tag}"
     if not master.exists():
         t = time.perf_counter()
-        build(master, args.questions, args.samples)
+        build(master, args.questions, args.samples, args.texts, args.concentration)
         print(f"# built {args.questions} x {args.samples} in {time.perf_counter() - t:.0f} s",
               file=sys.stderr)
     cmd = [sys.executable, "-m", "semcal.cli", "analyze"]
@@ -153,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         drop_pages(copy)
         cold.append(timed([*cmd, str(copy), "-q"]))
         warm.append(timed([*cmd, str(copy), "-q"]))
+        shape = data_shape(copy)  # from the classes the cold call cached (not timed)
         shutil.rmtree(copy)
 
     def median(rows: list[tuple[float, int]]) -> tuple[float, int]:
@@ -166,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         s, peak = median(rows)
         runs = ", ".join(f"{r[0]:.2f}" for r in rows)
         print(f"| {n:,} | {name} | {s:.2f} | {runs} | {max(r[1] for r in rows) / 2**20:.0f} |")
-    print(f"\n{os.cpu_count()} cores; {sys.platform}; python {sys.version.split()[0]}")
+    print(f"\ntexts: {tag}; {shape}")
+    print(f"{os.cpu_count()} cores; {sys.platform}; python {sys.version.split()[0]}")
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)
     return 0

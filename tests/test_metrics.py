@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from semcal.errors import InputError
+from semcal.errors import InputError, SemcalError
 from semcal.metrics import (
     LOG_LOSS_EPS,
     METRICS,
@@ -362,3 +362,55 @@ def test_average_ranks_equal_scipy_rankdata() -> None:
         n = int(rng.integers(1, 80))
         x = rng.integers(0, 5, n).astype(float) if rng.random() < 0.5 else rng.random(n)
         assert np.array_equal(average_ranks(x), rankdata(x, method="average"))
+
+
+def test_bootstrap_draws_split_anywhere_give_the_summary_s_numbers(monkeypatch) -> None:
+    """A large summary is computed in parts (ranges of resamples, in other processes) and
+    handed back with ``draws=``: the parts, cut across the index chunks, must be the same
+    values, so the summary is the same to the last bit."""
+    import semcal.metrics.bootstrap as B
+
+    rng = np.random.default_rng(5)
+    few = rng.integers(0, 11, 300) / 10  # few distinct values, as semantic confidence has
+    y = (rng.random(300) < few).astype(float)
+    monkeypatch.setattr(B, "_INDEX_BUDGET", 300 * 17)  # chunks of 17 resamples
+    monkeypatch.setattr(B, "_EVAL_BLOCK", 4)  # blocks of 4 within each chunk
+    names = B.metric_names()
+    for c in (few, np.clip(few + rng.normal(0, 0.05, 300), 0, 1)):  # and all distinct
+        whole = B.summarize(c, y, n_boot=40, seed=3)
+        parts = [B.bootstrap_draws(c, y, names, n_boot=40, seed=3, start=a, stop=b)
+                 for a, b in ((0, 5), (5, 18), (18, 21), (21, 40))]
+        draws = {n: np.concatenate([p[n] for p in parts]) for n in names}
+        assert all(len(v) == 40 for v in draws.values())
+        assert B.summarize(c, y, n_boot=40, seed=3, draws=draws) == whole
+    starts = B.resample_blocks(300, 40)  # chunks of 17, blocks of 4 within each
+    assert starts == [0, 4, 8, 12, 16, 17, 21, 25, 29, 33, 34, 38]
+    # only some metrics given: the others are resampled as usual, same numbers
+    assert B.summarize(c, y, n_boot=40, seed=3, draws={"smece": draws["smece"]}) == whole
+    # draws that do not fit this summary are refused, not used
+    with pytest.raises(SemcalError, match="draws of 'smece'"):
+        B.summarize(c, y, n_boot=40, seed=3, draws={"smece": draws["smece"][:39]})
+    with pytest.raises(SemcalError, match="draws of 'nope'"):
+        B.summarize(c, y, n_boot=40, seed=3, draws={"nope": draws["smece"]})
+
+
+def test_smece_resamples_same_with_grouped_binning() -> None:
+    """Bootstrap smECE bins each resample's sums per distinct confidence (few values) instead
+    of its points; the values must equal those of the per-point binning."""
+    import importlib
+
+    from semcal.metrics.bootstrap import resample_indices
+
+    S = importlib.import_module("semcal.metrics.smece")  # the module, not the function
+
+    rng = np.random.default_rng(2)
+    c = rng.integers(0, 21, 500) / 20
+    y = (rng.random(500) < c).astype(float)
+    idx = next(resample_indices(500, 60, 1))
+    grouped = S._smece_batch(c, y, idx)
+    binned = S._Binned(c, np.stack([np.ones_like(c), c - y]), idx)
+    assert binned._groups is not None
+    binned._groups = None  # per point
+    per_point = S._smece_search(binned)[1]
+    np.testing.assert_allclose(grouped, per_point, rtol=0, atol=1e-12)
+    assert S._Binned(rng.random(500), np.stack([c, c]), idx)._groups is None  # all distinct

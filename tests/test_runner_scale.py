@@ -180,6 +180,7 @@ def test_parallel_collapse_gives_the_serial_analysis(tmp_path: Path, monkeypatch
         serial = A.analyze_run(st, info, cache=False, n_boot=50)
         monkeypatch.setattr(A, "PARALLEL_MIN_TEXTS", 0)
         monkeypatch.setattr(A, "PARALLEL_MIN_BOOT_WORK", 0)
+        monkeypatch.setattr(A, "SPLIT_MIN_BOOT_WORK", 0)  # the run's smECE resamples split too
         monkeypatch.setattr(A.os, "cpu_count", lambda: 2)
         monkeypatch.setattr(A._CollapsePool, "results", recorded)
         monkeypatch.setattr(A._CollapsePool, "CHUNK_TEXTS", 50)  # several chunks

@@ -182,11 +182,13 @@ def calibration_summary(
     correct: Sequence[float] | np.ndarray,
     n_boot: int = 1000,
     seed: int = 0,
+    draws: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """The summary of one run's (confidence, correct) pairs: :func:`semcal.metrics.summarize`
-    with the tilt diagnostic, NaN everywhere for no pairs (the one summary every command shows)."""
+    with the tilt diagnostic, NaN everywhere for no pairs (the one summary every command shows).
+    ``draws``: resample values computed elsewhere (see :func:`_summaries_in_parallel`)."""
     return M.summarize(np.asarray(conf, dtype=float), np.asarray(correct, dtype=float),
-                     n_boot=n_boot, seed=seed, tilt=True, allow_empty=True)
+                     n_boot=n_boot, seed=seed, tilt=True, allow_empty=True, draws=draws)
 
 
 def estimator_table(
@@ -318,29 +320,87 @@ def _stop_pool(pool: Any) -> None:
             p.kill()
 
 
-def _summary_job(args: tuple[np.ndarray, np.ndarray, int, int]) -> dict[str, Any]:
-    c, y, n_boot, seed = args
-    return calibration_summary(c, y, n_boot=n_boot, seed=seed)
+def _summary_job(task: tuple[Any, ...]) -> Any:
+    """One task of :func:`_summaries_in_parallel`: a whole summary, or the resample values of
+    some metrics for a range of resamples (a part of a large summary)."""
+    if task[0] == "summary":
+        _, c, y, n_boot, seed = task
+        return calibration_summary(c, y, n_boot=n_boot, seed=seed)
+    _, c, y, n_boot, seed, names, start, stop = task
+    return M.bootstrap_draws(c, y, names, n_boot=n_boot, seed=seed, start=start, stop=stop)
+
+
+#: bootstrap work (pairs x resamples) of one summary from which its smECE resamples, the
+#: costly part, are split into one range per worker
+SPLIT_MIN_BOOT_WORK = 1_000_000
+
+
+def _summary_tasks(
+    jobs: list[tuple[np.ndarray, np.ndarray, int]], seed: int, workers: int,
+) -> list[tuple[int, tuple[Any, ...]]]:
+    """(job number, task) pairs, the costliest first: a small summary is one task; a large one
+    is its smECE resamples cut into ``workers`` ranges plus one task for its other metrics."""
+    tasks: list[tuple[float, int, tuple[Any, ...]]] = []
+    for j, (c, y, nb) in enumerate(jobs):
+        work = float(len(c) * nb)
+        if workers < 2 or work < SPLIT_MIN_BOOT_WORK or len(c) == 0:
+            tasks.append((work, j, ("summary", c, y, nb, seed)))
+            continue
+        # cut at the block starts nearest to equal shares (a block is never computed twice)
+        starts = np.array(M.resample_blocks(len(c), nb))
+        cuts = sorted({0, nb, *(int(starts[np.abs(starts - nb * i / workers).argmin()])
+                                 for i in range(1, workers))})
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            if b > a:
+                tasks.append((work * (b - a) / nb, j, ("draws", c, y, nb, seed, ("smece",),
+                                                       int(a), int(b))))
+        others = tuple(n for n in M.metric_names() if n != "smece")
+        tasks.append((work / 4, j, ("draws", c, y, nb, seed, others, 0, nb)))
+    tasks.sort(key=lambda t: -t[0])
+    return [(j, task) for _, j, task in tasks]
 
 
 def _summaries_in_parallel(
     jobs: list[tuple[np.ndarray, np.ndarray, int]], seed: int,
 ) -> list[dict[str, Any]]:
     """:func:`calibration_summary` of each job, in worker processes when the bootstrap work is
-    large (the same numbers: each summary is computed whole by one process from its seed)."""
+    large (the same numbers: every resample's value depends only on its place in the sequence
+    drawn from ``seed``, wherever it is computed). A large summary's smECE resamples are
+    split among the workers, so that one big run does not keep the others waiting."""
     work = sum(len(c) * nb for c, _, nb in jobs)
-    pool = _fork_pool(len(jobs), "summaries") if work >= PARALLEL_MIN_BOOT_WORK else None
+    workers = min(os.cpu_count() or 1, 8)
+    pool = None
+    if work >= PARALLEL_MIN_BOOT_WORK:
+        tasks = _summary_tasks(jobs, seed, workers)
+        pool = _fork_pool(min(len(tasks), workers), "summaries")
     if pool is not None:
         try:
-            out = list(pool.map(_summary_job, [(c, y, nb, seed) for c, y, nb in jobs]))
+            done = list(pool.map(_summary_job, [t for _, t in tasks]))
             pool.shutdown()
-            return out
         except (OSError, RuntimeError) as exc:
             _stop_pool(pool)
             log.info("summaries in one process (%s)", exc)
         except BaseException:  # Ctrl-C, SIGTERM: end the workers, not wait for them
             _stop_pool(pool)
             raise
+        else:
+            whole: dict[int, dict[str, Any]] = {}
+            parts: dict[int, dict[str, list[np.ndarray]]] = {}
+            for (j, task), result in zip(tasks, done):
+                if task[0] == "summary":
+                    whole[j] = result
+                else:  # tasks of one job are in resample order within each metric
+                    for name, values in result.items():
+                        parts.setdefault(j, {}).setdefault(name, []).append((task[6], values))
+            out = []
+            for j, (c, y, nb) in enumerate(jobs):
+                if j in whole:
+                    out.append(whole[j])
+                    continue
+                draws = {name: np.concatenate([v for _, v in sorted(pieces, key=lambda p: p[0])])
+                         for name, pieces in parts[j].items()}
+                out.append(calibration_summary(c, y, n_boot=nb, seed=seed, draws=draws))
+            return out
     return [calibration_summary(c, y, n_boot=nb, seed=seed) for c, y, nb in jobs]
 
 

@@ -800,11 +800,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                   f"({100 * r['fraction']:.0f}%), {r['stopped_early']}/{r['n_questions']} questions "
                   f"stopped early; smECE {_f(r['smece_fixed'])} -> {_f(r['smece_adaptive'])}, "
                   f"accuracy {_f(r['accuracy_fixed'])} -> {_f(r['accuracy_adaptive'])}")
-    rows = [r for a in analyses for r in a.table()]
-    for path in (args.csv, args.parquet):
-        if path:
-            analysis.write_table(rows, path)
-            _say(args, f"wrote {path}")
+    if args.csv or args.parquet:  # the per-question table is built only to be written
+        rows = [r for a in analyses for r in a.table()]
+        for path in (args.csv, args.parquet):
+            if path:
+                analysis.write_table(rows, path)
+                _say(args, f"wrote {path}")
     return 0
 
 

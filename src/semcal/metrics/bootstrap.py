@@ -157,11 +157,65 @@ def resample_indices(n: int, n_boot: int, seed: int | None = 0) -> Iterator[np.n
         yield rng.integers(0, n, size=(min(rows, n_boot - start), n))
 
 
-def _evaluate(fn: MetricFn, c: np.ndarray, y: np.ndarray, index: np.ndarray) -> np.ndarray:
+#: resamples evaluated together by a batched metric. A batched value can differ in its last
+#: bit with the rows computed beside it (vectorised FFT lanes, reduction order), so rows are
+#: always evaluated in the same blocks (counted from the start of each index chunk): a
+#: resample's value is then the same whether a summary is computed whole or in parts.
+_EVAL_BLOCK = 256
+
+
+def resample_blocks(n: int, n_boot: int) -> list[int]:
+    """Where the blocks of resamples that batched metrics evaluate together begin, counted
+    over the whole sequence for ``(n, n_boot)``: the places where a summary can be cut into
+    parts (see :func:`bootstrap_draws`) without evaluating any block twice."""
+    rows = max(1, min(n_boot, _INDEX_BUDGET // max(n, 1)))
+    return [chunk + b for chunk in range(0, n_boot, rows)
+            for b in range(0, min(rows, n_boot - chunk), _EVAL_BLOCK)]
+
+
+def _evaluate(fn: MetricFn, c: np.ndarray, y: np.ndarray, index: np.ndarray,
+              rows: tuple[int, int] | None = None) -> np.ndarray:
+    """Values of ``fn`` on the resamples ``index[rows[0]:rows[1]]`` of one index chunk (all
+    of them for None)."""
+    a, b = (0, len(index)) if rows is None else rows  # (start, stop) within this chunk
     impl = _batched(fn)
-    if impl is not None:
-        return np.asarray(impl(c, y, index), dtype=np.float64)
-    return np.array([float(fn(c[row], y[row])) for row in index], dtype=np.float64)
+    if impl is None:
+        return np.array([float(fn(c[row], y[row])) for row in index[a:b]], dtype=np.float64)
+    parts = []
+    for start in range(a - a % _EVAL_BLOCK, b, _EVAL_BLOCK):
+        block = np.asarray(impl(c, y, index[start : start + _EVAL_BLOCK]), dtype=np.float64)
+        parts.append(block[max(a - start, 0) : b - start])
+    return np.concatenate(parts) if parts else np.empty(0)
+
+
+def bootstrap_draws(
+    conf: Any, correct: Any, names: Any, n_boot: int = 1000, seed: int | None = 0,
+    start: int = 0, stop: int | None = None, n_bins: int = 15,
+) -> dict[str, np.ndarray]:
+    """The values of the metrics ``names`` on resamples ``start`` to ``stop`` of the sequence
+    :func:`summarize` draws for ``(n, n_boot, seed)``: one array per name, of ``stop - start``
+    values, equal to the matching slice of what :func:`summarize` computes itself.
+
+    A resample's value does not depend on which other resamples are evaluated with it, so
+    a large summary can be split into row ranges, computed in several processes and handed
+    back whole as ``summarize(..., draws=...)`` with the same numbers."""
+    where = "bootstrap_draws"
+    c, y = check_pair(conf, correct, where=where)
+    nb = check_n_boot(n_boot, where, allow_zero=True)
+    stop = nb if stop is None else min(int(stop), nb)
+    start = max(0, int(start))
+    metrics = _summary_metrics(_chosen(names, where), n_bins=n_bins)
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in metrics}
+    pos = 0
+    for idx in resample_indices(c.size, nb, seed):  # every chunk is drawn: the stream is one
+        a, b = max(start - pos, 0), min(stop - pos, len(idx))
+        if a < b:
+            for name, fn in metrics.items():
+                parts[name].append(_evaluate(fn, c, y, idx, (a, b)))
+        pos += len(idx)
+        if pos >= stop:
+            break
+    return {name: np.concatenate(v) if v else np.empty(0) for name, v in parts.items()}
 
 
 def bootstrap_distribution(
@@ -282,6 +336,7 @@ def summarize(
     tilt: bool = False,
     allow_empty: bool = False,
     only: Any = None,
+    draws: Any = None,
 ) -> dict[str, Any]:
     """Every metric with its percentile bootstrap interval, as one flat dict.
 
@@ -303,6 +358,10 @@ def summarize(
     This is the one summary of (confidence, correct) pairs: ``analyze``, ``report`` and
     ``reproduce`` all show what it returns. ``allow_empty=True``: no pairs give ``n = 0`` and NaN
     everywhere instead of an error.
+
+    ``draws``: resample values computed elsewhere by :func:`bootstrap_draws` with the same
+    ``(conf, correct, n_boot, seed, n_bins)``, as {metric name: array of ``n_boot`` values};
+    the metrics it names are not resampled again (the numbers are the same).
     """
     where = "summarize"
     if allow_empty and np.asarray(conf).size == 0 and np.asarray(correct).size == 0:
@@ -327,14 +386,22 @@ def summarize(
         out[name] = float(value)
         for attr in METRICS.meta(name).get("reports", ()):
             out[f"{name}_{attr}"] = float(getattr(value, attr))
-    draws: dict[str, list[np.ndarray]] = {name: [] for name in metrics}
-    if nb:
+    given = dict(draws or {})
+    for name, values in given.items():
+        if name not in metrics or np.shape(values) != (nb,):
+            raise SemcalError(f"summarize: draws of {name!r} do not match this summary "
+                              f"(expected {nb} values of a metric it reports)")
+    todo = {name: fn for name, fn in metrics.items() if name not in given}
+    drawn: dict[str, list[np.ndarray]] = {name: [] for name in todo}
+    if nb and todo:
         for idx in resample_indices(c.size, nb, seed):
-            for name, fn in metrics.items():
-                draws[name].append(_evaluate(fn, c, y, idx))
+            for name, fn in todo.items():
+                drawn[name].append(_evaluate(fn, c, y, idx))
     for name in metrics:
         if nb:
-            lo, hi = _interval(np.concatenate(draws[name]), a, m, out[name], metric_range(name))
+            values = (np.asarray(given[name], dtype=np.float64) if name in given
+                      else np.concatenate(drawn[name]))
+            lo, hi = _interval(values, a, m, out[name], metric_range(name))
         else:
             lo = hi = float("nan")
         out[f"{name}_lo"], out[f"{name}_hi"] = lo, hi

@@ -246,11 +246,36 @@ class _Binned:
         self.index = index
         self.rows = 1 if index is None else index.shape[0]
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._groups: tuple[np.ndarray, np.ndarray] | None = None
+        if index is not None:
+            self._groups = self._group(conf, columns, index)
+
+    @staticmethod
+    def _group(conf: np.ndarray, columns: np.ndarray,
+               index: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Each resample's column sums per distinct confidence: (values (d,), sums (c, k, d)).
+
+        Semantic confidence takes few values (at most M + 1 for M samples), so binning a
+        resample's d sums instead of its n points makes every grid size after the first cheap;
+        one pass over the k x n resampled points is paid here instead of one per grid size.
+        None when the confidences are mostly distinct (nothing to save)."""
+        values, inverse = np.unique(conf, return_inverse=True)
+        d = values.size
+        if 2 * d > conf.size:
+            return None
+        k = index.shape[0]
+        flat = (inverse.ravel()[index] + (np.arange(k, dtype=np.int64) * d)[:, None]).ravel()
+        gather = index.ravel()
+        sums = np.stack([np.bincount(flat, weights=col[gather], minlength=k * d).reshape(k, d)
+                         for col in columns])
+        return values, sums
 
     def _bin(self, nodes: int, rows: np.ndarray) -> np.ndarray:
         # Linear binning (step 2). With k the lower node and f the fractional position, node j
         # receives sum_{k=j} (1 - f) w + sum_{k=j-1} f w = A[j] - B[j] + B[j-1] where
         # A = bincount(k, w) and B = bincount(k, f w): two passes over the points per column.
+        if self._groups is not None:  # resamples summed per distinct confidence already
+            return self._bin_groups(nodes, rows)
         pos = self.conf * (nodes - 1)
         lower = pos.astype(np.int64)
         np.minimum(lower, nodes - 2, out=lower)  # a confidence of exactly 1.0 -> f = 1
@@ -275,6 +300,26 @@ class _Binned:
                 col, wf = col[gather], wf[gather]
             a = np.bincount(lo, weights=col, minlength=total).reshape(count, nodes)
             b = np.bincount(lo, weights=wf, minlength=total).reshape(count, nodes)
+            grid = out[:, j]
+            np.subtract(a, b, out=grid)
+            grid[:, 1:] += b[:, :-1]
+        return out
+
+    def _bin_groups(self, nodes: int, rows: np.ndarray) -> np.ndarray:
+        """Step 2 for resample rows from their per-value sums (see :meth:`_group`)."""
+        values, sums = self._groups  # type: ignore[misc]
+        pos = values * (nodes - 1)
+        lower = pos.astype(np.int64)
+        np.minimum(lower, nodes - 2, out=lower)
+        frac = pos - lower
+        count = len(rows)
+        lo = (lower[None, :] + (np.arange(count, dtype=np.int64) * nodes)[:, None]).ravel()
+        total = count * nodes
+        out = np.empty((count, sums.shape[0], nodes))
+        for j in range(sums.shape[0]):
+            w = sums[j][rows]  # (count, d)
+            a = np.bincount(lo, weights=w.ravel(), minlength=total).reshape(count, nodes)
+            b = np.bincount(lo, weights=(w * frac).ravel(), minlength=total).reshape(count, nodes)
             grid = out[:, j]
             np.subtract(a, b, out=grid)
             grid[:, 1:] += b[:, :-1]
