@@ -72,6 +72,29 @@ def test_plan_of_default_experiment() -> None:
     assert by[("gemma-3-270m", "world", "concise", 0.3)].spec.temperature == 0.3
 
 
+def test_cot_table_chooses_the_styles_and_roles_of_the_cot_comparison() -> None:
+    """[cot]: an instruct model that solves the questions is compared concise vs CoT (the
+    1.5B GSM8K spec); the default stays sentence vs CoT on base models."""
+    exp = experiment_from_dict({
+        "datasets": ["arithmetic"], "comparisons": ["cot"],
+        "models": [{"model": "gemma-3-270m", "role": "base"},
+                   {"model": "smollm2-135m-instruct", "role": "instruct"}],
+        "cot": {"styles": ["concise", "cot"], "roles": ["instruct"]}})
+    got = {(r.model.model, r.style) for r in plan(exp)}
+    assert got == {("smollm2-135m-instruct", "concise"), ("smollm2-135m-instruct", "cot")}
+    default = plan(dataclasses.replace(exp, cot=ExperimentSpec().cot))
+    assert {(r.model.model, r.style) for r in default} == {
+        ("gemma-3-270m", "sentence"), ("gemma-3-270m", "cot")}
+    with pytest.raises(InputError, match="cot.roles"):
+        experiment_from_dict({"cot": {"roles": ["teacher"]}})
+    with pytest.raises(InputError, match="cot.styles"):
+        experiment_from_dict({"cot": {"styles": ["cot"]}})
+    with pytest.raises(InputError, match="unknown style"):
+        experiment_from_dict({"cot": {"styles": ["cot", "poem"]}})
+    with pytest.raises(InputError, match="cot"):
+        experiment_from_dict({"cot": {"style": ["cot", "concise"]}})  # unknown key
+
+
 def test_spec_validation_errors_name_the_place(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="unknown comparison"):
         ExperimentSpec(comparisons=("styles", "nope"))

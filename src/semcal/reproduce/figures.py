@@ -27,7 +27,7 @@ def make_figures(result: ReproduceResult, fig_dir: Path) -> dict[str, Path]:
     for comp, title in (
         ("styles", "Base models: concise vs sentence"),
         ("tuning", "Base vs instruct-tuned"),
-        ("cot", "Sentence vs chain-of-thought"),
+        ("cot", "Direct vs chain-of-thought"),
         ("temperature", "Sampling temperature (base model)"),
     ):
         sel = [o for o in runs if comp in o.run.comparisons]

@@ -65,9 +65,9 @@ def plan(spec: ExperimentSpec) -> list[PlannedRun]:
             if "tuning" in comps:
                 for st in spec.styles:
                     add(m, ds, st, 1.0, "tuning")
-            if "cot" in comps and m.role == "base":
-                add(m, ds, "sentence", 1.0, "cot")
-                add(m, ds, "cot", 1.0, "cot")
+            if "cot" in comps and m.role in spec.cot.roles:
+                for st in spec.cot.styles:
+                    add(m, ds, st, 1.0, "cot")
     if "temperature" in comps:
         tm = spec.model_entry(spec.temperature.model)
         for ds in spec.temperature.datasets or spec.datasets:

@@ -79,6 +79,16 @@ class TemperatureSpec:
 
 
 @dataclass(frozen=True)
+class CotSpec:
+    """The direct-vs-reasoning comparison: which styles it sets side by side, and for which
+    model roles (the paper's finding 3 is about base models; an instruct model that solves the
+    questions shows it too, with the direct answer in the concise style)."""
+
+    styles: tuple[str, ...] = ("sentence", "cot")
+    roles: tuple[str, ...] = ("base",)
+
+
+@dataclass(frozen=True)
 class TrajectorySpec:
     """Intermediate B-confidence settings (see :func:`semcal.theory.estimate_trajectories`)."""
 
@@ -137,6 +147,7 @@ class ExperimentSpec:
     #: ``workers`` actors sharing a run's questions
     executor: ExecutorSpec | None = None
     temperature: TemperatureSpec = field(default_factory=TemperatureSpec)
+    cot: CotSpec = field(default_factory=CotSpec)
     trajectories: TrajectorySpec = field(default_factory=TrajectorySpec)
     selfpredict: SelfPredictSpec = field(default_factory=SelfPredictSpec)
 
@@ -186,7 +197,8 @@ def _validate(s: ExperimentSpec) -> None:
     for c in s.comparisons:
         if c not in COMPARISONS:
             raise InputError(f"unknown comparison {c!r} (known: {', '.join(COMPARISONS)})")
-    for st in (*s.styles, *s.trajectories.styles, *s.selfpredict.styles, s.temperature.style):
+    for st in (*s.styles, *s.trajectories.styles, *s.selfpredict.styles, s.temperature.style,
+               *s.cot.styles):
         if st not in STYLES:
             raise InputError(f"unknown style {st!r} (known: {', '.join(STYLES)})")
     for k, v in s.max_tokens.items():
@@ -226,6 +238,11 @@ def _validate(s: ExperimentSpec) -> None:
             raise InputError(f"trajectories.fractions must lie in [0, 1], got {f!r}")
     for a in s.trajectories.absolute:
         check_int("max_tokens", a, low=0, label="trajectories.absolute")
+    if len(set(s.cot.styles)) < 2 or len(s.cot.styles) > MAX_LIST_ITEMS:
+        raise InputError(f"cot.styles must name 2 or more different styles, got {list(s.cot.styles)}")
+    for r in s.cot.roles:
+        if r not in ROLES:
+            raise InputError(f"cot.roles: unknown role {r!r} (known: {', '.join(ROLES)})")
     if "tuning" in s.comparisons and not any(m.role != "base" for m in s.models):
         raise InputError("the 'tuning' comparison needs at least one instruct/sft model")
 
@@ -276,7 +293,7 @@ def _sub(cls: type, data: Any, name: str, where: str) -> Any:
     for k, v in data.items():
         default = known[k].default
         kw[k] = _tuple(v, f"{name}.{k}", where) if isinstance(default, tuple) or k in (
-            "styles", "fractions", "absolute", "values", "datasets"
+            "styles", "fractions", "absolute", "values", "datasets", "roles"
         ) else v
     return cls(**kw)
 
@@ -305,6 +322,8 @@ def experiment_from_dict(data: Mapping[str, Any], where: str = "experiment") -> 
                 kw[k] = tuple(v)  # checked with the spec (names, length, no repeats)
             elif k == "temperature":
                 kw[k] = _sub(TemperatureSpec, v, k, where)
+            elif k == "cot":
+                kw[k] = _sub(CotSpec, v, k, where)
             elif k == "trajectories":
                 kw[k] = _sub(TrajectorySpec, v, k, where)
             elif k == "selfpredict":
