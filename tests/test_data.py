@@ -361,6 +361,59 @@ def test_detect_adapter_on_rows():
     assert detect_adapter({"question": "q", "answer": "Paris"}).name == "custom"
 
 
+@pytest.mark.parametrize(
+    "row, expected",
+    [
+        ({"problem": "p", "expected_answer": "1", "solution": "s"}, "openmathinstruct2"),
+        ({"problem": "p", "solution": "s", "answer": "1", "metadata": "m"}, "math500"),
+        ({"problem": "p", "answer": "1", "metadata": "{}"}, "simpleqa"),
+        ({"question": "q", "Best Answer": "a", "answer": ["x"]}, "truthfulqa"),
+        ({"question": "q", "correct_answers": "a;b"}, "truthfulqa"),
+        ({"question": "q", "answer": {"value": "a"}}, "triviaqa"),
+        ({"question": "q", "answer": '{"value": "a"}'}, "triviaqa"),
+        ({"question": "q", "answer": "x #### 5"}, "gsm8k"),
+        ({"question": "q", "answer": ("a", "b")}, "nq_open"),
+        ({"question": "q", "answer": '["a"]'}, "custom"),  # only an object is decoded
+        ({"question": "q", "answer": ["a"], "answers": ["a"]}, "custom"),
+        ({"question": "q", "answer": None}, "custom"),
+        ({"prompt": "q"}, "custom"),
+    ],
+)
+def test_detection_order_of_the_built_in_formats(row, expected):
+    """The registered detectors, tried by their ``order``, give what the old if-chain gave."""
+    assert detect_adapter(row).name == expected
+
+
+def test_aliases_and_detection_are_registration_metadata():
+    from semcal.data import ADAPTERS, get_adapter
+    from semcal.registry import Registry
+
+    assert isinstance(ADAPTERS, Registry)
+    assert "nq" in ADAPTERS.meta("nq_open")["aliases"]
+    assert callable(ADAPTERS.meta("gsm8k")["detect"]) and ADAPTERS.meta("custom")["detect"] is None
+    orders = [ADAPTERS.meta(n)["order"] for n in ("openmathinstruct2", "math500", "simpleqa",
+                                                   "truthfulqa", "triviaqa")]
+    assert orders == sorted(orders)
+    assert get_adapter("OMI-2").name == "openmathinstruct2"
+    # listed as an alias before but never matched (its normal form lost the underscore)
+    assert get_adapter("natural_questions").name == "nq_open"
+    with pytest.raises(InputError, match="unknown question format 'nope'.*nq_open"):
+        get_adapter("nope")
+
+
+def test_formats_is_read_from_the_registry_when_asked():
+    import semcal.data as data
+    from semcal.data import Adapter, register_adapter
+    from semcal.data.adapters import ADAPTERS
+
+    register_adapter(Adapter("late_fmt", "qa", ADAPTERS["custom"].parse, "test"))
+    try:
+        assert "late_fmt" in data.FORMATS
+    finally:
+        ADAPTERS.unregister("late_fmt")
+    assert "late_fmt" not in data.FORMATS
+
+
 # ----------------------------------------------------------------------------- columnar / HF
 
 

@@ -19,13 +19,20 @@ from semcal.data.adapters import (
     extract_boxed,
     get_adapter,
     gsm8k_final_answer,
+    register_adapter,
 )
 from semcal.data.bundled import bundled, list_bundled
 from semcal.data.loader import load_questions, stable_id
 from semcal.data.readers import FILE_TYPES
 
-#: names accepted by ``load_questions(format=...)``
-FORMATS = tuple(ADAPTERS)
+
+def __getattr__(name: str) -> object:
+    """``FORMATS``: the format names ``load_questions(format=...)`` accepts, read from
+    :data:`ADAPTERS` when asked (kept for old imports; validation asks the registry itself)."""
+    if name == "FORMATS":
+        return ADAPTERS.names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ADAPTERS",
@@ -41,5 +48,6 @@ __all__ = [
     "gsm8k_final_answer",
     "list_bundled",
     "load_questions",
+    "register_adapter",
     "stable_id",
 ]
