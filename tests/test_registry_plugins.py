@@ -1,10 +1,12 @@
 """Parts registered from outside semcal work end to end (issue 25): a grader through
-``semcal analyze --grader``, a B through ``--collapse``, a metric through ``summarize``; and what
+``semcal analyze --grader``, a B through ``--collapse``, a metric through ``summarize``, a
+question format through ``semcal run --format`` and detection; and what
 semcal needs to know about a part (a metric's range and batched form, a B's worker-process
 safety) is metadata of its registration, not a side table."""
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -15,6 +17,8 @@ import pytest
 from semcal import analysis
 from semcal.cli import main
 from semcal.collapse import COLLAPSES
+from semcal.data import ADAPTERS, Adapter, detect_adapter, register_adapter
+from semcal.data.adapters import Parsed, Row
 from semcal.grade import GRADER_REGISTRY, Grade, plurality
 from semcal.metrics import METRICS, bootstrap_ci, summarize
 from semcal.registry import Registry
@@ -173,3 +177,63 @@ def test_registry_metadata_round_trip() -> None:
     r.unregister("a")
     with pytest.raises(Exception, match="unknown widget 'a'"):
         r.meta("a")
+
+
+# ----------------------------------------------------------------------------- a question format
+
+
+def _parse_mine(row: Row, where: str) -> Parsed:
+    """Layout of our own: ``key`` / ``ask`` / ``reply`` (gold answers split on '|')."""
+    golds = [g.strip() for g in str(row.need("reply")).split("|") if g.strip()]
+    return Parsed(str(row.need("ask")), golds, id=str(row.need("key")), task="qa")
+
+
+@pytest.fixture()
+def mine_format() -> Iterator[str]:
+    register_adapter(Adapter("mine", "qa", _parse_mine, "key/ask/reply test layout"),
+                     aliases=("my_layout",), detect=lambda row: row.has("ask") and row.has("reply"))
+    yield "mine"
+    ADAPTERS.unregister("mine")
+
+
+def _run_and_table(tmp: Path, capsys: pytest.CaptureFixture[str], name: str,
+                   *fmt: str) -> list[dict[str, str]]:
+    """``semcal run`` (mock backend) on the file, then ``semcal analyze --csv``: its rows."""
+    rc = main(["run", "--model", "mock", "--backend", "mock", "--dataset", str(tmp / "q.jsonl"),
+               *fmt, "--out", str(tmp / name), "--samples", "4", "--style", "concise", "-q"])
+    assert rc == 0, capsys.readouterr().err
+    table = tmp / f"{name}.csv"
+    rc = main(["analyze", str(tmp / name), "--csv", str(table), "--n-boot", "0", "-q"])
+    assert rc == 0, capsys.readouterr().err
+    with table.open(newline="") as fh:
+        return sorted(csv.DictReader(fh), key=lambda r: r["qid"])
+
+
+def test_a_format_registered_from_outside_is_read_by_run_and_detected(
+    tmp_path: Path, mine_format: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [{"key": "k1", "ask": "Capital of France?", "reply": "Paris"},
+            {"key": "k2", "ask": "Capital of Italy?", "reply": "Rome|Roma"},
+            {"key": "k3", "ask": "Capital of Spain?", "reply": "Madrid"}]
+    (tmp_path / "q.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert detect_adapter(rows[0]).name == "mine"
+    assert detect_adapter({"question": "q", "answer": ["a"]}).name == "nq_open"  # unchanged
+    for name, fmt in (("named", ("--format", mine_format)), ("alias", ("--format", "My-Layout")),
+                      ("detected", ())):
+        table = _run_and_table(tmp_path, capsys, name, *fmt)
+        assert [r["qid"] for r in table] == ["k1", "k2", "k3"], name
+        assert [r["question"] for r in table] == [r["ask"] for r in rows]
+        assert [r["gold"] for r in table] == ["Paris", "Rome | Roma", "Madrid"]
+        assert all(r["task"] == "qa" and int(r["n_samples"]) == 4 for r in table)
+
+
+def test_an_unregistered_format_is_refused_by_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert "mine" not in ADAPTERS  # the fixture above cleaned up after itself
+    (tmp_path / "q.jsonl").write_text(json.dumps({"key": "k", "ask": "a?", "reply": "b"}) + "\n")
+    capsys.readouterr()
+    rc = main(["run", "--model", "mock", "--backend", "mock", "--dataset",
+               str(tmp_path / "q.jsonl"), "--format", "mine", "--out", str(tmp_path / "o"), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "unknown question format 'mine'" in err and "nq_open" in err
