@@ -1,5 +1,5 @@
-"""One registry style: backends, collapsing functions, graders, estimators and metrics are
-each a semcal.registry.Registry, and a part registered there is usable by name."""
+"""One registry style: backends, collapsing functions, graders, estimators, metrics and
+question formats are each a semcal.registry.Registry, and a part registered there is usable by name."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 from semcal.backends import BACKENDS, get_sampler
 from semcal.collapse import COLLAPSES
 from semcal.confidence import ESTIMATORS
+from semcal.data import ADAPTERS
 from semcal.errors import InputError
 from semcal.grade import GRADER_REGISTRY
 from semcal.metrics import METRICS, summarize
@@ -16,7 +17,8 @@ from semcal.registry import Registry
 
 def test_every_pluggable_part_is_one_registry() -> None:
     for table, kind in ((BACKENDS, "backend"), (COLLAPSES, "collapsing function"),
-                        (GRADER_REGISTRY, "grader"), (ESTIMATORS, "estimator"), (METRICS, "metric")):
+                        (GRADER_REGISTRY, "grader"), (ESTIMATORS, "estimator"), (METRICS, "metric"),
+                        (ADAPTERS, "question format")):
         assert isinstance(table, Registry) and table.kind == kind and len(table) == len(table.names())
     assert {"llamacpp", "hf", "openai", "vllm", "mock"} <= set(BACKENDS)
     assert BACKENDS["llamacpp"].extra == "llama"

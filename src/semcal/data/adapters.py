@@ -23,6 +23,9 @@ name                   columns used                                             
 ``custom``             question, answer and/or answers, id, task, meta           row's
                        (names overridable with ``fields=``)                      task
 =====================  ========================================================  =====
+
+The formats are the :class:`~semcal.registry.Registry` :data:`ADAPTERS`; another one is one
+:func:`register_adapter` call (its aliases and a detector of its rows are metadata).
 """
 
 from __future__ import annotations
