@@ -2,8 +2,9 @@
 
 Backends (:data:`semcal.backends.BACKENDS`), collapsing functions
 (:data:`semcal.collapse.COLLAPSES`), graders (:data:`semcal.grade.GRADER_REGISTRY`),
-confidence estimators (:data:`semcal.confidence.ESTIMATORS`) and metrics
-(:data:`semcal.metrics.METRICS`) are each one :class:`Registry`; adding a part is one
+confidence estimators (:data:`semcal.confidence.ESTIMATORS`), metrics
+(:data:`semcal.metrics.METRICS`) and dataset formats (:data:`semcal.data.ADAPTERS`, with
+aliases and row detection as metadata) are each one :class:`Registry`; adding a part is one
 ``register`` call, and every place that lists, validates or builds names reads the table::
 
     from semcal.collapse import COLLAPSES
