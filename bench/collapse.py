@@ -3,7 +3,7 @@
     python bench/collapse.py                         # auto, exact, previous, embedding
     python bench/collapse.py --collapse auto --examples 5
     python bench/collapse.py --collapse auto --headroom     # where the errors come from
-    python bench/collapse.py --collapse judge --judge-model smollm2-135m-instruct
+    python bench/collapse.py --collapse auto,judge --judge-cache /tmp/judge.sqlite   # semcal[judge]
     python bench/collapse.py --collapse auto,exact --metrics   # what B's error does to the numbers
 
 For each B x model x set it prints: questions, pairwise same-class precision / recall / F1
@@ -81,7 +81,7 @@ def metric_row(name: str, model: str, set_name: str, d: dict[str, Any]) -> tuple
     return (*cells, ", ".join(misses) or "—", ", ".join(excludes) or "—")
 
 
-def make_collapse(name: str, style: str, judge: Any = None) -> Any:
+def make_collapse(name: str, style: str, judge: Any = None, judge_cache: str | None = None) -> Any:
     if name == "auto":
         return get_collapse("auto", style=style)
     if name == "exact":
@@ -91,8 +91,25 @@ def make_collapse(name: str, style: str, judge: Any = None) -> Any:
     if name == "embedding":
         return get_collapse("embedding", style=style)
     if name == "judge":
-        return get_collapse("judge", sampler=judge, style=style)
+        opts = {"cache_path": judge_cache} if judge_cache else {}
+        return get_collapse("judge", sampler=judge, style=style, **opts)
     raise SystemExit(f"unknown B {name!r}")
+
+
+def default_judge_model() -> str:
+    """The embedded judge model when its extra is installed, else the small instruct model."""
+    try:
+        from semcal.collapse.judge import default_judge_spec
+
+        return default_judge_spec().model
+    except Exception:  # not installed: the one model every install has
+        return "smollm2-135m-instruct"
+
+
+def _count_judged(fn: Any, judged: dict[str, int]) -> None:
+    if hasattr(fn, "fallbacks"):
+        judged["judged"] += fn.judged
+        judged["fallbacks"] += fn.fallbacks
 
 
 def judge_sampler(args: argparse.Namespace) -> Any:
@@ -110,7 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--collapse", default="auto,exact,previous,embedding",
                     help="comma-separated Bs: auto, exact, previous, embedding, judge")
     ap.add_argument("--sets", default="", help="only these sets (comma-separated), e.g. world-sentence")
-    ap.add_argument("--judge-model", default="smollm2-135m-instruct")
+    ap.add_argument("--judge-model", default=default_judge_model(),
+                    help="the judge of the judge B (default: the embedded judge model when "
+                         "semcal[judge] is installed, else smollm2-135m-instruct)")
+    ap.add_argument("--judge-cache", default=None,
+                    help="SQLite file that keeps the judge's replies, so a second table (F1, "
+                         "then --metrics) asks the judge nothing again")
     ap.add_argument("--judge-backend", default="llamacpp")
     ap.add_argument("--judge-base-url", default=None)
     ap.add_argument("--examples", type=int, default=0, help="print this many failures per B")
@@ -133,17 +155,22 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     extra = []
+    judged = {"judged": 0, "fallbacks": 0}
     for b in args.collapse.split(","):
         examples: list[dict[str, Any]] = []
         t0 = time.perf_counter()
         name = f"judge[{args.judge_model}]" if b == "judge" else b  # which judge made the row
         for (model, set_name), its in sorted(groups.items()):
-            fn = make_collapse(b, its[0].style, judge)
+            fn = make_collapse(b, its[0].style, judge, args.judge_cache)
+            if hasattr(fn, "prepare"):  # the judge: every response of the set in batches
+                fn.prepare((it.question, it.texts) for it in its)
             if args.metrics:
                 d = metric_deltas(metric_questions(fn, its), n_boot=1000, seed=0)
                 rows.append(metric_row(name, model, set_name, d))
+                _count_judged(fn, judged)
                 continue
             m = score_collapse(fn, its, examples=examples)
+            _count_judged(fn, judged)
             rows.append((name, model, set_name, m["questions"], f"{m['precision']:.3f}",
                          f"{m['recall']:.3f}",
                          f"{m['f1']:.3f} [{m['f1_lo']:.2f}, {m['f1_hi']:.2f}]",
@@ -159,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
                               *(f"{h[k]:.3f}" for k in ("f1", "f1_nonanswers_right",
                                                         "f1_answers_found"))))
         print(f"# {b}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        if b == "judge":
+            print(f"# judge fallbacks to the rules (answer not found in the response): "
+                  f"{judged['fallbacks']} of {judged['judged']} judged responses", file=sys.stderr)
         for ex in examples[: args.examples]:
             print(f"\n[{b}] {ex['source']} {ex['id']}: {ex['question']} (gold {ex['gold']!r}, "
                   f"B graded {'correct' if ex['b_correct'] else 'wrong'})", file=sys.stderr)

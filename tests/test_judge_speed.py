@@ -82,3 +82,33 @@ def test_analyze_run_prepares_the_judge_once(tmp_path) -> None:
     assert len(a.questions) == 5 and distinct >= 5
     assert len(judge.sizes) == math.ceil(distinct / 64) == 1  # one batched call for the run
     assert sum(judge.sizes) == distinct
+
+
+def test_judging_many_responses_shows_progress_on_a_terminal(monkeypatch) -> None:
+    """`analyze --collapse judge` takes minutes on a CPU: a bar counts the judged responses
+    on a terminal, and nothing is drawn when stderr is not one (logs, pipes, tests)."""
+    import semcal.collapse.judge as J
+
+    bars = []
+
+    class Bar:
+        def __init__(self, total, **kw):
+            self.total, self.done, self.closed = total, 0, False
+            bars.append(self)
+
+        def update(self, k):
+            self.done += k
+
+        def close(self):
+            self.closed = True
+
+    import tqdm.auto
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
+    items = [(_q(i), [f"The answer is {w}." for w in ("Paris", "Rome")]) for i in range(10)]
+    monkeypatch.setattr(J.sys.stderr, "isatty", lambda: False, raising=False)
+    JudgeCollapse(fake_judge(), batch_size=4).prepare(items)
+    assert bars == []
+    monkeypatch.setattr(J.sys.stderr, "isatty", lambda: True, raising=False)
+    JudgeCollapse(fake_judge(), batch_size=4).prepare(items)
+    assert len(bars) == 1 and bars[0].total == bars[0].done == 20 and bars[0].closed

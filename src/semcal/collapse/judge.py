@@ -22,8 +22,10 @@ completion prompt).
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
+import sys
 import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -34,6 +36,8 @@ from semcal.collapse.extract import DEFAULT_UNMARKED, cut_leftovers, strip_hedge
 from semcal.collapse.normalize import contains_as_words, normalize_answer
 from semcal.errors import InputError, StoreError
 from semcal.types import NO_ANSWER, REFUSAL, Collapsed, Message, Prompt, Question, SamplingParams
+
+log = logging.getLogger(__name__)
 
 #: bump when the prompt changes, so cached replies of the old prompt are not reused
 PROMPT_VERSION = "extract-v1"
@@ -176,6 +180,17 @@ class _DiskCache:
             self.db.close()
 
 
+def _judge_bar(total: int) -> Any:
+    """A progress bar over judged responses on a terminal (judging a run takes minutes on a
+    CPU); None when stderr is not a terminal (logs, tests, pipes)."""
+    log.info("judging %d responses", total)
+    if not sys.stderr.isatty():
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="judging", unit="response", dynamic_ncols=True)
+
+
 class JudgeCollapse:
     """The paper's B: a judge model extracts a short answer from each response.
 
@@ -228,8 +243,16 @@ class JudgeCollapse:
         if missing and self._disk is not None:
             self._memory.update(self._disk.get_many(missing))
             missing = [k for k in missing if k not in self._memory]
-        for i in range(0, len(missing), self.batch_size):
-            self._ask(missing[i:i + self.batch_size])
+        bar = _judge_bar(len(missing)) if len(missing) > self.batch_size else None
+        try:
+            for i in range(0, len(missing), self.batch_size):
+                part = missing[i:i + self.batch_size]
+                self._ask(part)
+                if bar is not None:
+                    bar.update(len(part))
+        finally:
+            if bar is not None:
+                bar.close()
 
     def _ask(self, keys: Sequence[tuple[str, str, str]]) -> None:
         chat = bool(self.sampler.is_chat)
