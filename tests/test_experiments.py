@@ -32,12 +32,6 @@ from semcal.spec import RunSpec
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def need(module: str, attr: str) -> None:
-    mod = pytest.importorskip(module)
-    if not hasattr(mod, attr):
-        pytest.skip(f"{module}.{attr} not available yet")
-
-
 # ----------------------------------------------------------------------------- specs
 
 
@@ -160,7 +154,6 @@ def _fake_outcome(model: ModelEntry, ds: str, style: str, t: float, comps, rng) 
 
 
 def test_figures_and_summary_from_outcomes(tmp_path: Path) -> None:
-    need("semcal.metrics", "bootstrap_ci")
     rng = np.random.default_rng(1)
     base, inst = ModelEntry("b", "base"), ModelEntry("i", "instruct")
     exp = ExperimentSpec(models=(base, inst), comparisons=("styles", "tuning", "cot", "temperature"))

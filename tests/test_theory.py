@@ -48,13 +48,6 @@ QUESTIONS = [
 # ----------------------------------------------------------------------------- helpers
 
 
-def need(module: str, attr: str) -> None:
-    """Skip while a sibling module is not built yet (the package is assembled in parallel)."""
-    mod = pytest.importorskip(module)
-    if not hasattr(mod, attr):
-        pytest.skip(f"{module}.{attr} not available yet")
-
-
 def test_prefix_positions_include_ends_and_round() -> None:
     assert prefix_positions(10, (0.0, 0.25, 0.5, 1.0), (1, 2, 50)) == (0, 1, 2, 5, 10)
     assert prefix_positions(0, (0.5,), (1,)) == (0,)
@@ -143,8 +136,6 @@ def test_implied_distribution_hard_and_soft() -> None:
 
 
 def test_trajectories_on_toy_model_resolve_at_the_answer_token() -> None:
-    need("semcal.prompts", "build_prompt")
-    need("semcal.grade", "plurality")
     sampler = ToySampler(think=0, seed=1)
     res = estimate_trajectories(
         sampler, QUESTIONS, "sentence", last_word, samples=40, n_continuations=40,
@@ -171,8 +162,6 @@ def test_trajectories_on_toy_model_resolve_at_the_answer_token() -> None:
 
 
 def test_late_decision_keeps_g_unresolved_longer() -> None:
-    need("semcal.prompts", "build_prompt")
-    need("semcal.grade", "plurality")
     kw = dict(samples=30, n_continuations=30, n_trajectories=4, fractions=(0.0, 0.5, 1.0),
               absolute=(), seed=0)
     direct = estimate_trajectories(DirectToy(seed=2), QUESTIONS, "sentence", last_word, **kw)
@@ -185,8 +174,6 @@ def test_late_decision_keeps_g_unresolved_longer() -> None:
 
 def test_every_prompt_gets_its_own_seed() -> None:
     """Backends derive sample i's seed from (params.seed, i): prompts must not share a seed."""
-    need("semcal.prompts", "build_prompt")
-    need("semcal.grade", "plurality")
 
     rec = ToySampler(think=2)
     estimate_trajectories(rec, QUESTIONS, "cot", last_word, samples=4, n_continuations=2,
@@ -225,9 +212,6 @@ def test_trajectory_result_roundtrip_and_plot(tmp_path) -> None:
 
 
 def test_self_prediction_direct_vs_template_first_token(tmp_path) -> None:
-    need("semcal.prompts", "build_prompt")
-    need("semcal.grade", "plurality")
-    need("semcal.metrics", "smece")
     direct = self_prediction(DirectToy(seed=3), QUESTIONS, "concise", last_word, samples=200)
     templ = self_prediction(ToySampler(seed=3), QUESTIONS, "sentence", last_word, samples=200)
     for r in direct:
