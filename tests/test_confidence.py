@@ -273,23 +273,13 @@ def test_verbalized_with_fake_sampler():
 
 
 @pytest.mark.slow
-def test_p_true_real_model():
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed")
-    try:
-        from semcal.backends import get_sampler
-
-        sampler = get_sampler("llamacpp", "smollm2-135m-instruct")
-    except (ImportError, ModuleNotFoundError) as exc:
-        pytest.skip(f"llama.cpp backend or SmolLM2 model not available: {exc}")
-    try:
-        out = p_true(sampler, QS, ["Paris", "4"], k=20)
-        assert len(out) == 2
-        for v in out:
-            assert v is not None and 0.0 <= v <= 1.0
-        verb = verbalized_confidence(sampler, QS[:1], ["Paris"], max_tokens=12)
-        assert len(verb) == 1 and (verb[0] is None or 0.0 <= verb[0] <= 1.0)
-    finally:
-        sampler.close()
+def test_p_true_real_model(smollm2_sampler):
+    out = p_true(smollm2_sampler, QS, ["Paris", "4"], k=20)
+    assert len(out) == 2
+    for v in out:
+        assert v is not None and 0.0 <= v <= 1.0
+    verb = verbalized_confidence(smollm2_sampler, QS[:1], ["Paris"], max_tokens=12)
+    assert len(verb) == 1 and (verb[0] is None or 0.0 <= verb[0] <= 1.0)
 
 
 # --------------------------------------------------------------------------- properties

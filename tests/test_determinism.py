@@ -66,6 +66,7 @@ def _same(x: Any, y: Any) -> bool:
 
 @pytest.mark.slow
 def test_same_spec_and_seed_give_bit_identical_samples_and_metrics(tmp_path: Path) -> None:
+    # its own engines: each run opens a fresh one, to compare two loads of the model
     spec = RunSpec(**SPEC)
     t0 = time.monotonic()
     r1 = run(spec, tmp_path / "a", quiet=True, progress=False)
@@ -114,43 +115,32 @@ def france_prompt():
 
 
 @pytest.mark.slow
-def test_a_different_seed_changes_the_samples(france_prompt) -> None:
+def test_a_different_seed_changes_the_samples(france_prompt, gemma_sampler) -> None:
     """The check above is not vacuous: the seed reaches the sampler and changes the draws."""
-    from semcal.backends import get_sampler
-
-    sampler = get_sampler("llamacpp", "gemma-3-270m", n_threads=2)
-    try:
-        a = _draws(sampler, france_prompt, batch_seed(1, "d1", 0))
-        b = _draws(sampler, france_prompt, batch_seed(1, "d1", 0))
-        c = _draws(sampler, france_prompt, batch_seed(2, "d1", 0))
-        assert a == b
-        assert len({t for t, _ in a}) > 1
-        assert a != c
-    finally:
-        sampler.close()
+    a = _draws(gemma_sampler, france_prompt, batch_seed(1, "d1", 0))
+    b = _draws(gemma_sampler, france_prompt, batch_seed(1, "d1", 0))
+    c = _draws(gemma_sampler, france_prompt, batch_seed(2, "d1", 0))
+    assert a == b
+    assert len({t for t, _ in a}) > 1
+    assert a != c
 
 
 @pytest.mark.slow
-def test_results_do_not_depend_on_the_previous_call(france_prompt) -> None:
+def test_results_do_not_depend_on_the_previous_call(france_prompt, gemma_sampler) -> None:
     """Regression: with the prompt cache, a prompt evaluated right after the identical prompt
     (the greedy call after sampling, the next adaptive round) used to be re-evaluated from its
     last token only, in a 1-row batch whose rounding differs from the full evaluation, so the
     same (prompt, params, seed) drew different tokens depending on the previous call."""
-    from semcal.backends import get_sampler
     from semcal.prompts import build_prompt
     from semcal.types import Question
 
     other = build_prompt(Question("d2", "Who painted the Mona Lisa?", ("Leonardo",)), "concise",
                          chat=False, k_shot=2)
-    sampler = get_sampler("llamacpp", "gemma-3-270m", n_threads=2)
-    try:
-        a = _draws(sampler, france_prompt, 7)
-        b = _draws(sampler, france_prompt, 7)  # right after the identical prompt
-        _draws(sampler, other, 7)
-        c = _draws(sampler, france_prompt, 7)  # after a prompt sharing the few-shot prefix
-        assert a == b == c
-    finally:
-        sampler.close()
+    a = _draws(gemma_sampler, france_prompt, 7)
+    b = _draws(gemma_sampler, france_prompt, 7)  # right after the identical prompt
+    _draws(gemma_sampler, other, 7)
+    c = _draws(gemma_sampler, france_prompt, 7)  # after a prompt sharing the few-shot prefix
+    assert a == b == c
 
 
 @pytest.mark.slow
@@ -159,6 +149,7 @@ def test_the_prefix_cache_is_used_and_changes_no_bit() -> None:
     previous prompt — within a call and from one call to the next — and a prompt's draws are
     bit-identical to a fresh sampler's whatever came before: the prompt itself, another
     prompt sharing the examples, or a call of several prompts."""
+    # its own engines: a fresh one gives the reference, and the second has its _prefill wrapped
     from semcal.backends.llamacpp import PREFIX_BLOCK, LlamaCppSampler
     from semcal.data import bundled
     from semcal.prompts import build_prompt, stop_strings

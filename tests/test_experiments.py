@@ -179,6 +179,7 @@ def test_figures_and_summary_from_outcomes(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_reproduce_smoke_end_to_end(tmp_path: Path) -> None:
+    # its own models: reproduce opens each run's model itself, as `semcal reproduce` does
     pytest.importorskip("llama_cpp")
     out = tmp_path / "rep"
     exp = load_experiment(ROOT / "experiments" / "smoke.toml")

@@ -277,15 +277,14 @@ def test_schema_v1_store_is_migrated(qfile: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_model_estimators_real_model(tmp_path: Path) -> None:
+def test_model_estimators_real_model(tmp_path: Path, smollm2_sampler) -> None:
     """smollm2-135m-instruct on 2 questions × 3 samples: P(True) and verbalised confidence
     are stored for each question's plurality answer and reach the analysis table."""
-    pytest.importorskip("llama_cpp")
     from semcal.analysis import analyze_dir
 
     spec = RunSpec(model="smollm2-135m-instruct", dataset="world", style="concise", samples=3,
                    limit=2, max_tokens=12, model_estimators=True)
-    res = run(spec, tmp_path / "real", quiet=True)
+    res = run(spec, tmp_path / "real", sampler=smollm2_sampler, quiet=True)
     assert res.complete and res.estimates_new == 2
     est = _est_dump(tmp_path / "real")
     assert len(est) == 2
@@ -322,6 +321,7 @@ def test_resume_from_anywhere_without_the_data_file(tmp_path: Path, monkeypatch)
     """A run started with relative paths resumes from another directory after its data file
     was deleted (the paths are stored absolute, the questions come from the store), and
     ``m.gguf``, ``./m.gguf`` and the absolute path are one run. Real model (smollm2-135m)."""
+    # its own engines: the runner and `semcal resume` open the model by its path, as a user's would
     from semcal.backends.models import resolve_model
     from semcal.cli import main as cli_main
 

@@ -230,28 +230,22 @@ def test_self_prediction_direct_vs_template_first_token(tmp_path) -> None:
     assert p.stat().st_size > 1000
 
 
-def test_theory_on_embedded_base_model() -> None:
-    pytest.importorskip("llama_cpp")
-    from semcal.backends import get_sampler
+def test_theory_on_embedded_base_model(gemma_sampler) -> None:
     from semcal.collapse import get_collapse
     from semcal.data import bundled
 
     qs = bundled("world")[:2]
-    sampler = get_sampler("llamacpp", "gemma-3-270m")
-    try:
-        collapse = get_collapse("auto")
-        res = estimate_trajectories(sampler, qs, "sentence", collapse, samples=3,
-                                    n_continuations=2, fractions=(0.0, 0.5, 1.0), absolute=(),
-                                    seed=0)
-        assert len(res.trajectories) >= 1
-        for t in res.trajectories:
-            assert t.positions[0] == 0 and t.positions[-1] == t.length
-            assert all(0.0 <= g <= 1.0 for g in t.g)
-            assert t.g[-1] in (0.0, 1.0)
-        rows = self_prediction(sampler, qs, "concise", collapse, samples=4, top_k=10)
-        assert len(rows) == 2
-        for r in rows:
-            assert 0.0 <= r.tv <= 1.0 and 0.0 <= r.unmapped_mass <= 1.0
-            assert sum(r.sampled.values()) == pytest.approx(1.0)
-    finally:
-        sampler.close()
+    collapse = get_collapse("auto")
+    res = estimate_trajectories(gemma_sampler, qs, "sentence", collapse, samples=3,
+                                n_continuations=2, fractions=(0.0, 0.5, 1.0), absolute=(),
+                                seed=0)
+    assert len(res.trajectories) >= 1
+    for t in res.trajectories:
+        assert t.positions[0] == 0 and t.positions[-1] == t.length
+        assert all(0.0 <= g <= 1.0 for g in t.g)
+        assert t.g[-1] in (0.0, 1.0)
+    rows = self_prediction(gemma_sampler, qs, "concise", collapse, samples=4, top_k=10)
+    assert len(rows) == 2
+    for r in rows:
+        assert 0.0 <= r.tv <= 1.0 and 0.0 <= r.unmapped_mass <= 1.0
+        assert sum(r.sampled.values()) == pytest.approx(1.0)
