@@ -1,27 +1,39 @@
 """Sampling with Hugging Face transformers (CPU or GPU), extra ``semcal[hf]``.
 
-One ``generate`` call per prompt draws its ``n`` samples as ``n`` rows of one batch (the
-prompt is tokenized once and its copies are prefilled in one batched forward pass, as
-``num_return_sequences`` would do).
+How a call runs: every prompt is tokenized and run through the model once, alone (batch 1).
+Its KV cache is then copied to as many rows as it has samples, and semcal's own decode loop
+feeds one token per row per step through the model. The rows of several prompts share a
+batch (up to ``max_rows`` rows, shorter prompts left-padded under an attention mask) when
+the model's cache is a plain full-attention cache; models with sliding-window or chunked
+layers get one prompt per batch. A row leaves the batch when it ends (an end token, a stop
+string, or ``max_tokens``), and the loop stops when no row is left.
 
-Reproducibility: sample ``i`` of a prompt is drawn by its own ``torch.Generator`` seeded
-with ``sample_seed(prompt_seed(params.seed, prompt), i)``. The token choice happens in a logits processor that
-samples each row with that row's generator and hands greedy decoding a one-hot score, so
-row ``i`` never consumes random numbers drawn for another row: its text depends on
-(model, prompt, params, i) and not on ``n`` or on how rows are chunked. (Batch shape can
-still change floating-point rounding in the forward pass, so on GPU or across batch sizes
-rare token flips remain possible.)
+Reproducibility: sample ``i`` of a prompt has the seed
+``sample_seed(prompt_seed(params.seed, prompt), i)``. At step ``t`` the row hashes (seed, t)
+with splitmix64, in torch integer arithmetic on the model's device, into one uniform number
+in [0, 1), and takes the token where that number falls in the cumulative distribution
+(temperature applied, top-p filtered). No random state is shared between rows, so the draws
+of sample ``i`` depend on (model, prompt, params, i) only: not on ``n``, on ``max_rows``, or
+on the other prompts of the call, and ``sample([p], 2)`` is the first two of
+``sample([p], 3)``. Greedy decoding (temperature 0) takes the argmax. What can still differ
+is floating point: the batch a row runs in (its size, padding, the other prompts) changes
+how the forward pass rounds, by about 1e-6 in the log-probabilities, which now and then
+moves a drawn uniform across the boundary between two tokens. On CPU this flips roughly one
+token in a thousand, mostly among very unlikely tokens, after which that sample goes its own
+way; a GPU adds its own non-deterministic kernels. Samples drawn by semcal versions before
+this method (a ``torch.Generator`` per row) differ from today's: it is another random stream.
 
-Log-probabilities: the processor sees the model's raw next-token logits (semcal passes a
-fresh ``GenerationConfig``, so no penalty or warper runs before it) and records
-``log_softmax(logits)`` of the chosen token, i.e. the unmodified temperature-1 distribution.
+Log-probabilities: each recorded value is ``log_softmax`` of the model's raw next-token logits
+at the chosen token, i.e. the temperature-1 distribution before any temperature or top-p.
 """
 
 from __future__ import annotations
 
-import math
+import copy
+import inspect
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,42 +96,84 @@ def _locate(model: str, gguf_file: str | None) -> tuple[str, str | None, bool | 
     return raw, None, None, raw  # a hub id (cached locally, or online)
 
 
-class _SeededSampling:
-    """A logits processor that picks each row's next token with that row's own generator.
+# ---------------------------------------------------------------------- seeded draws
+#
+# splitmix64 in torch int64 arithmetic. Products and sums wrap modulo 2**64 as in C; a right
+# shift of an int64 copies the sign bit, so the logical shift masks the top bits off.
 
-    Returns scores that are 0 at the chosen token and -inf elsewhere, so greedy decoding in
-    ``generate`` takes exactly that token. Records the chosen token's log-probability under
-    the unprocessed distribution (``log_softmax`` of the logits it receives).
+def _signed(v: int) -> int:
+    """``v`` modulo 2**64 as a signed 64-bit integer (what an int64 tensor holds)."""
+    v &= (1 << 64) - 1
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+_GAMMA = _signed(0x9E3779B97F4A7C15)
+_MIX1 = _signed(0xBF58476D1CE4E5B9)
+_MIX2 = _signed(0x94D049BB133111EB)
+
+
+def _shr(x: Any, k: int) -> Any:
+    """Logical right shift of an int64 tensor by ``k`` bits."""
+    return (x >> k) & ((1 << (64 - k)) - 1)
+
+
+def _mix64(x: Any) -> Any:
+    """The splitmix64 finaliser, elementwise on an int64 tensor."""
+    x = (x ^ _shr(x, 30)) * _MIX1
+    x = (x ^ _shr(x, 27)) * _MIX2
+    return x ^ _shr(x, 31)
+
+
+def seed_keys(torch: Any, seeds: Sequence[int], device: Any = "cpu") -> Any:
+    """One int64 key per sample seed: the start of that sample's own random stream."""
+    return _mix64(torch.tensor([_signed(int(s)) for s in seeds], dtype=torch.int64, device=device))
+
+
+def seeded_uniforms(keys: Any, step: int) -> Any:
+    """The ``step``-th uniform in [0, 1) of each key's stream (float64, one per key).
+
+    Output ``step`` of a splitmix64 generator whose state starts at the key: a pure function of
+    (key, step), so a row's draws do not depend on the other rows of its batch.
     """
+    z = _mix64(keys + _signed((step + 1) * (_GAMMA & ((1 << 64) - 1))))
+    return _shr(z, 11).double() * 2.0**-53
 
-    def __init__(self, torch: Any, generators: list[Any] | None, temperature: float, top_p: float):
-        self.torch = torch
-        self.generators = generators
-        self.temperature = temperature
-        self.top_p = top_p
-        self.chosen_logprobs: list[Any] = []  # one (rows,) tensor per step
 
-    def __call__(self, input_ids: Any, scores: Any) -> Any:
-        torch = self.torch
-        logits = scores.float()
-        logp = torch.log_softmax(logits, dim=-1)
-        if self.generators is None or self.temperature == 0:
-            chosen = torch.argmax(logits, dim=-1)
-        else:
-            probs = torch.softmax(logits / self.temperature, dim=-1)
-            if self.top_p < 1.0:
-                sorted_p, order = torch.sort(probs, dim=-1, descending=True)
-                before = torch.cumsum(sorted_p, dim=-1) - sorted_p
-                sorted_p = sorted_p.masked_fill(before >= self.top_p, 0.0)  # keeps the top token
-                probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
-            rows = []
-            for r, gen in enumerate(self.generators):
-                rows.append(torch.multinomial(probs[r], 1, generator=gen))
-            chosen = torch.cat(rows)
-        self.chosen_logprobs.append(logp.gather(-1, chosen[:, None])[:, 0].cpu())
-        out = torch.full_like(scores, -math.inf)
-        out.scatter_(-1, chosen[:, None], 0.0)
-        return out
+def _choose(torch: Any, logits: Any, keys: Any | None, step: int, temperature: float,
+            top_p: float) -> Any:
+    """The next token of every row: argmax when greedy, else inverse-CDF sampling of the
+    temperature-scaled, top-p-filtered distribution at the row's seeded uniform."""
+    if keys is None or temperature == 0:
+        return torch.argmax(logits, dim=-1)
+    probs = torch.softmax(logits / temperature, dim=-1)
+    u = seeded_uniforms(keys, step)[:, None]
+    if top_p >= 1.0:
+        cdf = torch.cumsum(probs.double(), dim=-1)
+        pick = torch.searchsorted(cdf, u * cdf[:, -1:], right=True)
+        return pick[:, 0].clamp_max(probs.shape[-1] - 1)
+    sorted_p, order = torch.sort(probs, dim=-1, descending=True)
+    before = torch.cumsum(sorted_p, dim=-1) - sorted_p
+    sorted_p = sorted_p.masked_fill(before >= top_p, 0.0)  # always keeps the top token
+    cdf = torch.cumsum(sorted_p.double(), dim=-1)
+    pick = torch.searchsorted(cdf, u * cdf[:, -1:], right=True)
+    kept = (sorted_p > 0).sum(dim=-1, keepdim=True)
+    pick = torch.minimum(pick, kept - 1)  # u * total rounding up to total: the last kept token
+    return order.gather(-1, pick)[:, 0]
+
+
+@dataclass
+class _Prefill:
+    """A prompt after its one forward pass: its KV cache (batch 1), the logits at its last
+    position (1, vocab) and its length in tokens."""
+
+    cache: Any
+    logits: Any
+    length: int
+
+
+def _chosen_logprobs(torch: Any, logits: Any, chosen: Any) -> Any:
+    """log_softmax(logits) at the chosen tokens: the raw temperature-1 distribution."""
+    return logits.gather(-1, chosen[:, None])[:, 0] - torch.logsumexp(logits, dim=-1)
 
 
 class HFSampler:
@@ -142,7 +196,10 @@ class HFSampler:
     gguf_file:
         The GGUF file name inside ``model`` (a folder or hub repo) when loading a GGUF.
     max_rows:
-        Most sequences generated in one ``generate`` call (``n`` larger than this is chunked).
+        Most rows decoded in one batch: the samples of several prompts share a batch up to this
+        many, and ``n`` larger than this is split over batches. Default 128 on CPU, where a
+        larger batch spreads the cost of reading the weights at each step over more rows, and
+        32 elsewhere (the KV cache of every row is held on the device).
     trust_remote_code, revision, local_files_only:
         Passed to ``from_pretrained``.
     n_threads:
@@ -156,13 +213,13 @@ class HFSampler:
         dtype: str | None = None,
         chat: bool | None = None,
         gguf_file: str | None = None,
-        max_rows: int = 32,
+        max_rows: int | None = None,
         trust_remote_code: bool = False,
         revision: str | None = None,
         local_files_only: bool | None = None,
         n_threads: int | None = None,
     ) -> None:
-        if not isinstance(max_rows, int) or max_rows < 1:
+        if max_rows is not None and (not isinstance(max_rows, int) or max_rows < 1):
             raise InputError(f"max_rows must be an integer >= 1, got {max_rows!r}")
         if n_threads is not None and (not isinstance(n_threads, int) or n_threads < 1):
             raise InputError(f"n_threads must be an integer >= 1, got {n_threads!r}")
@@ -192,9 +249,14 @@ class HFSampler:
             raise BackendError(f"transformers could not load {model!r}: {exc}") from exc
         self.model.to(self.device)
         self.model.eval()
+        # prefill computes the logits of the last prompt position only where the model allows it
+        forward_args = inspect.signature(self.model.forward).parameters
+        self._keep_last = "logits_to_keep" in forward_args
+        # the KV cache argument: ``cache`` in recent transformers, ``past_key_values`` before
+        self._cache_arg = "cache" if "cache" in forward_args else "past_key_values"
         self._torch = torch
         self._transformers = transformers
-        self.max_rows = max_rows
+        self.max_rows = max_rows if max_rows is not None else (128 if self.device.type == "cpu" else 32)
         self.model_name = name
         if chat is not None:
             self.is_chat = bool(chat)
@@ -272,51 +334,126 @@ class HFSampler:
 
     # ------------------------------------------------------------------ sampling
 
-    def _generate(self, ids: Any, params: SamplingParams, seeds: list[int] | None) -> tuple[Any, Any]:
-        """Run ``generate`` for ``len(seeds)`` rows (one greedy row when ``seeds`` is None).
+    def _prefill(self, ids: Any) -> _Prefill:
+        """One forward pass over the prompt ``ids`` (batch 1)."""
+        kw: dict[str, Any] = {"use_cache": True}
+        if self._keep_last:
+            kw["logits_to_keep"] = 1
+        with self._torch.inference_mode():
+            out = self.model(input_ids=ids, **kw)
+        cache = getattr(out, self._cache_arg)
+        if isinstance(cache, tuple):  # older transformers hand back the legacy tuple format
+            cache = self._transformers.DynamicCache.from_legacy_cache(cache)
+        return _Prefill(cache, out.logits[:, -1].float(), int(ids.shape[1]))
 
-        Returns (generated ids (rows, steps), chosen-token log-probs (rows, steps)).
+    def _paddable(self, cache: Any) -> bool:
+        """Whether prefill caches of several prompts may be left-padded into one batch: only
+        plain full-attention caches (no sliding-window or chunked layers)."""
+        text = self.model.config.get_text_config()
+        if any(getattr(text, a, None) is not None for a in ("sliding_window", "attention_chunk_size")):
+            return False
+        if any(t != "full_attention" for t in getattr(text, "layer_types", None) or ()):
+            return False
+        dynamic = self._transformers.DynamicCache
+        layer_cls = getattr(self._transformers.cache_utils, "DynamicLayer", None)
+        layers = getattr(cache, "layers", ())
+        return type(cache) is dynamic and all(type(la) is layer_cls for la in layers)
+
+    def _batch_cache(self, parts: list[tuple[_Prefill, int]]) -> tuple[Any, Any | None, Any | None]:
+        """One KV cache for ``rows`` copies of each prefill: (cache, attention mask, prompt
+        lengths), the last two None when no row needs left padding."""
+        torch = self._torch
+        if len(parts) == 1:
+            pre, rows = parts[0]
+            cache = copy.deepcopy(pre.cache)  # the prefill stays valid for the prompt's next batch
+            if rows > 1:
+                cache.batch_repeat_interleave(rows)
+            return cache, None, None
+        width = max(pre.length for pre, _ in parts)
+        per_layer = []
+        for layer in zip(*(list(pre.cache) for pre, _ in parts)):
+            keys, values = [], []
+            for kv, (pre, rows) in zip(layer, parts):
+                pad = (0, 0, width - pre.length, 0)  # left-pad the sequence axis (dim 2)
+                keys.append(torch.nn.functional.pad(kv[0], pad).expand(rows, -1, -1, -1))
+                values.append(torch.nn.functional.pad(kv[1], pad).expand(rows, -1, -1, -1))
+            per_layer.append((torch.cat(keys), torch.cat(values)))
+        dynamic = self._transformers.DynamicCache
+        if "ddp_cache_data" in inspect.signature(dynamic.__init__).parameters:
+            cache = dynamic(ddp_cache_data=per_layer)
+        else:  # pragma: no cover - transformers before the ddp_cache_data constructor
+            cache = dynamic.from_legacy_cache(tuple(per_layer))
+        lengths = torch.tensor([pre.length for pre, rows in parts for _ in range(rows)],
+                               device=self.device)
+        mask = (torch.arange(width, device=self.device)[None, :] >= (width - lengths)[:, None]).long()
+        return cache, mask, lengths
+
+    def _stopped(self, ids: list[int], stop: Sequence[str]) -> bool:
+        if not stop:
+            return False
+        text = self._decode(ids)
+        return any(s in text for s in stop)
+
+    def _generate(self, ids: Any, params: SamplingParams, seeds: list[int] | None,
+                  prefill: _Prefill | None = None) -> tuple[list[list[int]], list[list[float]]]:
+        """Decode ``len(seeds)`` rows of one prompt (one greedy row when ``seeds`` is None);
+        ``prefill`` is ``_prefill(ids)``, computed here when not given."""
+        pre = prefill if prefill is not None else self._prefill(ids)
+        return self._decode_batch([(pre, 1 if seeds is None else len(seeds))], params, seeds)
+
+    def _decode_batch(self, parts: list[tuple[_Prefill, int]], params: SamplingParams,
+                      seeds: list[int] | None) -> tuple[list[list[int]], list[list[float]]]:
+        """Decode ``rows`` rows from each prefill in ``parts``, all in one batch.
+
+        ``seeds`` holds one sample seed per row (None: greedy). Every row starts from its own
+        copy of its prompt's KV cache; a row ends at an end token, a stop string or
+        ``max_tokens``, and ended rows leave the batch. Returns, per row, the generated token
+        ids and their log-probabilities (the end token included, as ``_to_completion`` expects).
         """
         torch = self._torch
-        rows = 1 if seeds is None else len(seeds)
-        generators = None
-        if seeds is not None:
-            generators = []
-            for s in seeds:
-                g = torch.Generator(device=self.device)
-                g.manual_seed(int(s))
-                generators.append(g)
-        proc = _SeededSampling(torch, generators, float(params.temperature), float(params.top_p))
-        config = self._transformers.GenerationConfig(
-            max_new_tokens=params.max_tokens,
-            do_sample=False,
-            num_beams=1,
-            eos_token_id=self._eos_ids,
-            pad_token_id=self._pad_id,
-            return_dict_in_generate=True,
-        )
-        kwargs: dict[str, Any] = {}
-        if params.stop:
-            config.stop_strings = list(params.stop)
-            kwargs["tokenizer"] = self.tokenizer
-        # the prompt's rows are identical copies: greedy decoding over the one-hot scores of
-        # the processor gives each row its own sample (what num_return_sequences would do,
-        # without generate's shared random stream)
-        batch = ids.expand(rows, -1)
-        attn = torch.ones_like(batch)
-        out = self.model.generate(
-            input_ids=batch,
-            attention_mask=attn,
-            generation_config=config,
-            logits_processor=self._transformers.LogitsProcessorList([proc]),
-            **kwargs,
-        )
-        gen = out.sequences[:, ids.shape[1]:].cpu()
-        if proc.chosen_logprobs:
-            lps = torch.stack(proc.chosen_logprobs, dim=1)
-        else:  # pragma: no cover - max_new_tokens >= 1 always runs one step
-            lps = torch.zeros((rows, 0))
+        with torch.inference_mode():
+            cache, mask, lengths = self._batch_cache(parts)
+            logits = torch.cat([pre.logits.expand(rows, -1) for pre, rows in parts])
+            rows = int(logits.shape[0])
+            keys = None
+            if seeds is not None and params.temperature > 0:
+                keys = seed_keys(torch, seeds, self.device)
+            active = list(range(rows))  # the row (of the whole batch) at each batch position
+            gen: list[list[int]] = [[] for _ in range(rows)]
+            lps: list[list[float]] = [[] for _ in range(rows)]
+            temperature, top_p = float(params.temperature), float(params.top_p)
+            for step in range(params.max_tokens):
+                chosen = _choose(torch, logits, keys, step, temperature, top_p)
+                chosen_lp = _chosen_logprobs(torch, logits, chosen)
+                keep = self._record(active, chosen.tolist(), chosen_lp.tolist(), gen, lps, params)
+                if not keep or step + 1 == params.max_tokens:
+                    break
+                if len(keep) < len(active):
+                    index = torch.tensor(keep, device=self.device)
+                    cache.batch_select_indices(index)
+                    chosen = chosen[index]
+                    keys = keys[index] if keys is not None else None
+                    if mask is not None:
+                        mask, lengths = mask[index], lengths[index]
+                    active = [active[j] for j in keep]
+                kw: dict[str, Any] = {self._cache_arg: cache}
+                if mask is not None:  # left-padded rows: mask the padding, count positions
+                    mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
+                    kw.update(attention_mask=mask, position_ids=(lengths + step)[:, None])
+                out = self.model(input_ids=chosen[:, None], use_cache=True, **kw)
+                logits = out.logits[:, -1].float()
         return gen, lps
+
+    def _record(self, active: list[int], tokens: list[int], logprobs: list[float],
+                gen: list[list[int]], lps: list[list[float]], params: SamplingParams) -> list[int]:
+        """Append each active row's token; return the batch positions of the rows that go on."""
+        keep = []
+        for j, r in enumerate(active):
+            gen[r].append(tokens[j])
+            lps[r].append(logprobs[j])
+            if tokens[j] not in self._eos_ids and not self._stopped(gen[r], params.stop):
+                keep.append(j)
+        return keep
 
     def _to_completion(self, ids_row: list[int], lp_row: list[float], params: SamplingParams) -> Completion:
         end = len(ids_row)
@@ -345,27 +482,54 @@ class HFSampler:
     ) -> list[list[Completion]]:
         """Draw ``n`` completions for each prompt; returns ``len(prompts)`` lists of ``n``."""
         check_n(n)
-        torch = self._torch
-        out: list[list[Completion]] = []
-        with torch.inference_mode():
-            for prompt in prompts:
-                if not isinstance(prompt, Prompt):
-                    raise InputError(f"expected a Prompt, got {type(prompt).__name__}")
-                ids = self._encode(prompt)
-                if params.greedy:
-                    gen, lps = self._generate(ids, params, None)
-                    one = self._to_completion(gen[0].tolist(), lps[0].tolist(), params)
-                    out.append([one] * n)
-                    continue
-                comps: list[Completion] = []
-                for start in range(0, n, self.max_rows):
-                    base = prompt_seed(params.seed, prompt)
-                    seeds = [sample_seed(base, i) for i in range(start, min(n, start + self.max_rows))]
-                    gen, lps = self._generate(ids, params, seeds)
-                    for r in range(len(seeds)):
-                        comps.append(self._to_completion(gen[r].tolist(), lps[r].tolist(), params))
-                out.append(comps)
-        return out
+        for prompt in prompts:
+            if not isinstance(prompt, Prompt):
+                raise InputError(f"expected a Prompt, got {type(prompt).__name__}")
+        encoded = [self._encode(p) for p in prompts]
+        per_prompt = 1 if params.greedy else n
+        # (prompt, sample) units, packed in order into batches of at most max_rows rows
+        units = [(p, i) for p in range(len(prompts)) for i in range(per_prompt)]
+        results: dict[tuple[int, int], Completion] = {}
+        prefills: dict[int, _Prefill] = {}
+        bases = [prompt_seed(params.seed, p) for p in prompts]
+        for batch in self._batches(units, encoded, prefills):
+            parts = [(prefills[p], len(idx)) for p, idx in batch]
+            seeds = None
+            if not params.greedy:
+                seeds = [sample_seed(bases[p], i) for p, idx in batch for i in idx]
+            gen, lps = self._decode_batch(parts, params, seeds)
+            rows = iter(zip(gen, lps))
+            for p, idx in batch:
+                for i in idx:
+                    ids_row, lp_row = next(rows)
+                    results[(p, i)] = self._to_completion(ids_row, lp_row, params)
+                if idx[-1] == per_prompt - 1:
+                    del prefills[p]  # its last row is done
+        if params.greedy:
+            return [[results[(p, 0)]] * n for p in range(len(prompts))]
+        return [[results[(p, i)] for i in range(n)] for p in range(len(prompts))]
+
+    def _batches(self, units: list[tuple[int, int]], encoded: list[Any],
+                 prefills: dict[int, _Prefill]) -> Iterator[list[tuple[int, list[int]]]]:
+        """Split ``units`` into batches of at most ``max_rows`` rows, each a list of (prompt,
+        sample indices). Prefills each prompt once, into ``prefills``, when its first row is
+        batched (``sample`` drops it after its last batch); a batch holds several prompts only when their caches can be padded."""
+        batch: list[tuple[int, list[int]]] = []
+        size = 0
+        for p, i in units:
+            if p not in prefills:
+                prefills[p] = self._prefill(encoded[p])
+            joins = not batch or batch[-1][0] == p or self._paddable(prefills[p].cache)
+            if batch and (size == self.max_rows or not joins):
+                yield batch
+                batch, size = [], 0
+            if batch and batch[-1][0] == p:
+                batch[-1][1].append(i)
+            else:
+                batch.append((p, [i]))
+            size += 1
+        if batch:
+            yield batch
 
     def next_token_logprobs(self, prompts: Sequence[Prompt], k: int = 5) -> list[dict[str, float]]:
         """Top-``k`` log-probabilities of the first generated token, one dict per prompt."""
