@@ -16,9 +16,10 @@ in [0, 1), and takes the token where that number falls in the cumulative distrib
 of sample ``i`` depend on (model, prompt, params, i) only: not on ``n``, on ``max_rows``, or
 on the other prompts of the call, and ``sample([p], 2)`` is the first two of
 ``sample([p], 3)``. Greedy decoding (temperature 0) takes the argmax. What can still differ
-is floating point: the batch a row runs in (its size, padding, the other prompts) changes
-how the forward pass rounds, by about 1e-6 in the log-probabilities, which now and then
-moves a drawn uniform across the boundary between two tokens. On CPU this flips roughly one
+is floating point: the batch a row runs in (its size, padding, the other prompts) and the
+number of torch threads change how the forward pass rounds, by about 1e-6 in the
+log-probabilities, which now and then moves a drawn uniform across the boundary between two
+tokens. On CPU this flips roughly one
 token in a thousand, mostly among very unlikely tokens, after which that sample goes its own
 way; a GPU adds its own non-deterministic kernels. Samples drawn by semcal versions before
 this method (a ``torch.Generator`` per row) differ from today's: it is another random stream.
