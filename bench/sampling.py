@@ -177,7 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         main_sampler.close()
         for backend in [b.strip() for b in args.backends.split(",") if b.strip() and b.strip() != "llamacpp"]:
             try:
-                s = get_sampler(backend, model)
+                # the same thread count as llama.cpp (torch would take every core)
+                opts = {"n_threads": args.threads} if backend == "hf" else {}
+                s = get_sampler(backend, model, **opts)
             except Exception as exc:  # noqa: BLE001 - report and go on
                 print(f"  ({backend}: unavailable for {model}: {str(exc).splitlines()[0][:120]})")
                 continue
