@@ -104,3 +104,14 @@ def test_adaptive_settings_override_an_adaptive_spec(exp: Path) -> None:
                     "[adaptive]\nenabled = true\nround = 2\n")
     r = _cli("run", str(spec), "--out", str(exp / "ad-spec"), "-q", "--round", "4")
     assert r.returncode == 0, r.stderr
+
+
+def test_the_demo_says_which_style_its_b_reads_best() -> None:
+    """Issue 23: the judge did not become the default B, so the demo says on which style the
+    default B is measured best and how to check it on the run."""
+    from semcal.cli import demo_b_note
+
+    concise, sentence, cot = (demo_b_note(s) for s in ("concise", "sentence", "cot"))
+    assert all("concise answers best" in n and "semcal label" in n for n in (concise, sentence, cot))
+    assert "sentences" in sentence and "chains of thought" in cot
+    assert "--collapse auto,judge" in sentence and "--collapse" not in concise
