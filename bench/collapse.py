@@ -118,6 +118,8 @@ def judge_sampler(args: argparse.Namespace) -> Any:
     opts: dict[str, Any] = {}
     if args.judge_base_url:
         opts["base_url"] = args.judge_base_url
+    if args.judge_threads:
+        opts["n_threads"] = args.judge_threads
     return get_sampler(args.judge_backend, args.judge_model, **opts)
 
 
@@ -133,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--judge-cache", default=None,
                     help="SQLite file that keeps the judge's replies, so a second table (F1, "
                          "then --metrics) asks the judge nothing again")
+    ap.add_argument("--judge-threads", type=int, default=None,
+                    help="llama.cpp threads of the judge (default: every core; give 1 on a "
+                         "busy machine, where spinning threads slow each other)")
     ap.add_argument("--judge-backend", default="llamacpp")
     ap.add_argument("--judge-base-url", default=None)
     ap.add_argument("--examples", type=int, default=0, help="print this many failures per B")
