@@ -14,6 +14,13 @@ as samples/s, generated tokens/s and the ratio to the naive loop.
 
     python bench/sampling.py                       # full workload (several minutes on 2 cores)
     python bench/sampling.py -q 4 -n 8 --max-tokens 16   # quick
+    python bench/sampling.py --contended -q 6 -n 8  # beside two busy threads vs idle
+
+``--contended`` measures semcal's llama.cpp sampler (first model only) idle, then beside two
+busy processes that it starts itself (a pure-Python loop each: on 2 cores, another llama.cpp's
+worth of busy threads): with the default thread count (the cores no other work keeps busy
+when the model loads) and with every core (the default before), each as a share of the idle
+throughput.
 """
 
 from __future__ import annotations
@@ -110,6 +117,43 @@ def run_naive(path: str, texts: Sequence[str], n: int, params: SamplingParams, t
     return {"seconds": dt, "samples": samples, "tokens": tokens}
 
 
+def run_contended(model: str, args: argparse.Namespace) -> None:
+    """Idle vs beside two busy processes (started here), default threads vs every core."""
+    import os
+    import subprocess
+
+    from semcal.backends.llamacpp import LlamaCppSampler, _cores
+
+    def measure(threads: int | None) -> tuple[int, dict[str, float]]:
+        s = LlamaCppSampler(model, n_threads=threads, n_parallel=args.n_parallel)
+        try:
+            prompts, stops = build_prompts(args.questions, s.is_chat, args.style)
+            params = SamplingParams(temperature=args.temperature, max_tokens=args.max_tokens,
+                                    stop=stops, seed=0)
+            s.sample(prompts[:1], 2, SamplingParams(max_tokens=4, stop=stops))
+            return s.n_threads, run_sampler(s, prompts, args.samples, params)
+        finally:
+            s.close()
+
+    rows = [("idle, default threads", *measure(None)), ("idle, 1 thread", *measure(1))]
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        time.sleep(1.0)
+        rows.append(("2 busy threads, default threads", *measure(None)))
+        rows.append(("2 busy threads, every core", *measure(_cores())))
+    finally:
+        for p in busy:
+            p.kill()
+            p.wait()
+    idle = rows[0][2]["tokens"] / rows[0][2]["seconds"]
+    print(f"\nmodel {model}, contended ({os.cpu_count()} cores)")
+    print(f"  {'condition':<34} {'threads':>7} {'samp/s':>9} {'tok/s':>9} {'of idle':>8}")
+    for name, threads, r in rows:
+        tps = r["tokens"] / r["seconds"]
+        print(f"  {name:<34} {threads:>7} {r['samples'] / r['seconds']:>9.2f} {tps:>9.1f} "
+              f"{100 * tps / idle:>7.0f}%")
+
+
 def fmt(name: str, r: dict[str, float], base: dict[str, float] | None) -> str:
     sps = r["samples"] / r["seconds"]
     tps = r["tokens"] / r["seconds"]
@@ -132,7 +176,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--no-naive", action="store_true")
     ap.add_argument("--no-prefix-cache", action="store_true", help="skip the prefix-cache-off row")
     ap.add_argument("--repeats", type=int, default=2, help="logprobs on/off pairs (the best of each is shown)")
+    ap.add_argument("--contended", action="store_true",
+                    help="only the contention table: idle vs beside two busy processes")
     args = ap.parse_args(argv)
+    if args.contended:
+        run_contended([m.strip() for m in args.models.split(",") if m.strip()][0], args)
+        return 0
 
     print(
         f"workload: {args.questions} questions x {args.samples} samples, style={args.style}, "

@@ -4,6 +4,7 @@ embedded models (marked slow; each test a few seconds on 2 cores)."""
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import numpy as np
 import pytest
@@ -376,3 +377,21 @@ def test_the_test_process_loads_llama_models_without_extra_buffer_types() -> Non
     import llama_cpp
 
     assert llama_cpp.llama_cpp.llama_model_default_params().use_extra_bufts is False
+
+
+def test_default_threads_count_only_the_cores_other_work_leaves_free(monkeypatch) -> None:
+    """llama.cpp threads spin while they wait for each other: on a busy machine semcal takes
+    only the free cores (issue 26: beside two busy threads on two cores, two llama.cpp
+    threads kept 28 % of their idle speed)."""
+    import semcal.backends.llamacpp as L
+
+    real_busy = L._busy_cores
+    monkeypatch.setattr(L, "_cores", lambda: 2)
+    for busy, want in ((0.05, 2), (0.6, 1), (1.0, 1), (2.0, 1), (None, 2)):
+        monkeypatch.setattr(L, "_busy_cores", lambda window=0.25, b=busy: b)
+        assert L._default_threads() == want, busy
+    monkeypatch.setattr(L, "_cores", lambda: 8)
+    monkeypatch.setattr(L, "_busy_cores", lambda window=0.25: 2.6)
+    assert L._default_threads() == 5
+    busy = real_busy(0.05)  # the real measurement reads /proc/stat on Linux
+    assert busy is None or 0.0 <= busy <= (os.cpu_count() or 1) + 1e-9

@@ -246,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--models", help="comma list of models (default: the two embedded ones)")
     d.add_argument("--adaptive", action="store_true", help="use adaptive sampling")
     d.add_argument("--seed", type=_bounded("seed"), default=0, help="run seed (0)")
-    d.add_argument("--threads", type=_bounded("threads"), help="CPU threads for llama.cpp, 1-4096 (default: every core)")
+    d.add_argument("--threads", type=_bounded("threads"), help="CPU threads for llama.cpp, 1-4096 (default: the cores that no other work keeps busy when the model loads)")
     d.add_argument("--no-model-estimators", action="store_false", dest="model_estimators",
                    help="skip P(True) and verbalised confidence (two extra model calls per "
                    "question; measured 2%% extra time for the instruct model, 20%% for the base "
@@ -263,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--limit", type=_bounded("limit"), help="first N questions only")
     r.add_argument("--no-greedy", action="store_false", dest="greedy", default=None,
                    help="skip the greedy completion per question (used by baselines)")
-    r.add_argument("--threads", type=_bounded("threads"), help="CPU threads for llama.cpp, 1-4096 (default: every core)")
+    r.add_argument("--threads", type=_bounded("threads"), help="CPU threads for llama.cpp, 1-4096 (default: the cores that no other work keeps busy when the model loads)")
     ex = r.add_argument_group("executor (where the sampling runs)")
     ex.add_argument("--executor", choices=("local", "ray"), default=None,
                     help="local (default): this process; ray: Ray actors, each with its own "
@@ -552,7 +552,7 @@ def _spec_from_args(args: argparse.Namespace) -> Any:
 def _check_threads(n: int) -> None:
     if not 1 <= n <= 4096:
         raise InputError(f"--threads must be between 1 and 4096, got {n} "
-                         "(leave it out to use every core)")
+                         "(leave it out to use the cores no other work keeps busy)")
 
 
 def _print_results(analyses: Sequence[Any], args: argparse.Namespace) -> None:
