@@ -189,7 +189,7 @@ def test_chat_templates_render_in_a_sandbox(tmp_path: Path) -> None:
             [{"role": "user", "content": "hi"}])
     assert "unsafe" in str(info.value).lower() or "security" in type(info.value).__name__.lower()
     assert not canary.exists()
-    src = (SRC / "backends" / "llamacpp.py").read_text(encoding="utf-8")
+    src = (SRC / "backends" / "llamacpp" / "sampler.py").read_text(encoding="utf-8")
     assert "ChatTemplate(" in src  # the bounded sandbox is the one semcal uses
 
 
