@@ -458,13 +458,18 @@ def test_no_sql_is_built_by_string_interpolation() -> None:
 
 
 def test_schema_statements_come_from_a_constant() -> None:
-    """The one non-literal ``execute(stmt)`` in the store runs pieces of the constant schema."""
-    src = (SRC / "store.py").read_text(encoding="utf-8")
+    """The non-literal ``execute(stmt)`` calls of the store (``store/schema.py``: creating the
+    tables, adding those of a migration) run pieces of the one constant schema."""
+    src = (SRC / "store" / "schema.py").read_text(encoding="utf-8")
     assert 'for stmt in _SCHEMA.split(";")' in src
+    assert 'for st in _SCHEMA.split(";")' in src
     tree = ast.parse(src)
     consts = [n for n in tree.body if isinstance(n, ast.Assign)
               and any(isinstance(t, ast.Name) and t.id == "_SCHEMA" for t in n.targets)]
     assert len(consts) == 1 and isinstance(consts[0].value, ast.Constant)
+    others = [p.name for p in sorted((SRC / "store").glob("*.py"))
+              if p.name != "schema.py" and "_SCHEMA" in p.read_text(encoding="utf-8")]
+    assert others == []  # no second schema elsewhere in the package
 
 
 def test_sql_injection_strings_round_trip_in_every_text_column(tmp_path: Path) -> None:
