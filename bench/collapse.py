@@ -90,8 +90,10 @@ def make_collapse(name: str, style: str, judge: Any = None, judge_cache: str | N
         return get_collapse("auto", aliases=False, merge=False, answers_only=False)
     if name == "embedding":
         return get_collapse("embedding", style=style)
-    if name == "judge":
+    if name == "judge" or name.startswith("judge:"):  # judge:VERSION picks a prompt version
         opts = {"cache_path": judge_cache} if judge_cache else {}
+        if ":" in name:
+            opts["prompt"] = name.split(":", 1)[1]
         return get_collapse("judge", sampler=judge, style=style, **opts)
     raise SystemExit(f"unknown B {name!r}")
 
@@ -127,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=str(DATA), help="labelled data directory")
     ap.add_argument("--collapse", default="auto,exact,previous,embedding",
-                    help="comma-separated Bs: auto, exact, previous, embedding, judge")
+                    help="comma-separated Bs: auto, exact, previous, embedding, judge "
+                         "(judge:VERSION: another judge prompt, e.g. judge:extract-v2)")
     ap.add_argument("--sets", default="", help="only these sets (comma-separated), e.g. world-sentence")
     ap.add_argument("--judge-model", default=default_judge_model(),
                     help="the judge of the judge B (default: the embedded judge model when "
@@ -156,15 +159,18 @@ def main(argv: list[str] | None = None) -> int:
     groups: dict[tuple[str, str], list[LabelledItem]] = defaultdict(list)
     for it in items:
         groups[(it.model, it.source.split("--", 1)[1])].append(it)
-    judge = judge_sampler(args) if "judge" in args.collapse.split(",") else None
+    bs = args.collapse.split(",")
+    judge = judge_sampler(args) if any(b.split(":")[0] == "judge" for b in bs) else None
 
     rows = []
     extra = []
-    judged = {"judged": 0, "fallbacks": 0}
-    for b in args.collapse.split(","):
+    for b in bs:
+        judged = {"judged": 0, "fallbacks": 0}  # per B
         examples: list[dict[str, Any]] = []
         t0 = time.perf_counter()
-        name = f"judge[{args.judge_model}]" if b == "judge" else b  # which judge made the row
+        # which judge and prompt made the row
+        name = (f"judge[{args.judge_model}, {make_collapse(b, 'direct', judge).prompt}]"
+                if judge is not None and b.split(":")[0] == "judge" else b)
         for (model, set_name), its in sorted(groups.items()):
             fn = make_collapse(b, its[0].style, judge, args.judge_cache)
             if hasattr(fn, "prepare"):  # the judge: every response of the set in batches
@@ -191,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                               *(f"{h[k]:.3f}" for k in ("f1", "f1_nonanswers_right",
                                                         "f1_answers_found"))))
         print(f"# {b}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-        if b == "judge":
+        if b.split(":")[0] == "judge":
             print(f"# judge fallbacks to the rules (answer not found in the response): "
                   f"{judged['fallbacks']} of {judged['judged']} judged responses", file=sys.stderr)
         for ex in examples[: args.examples]:

@@ -360,6 +360,33 @@ def test_judge_prompt_shortens_long_responses() -> None:
     assert p.messages[0].role == "system"
 
 
+def test_judge_prompt_versions_are_separate_prompts_and_cache_entries(tmp_path) -> None:
+    """A prompt version changes the prompt the judge sees and the cache key of its replies, so
+    a cached reply of one version is never reused for another; an unknown version is an error
+    when the B is made, naming the known ones."""
+    v1 = build_judge_prompt("Q?", "It is 7.", chat=True)
+    v2 = build_judge_prompt("Q?", "It is 7.", chat=True, version="extract-v2")
+    assert v1.messages[0].content != v2.messages[0].content
+    assert "own words" in v2.messages[0].content and len(v2.messages) == 2 * 5 + 2
+    assert build_judge_prompt("Q?", "It is 7.", chat=False, version="extract-v2").text \
+        .startswith(v2.messages[0].content)
+    cache = tmp_path / "judge.sqlite"
+    j1 = fake_judge()
+    b1 = JudgeCollapse(j1, cache_path=cache)
+    b1(PARIS, ["I think it's Paris."])
+    b1.close()
+    j2 = fake_judge()
+    b2 = JudgeCollapse(j2, cache_path=cache, prompt="extract-v2")
+    b2(PARIS, ["I think it's Paris."])
+    assert len(j2.prompts) == 1  # not answered from v1's cache entry
+    assert "own words" in j2.prompts[0].messages[0].content
+    b2.close()
+    with pytest.raises(InputError, match="extract-v1"):
+        JudgeCollapse(fake_judge(), prompt="extract-v9")
+    # through the registry, as --collapse-opt prompt=extract-v2 passes it
+    assert get_collapse("judge", sampler=fake_judge(), prompt="extract-v2").prompt == "extract-v2"
+
+
 @pytest.mark.slow
 def test_judge_collapse_with_real_smollm2(smollm2_sampler) -> None:
     b = get_collapse("judge", sampler=smollm2_sampler, max_tokens=12)

@@ -39,7 +39,8 @@ from semcal.types import NO_ANSWER, REFUSAL, Collapsed, Message, Prompt, Questio
 
 log = logging.getLogger(__name__)
 
-#: bump when the prompt changes, so cached replies of the old prompt are not reused
+#: the default prompt; bump (add a new version) when a prompt changes, so cached replies of the
+#: old prompt are not reused
 PROMPT_VERSION = "extract-v1"
 #: most judge prompts sent in one ``sampler.sample`` call
 BATCH_SIZE = 64
@@ -61,6 +62,38 @@ _EXAMPLES = (
     ("Who painted the Mona Lisa?", "Sorry, I can't say for sure.", "NONE"),
 )
 
+# extract-v2 (a candidate, measured on the dev sets before it may become the default): the
+# judge copies the answer in the response's own words (v1's judge often corrected a spelling
+# or completed a name, and an answer not in the response falls back to the rules), and a
+# sentence about something else is NONE. The examples are written for this prompt: none comes
+# from a labelled set or from the bundled questions.
+JUDGE_EXTRACT_INSTRUCTIONS_V2 = (
+    "You will see a question and a response that someone else wrote. Copy the final answer "
+    "that the response gives to this question, in the response's own words and spelling: "
+    "usually one to five words, or a single number. Keep the response's answer even if it is "
+    "wrong or misspelt; do not correct it, complete it or explain. If the response does not "
+    "answer this question (it refuses, repeats the question, or talks about something else), "
+    "write NONE."
+)
+
+_EXAMPLES_V2 = (
+    ("What is the capital of France?",
+     "I'm fairly sure it's Paris, the city of light.", "Paris"),
+    ("A farmer has 3 pens with 4 sheep each. How many sheep are there?",
+     "Each pen has 4 sheep and there are 3 pens, so 3 x 4 = 12. The answer is 12.", "12"),
+    ("Which planet is called the Red Planet?",
+     "The Red Planet is the nickname of Marz, because of its rusty dust.", "Marz"),
+    ("What is the main language of Brazil?",
+     "Brazil is the largest country in South America and is famous for football.", "NONE"),
+    ("Who painted the Mona Lisa?", "Sorry, I can't say for sure.", "NONE"),
+)
+
+#: prompt version -> (instructions, worked examples as (question, response, short answer))
+PROMPTS: dict[str, tuple[str, tuple[tuple[str, str, str], ...]]] = {
+    "extract-v1": (JUDGE_EXTRACT_INSTRUCTIONS, _EXAMPLES),
+    "extract-v2": (JUDGE_EXTRACT_INSTRUCTIONS_V2, _EXAMPLES_V2),
+}
+
 _NONE_WORDS = frozenset({"none", "no answer", "n", "n a", "na", "unknown", "i don t know",
                          "not given", "not stated", "not provided", "no final answer"})
 
@@ -78,18 +111,28 @@ def _block(question: str, response: str) -> str:
     return f"Question: {question.strip()}\nResponse: {response}\nShort answer:"
 
 
-def build_judge_prompt(question: str, response: str, *, chat: bool) -> Prompt:
-    """The extraction prompt for one response (chat messages or a few-shot text prompt)."""
+def build_judge_prompt(question: str, response: str, *, chat: bool,
+                       version: str = PROMPT_VERSION) -> Prompt:
+    """The extraction prompt for one response (chat messages or a few-shot text prompt), in
+    the prompt ``version`` (a key of :data:`PROMPTS`)."""
+    instructions, examples = prompt_parts(version)
     query = _block(question, shorten(response))
     if chat:
         # worked examples as earlier turns: small chat models follow turns better than prose
-        turns = [Message("system", JUDGE_EXTRACT_INSTRUCTIONS)]
-        for q, r, a in _EXAMPLES:
+        turns = [Message("system", instructions)]
+        for q, r, a in examples:
             turns += [Message("user", _block(q, r)), Message("assistant", a)]
         turns.append(Message("user", query))
         return Prompt(messages=tuple(turns))
-    shots = "\n\n".join(f"{_block(q, r)} {a}" for q, r, a in _EXAMPLES)
-    return Prompt(text=f"{JUDGE_EXTRACT_INSTRUCTIONS}\n\n{shots}\n\n{query}")
+    shots = "\n\n".join(f"{_block(q, r)} {a}" for q, r, a in examples)
+    return Prompt(text=f"{instructions}\n\n{shots}\n\n{query}")
+
+
+def prompt_parts(version: str) -> tuple[str, tuple[tuple[str, str, str], ...]]:
+    """The instructions and worked examples of a judge prompt version."""
+    if version not in PROMPTS:
+        raise InputError(f"unknown judge prompt {version!r}; known: {', '.join(sorted(PROMPTS))}")
+    return PROMPTS[version]
 
 
 def parse_judge_answer(reply: str) -> str | None:
@@ -198,7 +241,8 @@ class JudgeCollapse:
     ``cache_path``: optional SQLite file that keeps judge replies across runs; ``batch_size``:
     most prompts per ``sampler.sample`` call (default 64); ``style`` and
     ``unmarked``: how the rule-based fallback reads a response (see
-    :class:`~semcal.collapse.auto.AutoCollapse`).
+    :class:`~semcal.collapse.auto.AutoCollapse`); ``prompt``: the prompt version, a key of
+    :data:`PROMPTS` (default :data:`PROMPT_VERSION`).
 
     Counters for reporting: ``calls`` (judge calls made), ``judged`` (responses labelled),
     ``fallbacks`` (judge answers not found in their response, so the rule-based label was
@@ -209,17 +253,19 @@ class JudgeCollapse:
 
     def __init__(self, sampler: Any, *, max_tokens: int = 24, cache_path: str | os.PathLike | None = None,
                  style: str | None = None, unmarked: str = DEFAULT_UNMARKED,
-                 batch_size: int = BATCH_SIZE):
+                 batch_size: int = BATCH_SIZE, prompt: str = PROMPT_VERSION):
         if sampler is None or not hasattr(sampler, "sample"):
             raise InputError("the judge collapsing function needs sampler=<a semcal Sampler>")
         if not isinstance(max_tokens, int) or max_tokens < 1:
             raise InputError(f"max_tokens must be an integer >= 1, got {max_tokens!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        prompt_parts(prompt)  # an unknown version is an error here, not at the first judge call
+        self.prompt = prompt
         self.batch_size = batch_size
         self.sampler = sampler
         self.max_tokens = max_tokens
-        self.model_key = f"{sampler.model_name}|{PROMPT_VERSION}"
+        self.model_key = f"{sampler.model_name}|{prompt}"
         self._memory: dict[tuple[str, str, str], str] = {}
         self._disk = _DiskCache(os.fspath(cache_path)) if cache_path is not None else None
         self.rules = AutoCollapse(style=style, unmarked=unmarked)
@@ -256,7 +302,7 @@ class JudgeCollapse:
 
     def _ask(self, keys: Sequence[tuple[str, str, str]]) -> None:
         chat = bool(self.sampler.is_chat)
-        prompts = [build_judge_prompt(k[1], k[2], chat=chat) for k in keys]
+        prompts = [build_judge_prompt(k[1], k[2], chat=chat, version=self.prompt) for k in keys]
         params = SamplingParams(temperature=0.0, max_tokens=self.max_tokens, stop=("\n",),
                                 logprobs=False)
         outs = self.sampler.sample(prompts, 1, params)
