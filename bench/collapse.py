@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         examples: list[dict[str, Any]] = []
         t0 = time.perf_counter()
         # which judge and prompt made the row
-        name = (f"judge[{args.judge_model}, {make_collapse(b, 'direct', judge).prompt}]"
+        name = (f"judge[{args.judge_model}, {make_collapse(b, 'sentence', judge).prompt}]"
                 if judge is not None and b.split(":")[0] == "judge" else b)
         for (model, set_name), its in sorted(groups.items()):
             fn = make_collapse(b, its[0].style, judge, args.judge_cache)

@@ -19,8 +19,9 @@ as samples/s, generated tokens/s and the ratio to the naive loop.
 ``--contended`` measures semcal's llama.cpp sampler (first model only) idle, then beside two
 busy processes that it starts itself (a pure-Python loop each: on 2 cores, another llama.cpp's
 worth of busy threads): with the default thread count (the cores no other work keeps busy
-when the model loads) and with every core (the default before), each as a share of the idle
-throughput.
+when the model loads, revised while sampling) and with every core (the default before), and
+once with the busy processes starting after the model loaded (only the revision can then
+correct the count), each as a share of the idle throughput.
 """
 
 from __future__ import annotations
@@ -124,27 +125,44 @@ def run_contended(model: str, args: argparse.Namespace) -> None:
 
     from semcal.backends.llamacpp import LlamaCppSampler, _cores
 
-    def measure(threads: int | None) -> tuple[int, dict[str, float]]:
+    def busy_processes() -> list[Any]:
+        return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+
+    def stop(procs: list[Any]) -> None:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+    def measure(threads: int | None, start_busy: bool = False) -> tuple[str, dict[str, float]]:
+        """One timed run; ``start_busy``: the busy processes start after the model loaded
+        (and stop after the run), so the load-time thread count was chosen on an idle
+        machine and only the governor can correct it."""
         s = LlamaCppSampler(model, n_threads=threads, n_parallel=args.n_parallel)
+        procs: list[Any] = []
         try:
             prompts, stops = build_prompts(args.questions, s.is_chat, args.style)
             params = SamplingParams(temperature=args.temperature, max_tokens=args.max_tokens,
                                     stop=stops, seed=0)
             s.sample(prompts[:1], 2, SamplingParams(max_tokens=4, stop=stops))
-            return s.n_threads, run_sampler(s, prompts, args.samples, params)
+            first = s.n_threads
+            if start_busy:
+                procs = busy_processes()
+                time.sleep(1.0)
+            r = run_sampler(s, prompts, args.samples, params)
+            return (f"{first}->{s.n_threads}" if s.n_threads != first else str(first)), r
         finally:
+            stop(procs)
             s.close()
 
-    rows = [("idle, default threads", *measure(None)), ("idle, 1 thread", *measure(1))]
-    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    rows = [("idle, default threads", *measure(None)), ("idle, 1 thread", *measure(1)),
+            ("2 busy start after load, default", *measure(None, start_busy=True))]
+    busy = busy_processes()
     try:
         time.sleep(1.0)
         rows.append(("2 busy threads, default threads", *measure(None)))
         rows.append(("2 busy threads, every core", *measure(_cores())))
     finally:
-        for p in busy:
-            p.kill()
-            p.wait()
+        stop(busy)
     idle = rows[0][2]["tokens"] / rows[0][2]["seconds"]
     print(f"\nmodel {model}, contended ({os.cpu_count()} cores)")
     print(f"  {'condition':<34} {'threads':>7} {'samp/s':>9} {'tok/s':>9} {'of idle':>8}")

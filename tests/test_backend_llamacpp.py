@@ -395,3 +395,36 @@ def test_default_threads_count_only_the_cores_other_work_leaves_free(monkeypatch
     assert L._default_threads() == 5
     busy = real_busy(0.05)  # the real measurement reads /proc/stat on Linux
     assert busy is None or 0.0 <= busy <= (os.cpu_count() or 1) + 1e-9
+
+
+def test_thread_governor_follows_work_that_starts_and_stops_while_sampling() -> None:
+    """The thread count chosen at load is revised while sampling: a busy neighbour that
+    starts later takes a thread away, and gives it back when it stops. Our own CPU time is
+    not counted as other work (2 threads of ours keeping both cores busy leave 2 threads)."""
+    from semcal.backends.llamacpp.threads import ThreadGovernor
+
+    state = {"t": 0.0, "busy": 0, "total": 0, "own": 0.0}
+
+    def advance(seconds: float, others: float, ours: float) -> None:
+        # /proc/stat counts jiffies of every cpu: 2 cpus at 100 jiffies per second
+        state["t"] += seconds
+        state["total"] += int(200 * seconds)
+        state["busy"] += int(100 * seconds * (others + ours))
+        state["own"] += seconds * ours
+
+    g = ThreadGovernor(2, 2, interval=2.0, clock=lambda: state["t"],
+                       machine=lambda: (state["busy"], state["total"]), own=lambda: state["own"],
+                       ncpu=2)
+    assert g.check() is None  # the first reading only starts the span
+    advance(2.0, 0.0, 2.0)
+    assert g.check() is None and g.threads == 2  # alone: our own 2 busy cores are ours
+    advance(1.0, 1.0, 1.0)
+    assert g.check() is None  # within the interval: no reading at all
+    advance(1.5, 0.9, 1.1)
+    assert g.check() == 1 and g.threads == 1  # a neighbour took a core
+    advance(2.0, 1.0, 1.0)
+    assert g.check() is None  # still there: no change
+    advance(2.0, 0.1, 1.0)
+    assert g.check() == 2  # it stopped
+    bad = ThreadGovernor(2, 2, clock=lambda: 0.0, machine=lambda: None)
+    assert bad.check() is None and bad.check() is None  # no /proc/stat: keep the count

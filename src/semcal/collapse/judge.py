@@ -65,8 +65,8 @@ _EXAMPLES = (
 # extract-v2 (a candidate, measured on the dev sets before it may become the default): the
 # judge copies the answer in the response's own words (v1's judge often corrected a spelling
 # or completed a name, and an answer not in the response falls back to the rules), and a
-# sentence about something else is NONE. The examples are written for this prompt: none comes
-# from a labelled set or from the bundled questions.
+# sentence about something else is NONE. The examples are written for this prompt (two of them
+# about invented people and places): none comes from a labelled set or the bundled questions.
 JUDGE_EXTRACT_INSTRUCTIONS_V2 = (
     "You will see a question and a response that someone else wrote. Copy the final answer "
     "that the response gives to this question, in the response's own words and spelling: "
@@ -81,10 +81,10 @@ _EXAMPLES_V2 = (
      "I'm fairly sure it's Paris, the city of light.", "Paris"),
     ("A farmer has 3 pens with 4 sheep each. How many sheep are there?",
      "Each pen has 4 sheep and there are 3 pens, so 3 x 4 = 12. The answer is 12.", "12"),
-    ("Which planet is called the Red Planet?",
-     "The Red Planet is the nickname of Marz, because of its rusty dust.", "Marz"),
-    ("What is the main language of Brazil?",
-     "Brazil is the largest country in South America and is famous for football.", "NONE"),
+    ("Which instrument did the composer Lena Ostrova play?",
+     "Lena Ostrova was known above all as a cellest in Prague.", "cellest"),
+    ("What is the main language of Tarvania?",
+     "Tarvania is a small mountain country, famous for its cheese.", "NONE"),
     ("Who painted the Mona Lisa?", "Sorry, I can't say for sure.", "NONE"),
 )
 

@@ -23,7 +23,7 @@ from semcal.backends.base import check_context, prompt_seed
 from semcal.backends.chat_template import ChatTemplate
 from semcal.backends.llamacpp.cells import _PrefixCache, _PromptCells
 from semcal.backends.llamacpp.scheduler import _Group, _Result, _Scheduling
-from semcal.backends.llamacpp.threads import _default_threads
+from semcal.backends.llamacpp.threads import ThreadGovernor, _default_threads
 from semcal.backends.models import ModelSpec, resolve_model
 from semcal.errors import BackendError, InputError, require
 from semcal.types import Completion, Prompt, SamplingParams, check_n
@@ -91,6 +91,9 @@ class LlamaCppSampler(_PrefixCache, _Scheduling):
         self.is_chat: bool = spec.is_chat
         self.n_parallel = n_parallel
         self.n_threads = n_threads or _default_threads()
+        # a thread count of our own choosing follows the free cores while sampling
+        self._governor = (None if n_threads is not None
+                          else ThreadGovernor(self.n_threads, _threads_pkg()._cores()))
         self.n_batch = max(n_batch, n_parallel)
         self.prefix_cache = bool(prefix_cache)
         self._fixed_ctx = n_ctx
@@ -303,6 +306,11 @@ class LlamaCppSampler(_PrefixCache, _Scheduling):
     # -- decoding ----------------------------------------------------------------------------
 
     def _decode(self, n_tokens: int) -> None:
+        if self._governor is not None:
+            n = self._governor.check()
+            if n is not None:  # other work started or stopped: follow the free cores
+                self.n_threads = n
+                self._llama.llama_set_n_threads(self._ctx, n, n)
         self._batch.n_tokens = n_tokens
         rc = self._llama.llama_decode(self._ctx, self._batch)
         if rc != 0:
@@ -427,3 +435,10 @@ class LlamaCppSampler(_PrefixCache, _Scheduling):
             self._llama.llama_memory_seq_rm(self._mem, slot, -1, -1)
             self._cells.release(-1)
         return out
+
+
+def _threads_pkg() -> Any:
+    """The package ``semcal.backends.llamacpp``, where tests replace ``_cores``."""
+    from semcal.backends import llamacpp as pkg
+
+    return pkg
