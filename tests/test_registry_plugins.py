@@ -121,6 +121,45 @@ def test_worker_process_safety_is_metadata_of_the_registered_collapse(
         COLLAPSES.unregister("mine_serial")
 
 
+class _JudgeFirstWord:
+    """A B that reads responses with a judge model: the judge's reply's first word."""
+
+    judges: list[str] = []
+
+    def __init__(self, sampler: object, style: str | None = None, tool: object = None) -> None:
+        self.sampler, self.tool = sampler, tool
+        self.judges.append(getattr(sampler, "model_name", repr(sampler)))
+
+    def __call__(self, question: Question, texts: Sequence[str]) -> Collapsed:
+        return Collapsed(tuple((t.split() or [NO_ANSWER])[0].lower() for t in texts),
+                         frozenset(a.lower() for a in question.answers))
+
+
+def test_a_judge_b_and_its_object_options_are_metadata_of_the_registration(
+    run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A B registered with judge=True needs a judge model wherever semcal checks (a run spec
+    without a [judge] table is refused; analyze hands it the judge model) and its object
+    options (objects=...) stay out of its cache key, as the built-in judge's sampler does."""
+    from fakes import FakeSampler, make_spec
+    from semcal.collapse import collapse_key, uses_judge
+    from semcal.errors import InputError
+
+    COLLAPSES.register("mine_judge", _JudgeFirstWord, judge=True, objects=("sampler", "tool"))
+    try:
+        assert uses_judge("mine_judge") and not uses_judge("auto") and not uses_judge("nope")
+        key = collapse_key("mine_judge", {"sampler": FakeSampler(), "tool": object(), "k": 2})
+        assert key.endswith(':{"k": 2}') and "object at" not in key
+        with pytest.raises(InputError, match='collapse = "mine_judge" needs a \\[judge\\] table'):
+            make_spec(run_dir / "qs.jsonl", collapse="mine_judge")
+        row = _analyze_json(capsys, str(run_dir), "--collapse", "mine_judge",
+                            "--judge-model", "smollm2-135m-instruct")
+        assert row["collapse"] == "mine_judge"
+        assert _JudgeFirstWord.judges == ["smollm2-135m-instruct"]  # analyze opened the judge
+    finally:
+        COLLAPSES.unregister("mine_judge")
+
+
 def _half_wrong(conf: np.ndarray, correct: np.ndarray) -> float:
     return float(np.mean(np.asarray(conf) > 0.5) - 0.25)
 

@@ -329,11 +329,14 @@ class AutoGrader:
         return grader(question, collapsed, texts)
 
 
-#: the graders by name (semcal.registry): register one here to add it
+#: the graders by name (semcal.registry): register one here to add it. Metadata: ``judge=True``
+#: for a grader that asks a judge model (its ``sampler`` option; its verdicts are cached in the
+#: store under the judge model's name), ``objects``: options that are objects, not values.
 GRADER_REGISTRY: Registry[Callable[..., Grader]] = Registry("grader")
 GRADER_REGISTRY.register("exact", LabelGrader)
 GRADER_REGISTRY.register("numeric", NumericGrader)
-GRADER_REGISTRY.register("judge", needs_sampler("grader", JudgeGrader))
+GRADER_REGISTRY.register("judge", needs_sampler("grader", JudgeGrader), objects=("sampler",),
+                         judge=True)
 GRADER_REGISTRY.register("auto", AutoGrader)
 
 

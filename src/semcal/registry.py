@@ -60,6 +60,11 @@ class Registry(Mapping[str, T]):
         self.lookup(name)
         return dict(self._meta.get(name, {}))
 
+    def flag(self, name: str, key: str) -> bool:
+        """Whether ``name`` was registered with the metadata ``key`` true (False for an unknown
+        name: the caller's own lookup reports it)."""
+        return isinstance(name, str) and bool(self._meta.get(name, {}).get(key))
+
     def names(self) -> tuple[str, ...]:
         return tuple(self._parts)
 

@@ -417,8 +417,8 @@ def validate(spec: RunSpec) -> None:
     validate_adaptive(spec.adaptive)
     if spec.judge is not None and not isinstance(spec.judge, JudgeSpec):
         raise InputError(f"judge must be a JudgeSpec, got {type(spec.judge).__name__}")
-    if spec.collapse == "judge" and spec.judge is None:
-        raise InputError('collapse = "judge" needs a [judge] table naming the judge model')
+    if spec.judge is None and _uses_judge(spec.collapse):
+        raise InputError(f'collapse = "{spec.collapse}" needs a [judge] table naming the judge model')
     if spec.adaptive.enabled and spec.temperature == 0:
         raise InputError("adaptive sampling needs temperature > 0 (greedy samples are all equal)")
 
@@ -435,3 +435,10 @@ def validate_adaptive(ad: AdaptiveSpec) -> None:
     d = _num("adaptive.delta", ad.delta)
     if not 0 < d < 1:
         raise InputError(f"adaptive.delta must be in (0, 1), got {ad.delta}")
+
+
+def _uses_judge(collapse: Any) -> bool:
+    """Whether the B ``collapse`` needs a judge model (its registration says so)."""
+    from semcal.collapse import uses_judge  # the registry, read when a spec is checked
+
+    return isinstance(collapse, str) and uses_judge(collapse)

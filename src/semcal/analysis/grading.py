@@ -32,7 +32,7 @@ def make_grader(grader: str, gopts: dict[str, Any]) -> Any:
 
 def grader_key(grader: str, gopts: dict[str, Any]) -> str:
     """The key of a grader's cached verdicts: its name, and for the judge its model too."""
-    if grader == "judge":
+    if GRADER_REGISTRY.flag(grader, "judge"):
         return f"judge:{gopts.get('sampler').model_name}"
     return grader
 
@@ -50,7 +50,7 @@ def grade_question(q: Question, lab: Labelled, grader: str, grader_obj: Any,
         correct = bool(gr.correct)
     if lab.g is None:
         g_correct = None
-    elif grader == "judge" and lab.g_label == prediction:
+    elif GRADER_REGISTRY.flag(grader, "judge") and lab.g_label == prediction:
         g_correct = correct  # the judge graded this class already (one response of it)
     else:
         g_correct = bool(grader_obj(q, Collapsed((lab.g_label,), lab.gold), [lab.g.text]).correct)

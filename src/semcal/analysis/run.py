@@ -29,10 +29,11 @@ from semcal.analysis.label import Labelled, Labeller, read_run, save_classes
 from semcal.analysis.results import QuestionResult, RunAnalysis
 from semcal.analysis.summary import _summaries_in_parallel, calibration_summary
 from semcal.analysis.workers import package_value
-from semcal.collapse import collapse_key
+from semcal.collapse import COLLAPSES, collapse_key, uses_judge
 from semcal.collapse.judge import JudgeCollapse, default_judge_spec
 from semcal.confidence import estimate_all
 from semcal.errors import InputError, StoreError
+from semcal.grade import GRADER_REGISTRY
 from semcal.metrics._validate import check_n_boot
 from semcal.spec import JudgeSpec
 from semcal.store import STORE_NAME, RunInfo, Store, has_store
@@ -68,15 +69,16 @@ def _judge_options(info: RunInfo, collapse: str, grader: str,
     """B's and the grader's options with the judge model added where either is the judge;
     a judge model given when neither is the judge is an InputError."""
     collapse_opts = dict(collapse_opts or {})
-    if judge is not None and "judge" not in (collapse, grader):
+    b_judge, g_judge = uses_judge(collapse), GRADER_REGISTRY.flag(grader, "judge")
+    if judge is not None and not (b_judge or g_judge):
         raise InputError(f"run {info.name}: a judge model was given but neither the B "
                          f"({collapse}) nor the grader ({grader}) is the judge: add --collapse "
                          "judge or --grader judge, or leave the judge model out")
-    if "judge" in (collapse, grader):
+    if b_judge or g_judge:
         sampler = _judge_sampler(judge, info)
-        if collapse == "judge":
+        if b_judge:
             collapse_opts.setdefault("sampler", sampler)
-        if grader == "judge":
+        if g_judge:
             grader_opts = {"sampler": sampler, **(grader_opts or {})}
     return collapse_opts, grader_opts
 
@@ -110,13 +112,14 @@ def _setup(store: Store, info: RunInfo, *, collapse: str | None, grader: str,
         collapse = str((info.spec or {}).get("collapse") or "auto")
     collapse_opts, grader_opts = _judge_options(info, collapse, grader, collapse_opts,
                                                 grader_opts, judge)
-    if audit_against is None and collapse == "judge":
-        audit_against = "auto"
+    if audit_against is None and collapse in COLLAPSES:
+        audit_against = COLLAPSES.meta(collapse).get("audit_against")
     gopts = dict(grader_opts or {})
     grader_obj = make_grader(grader, gopts)
     gkey = grader_key(grader, gopts)
     ckey = collapse_key(collapse, collapse_opts)
-    cached_grades = store.grades(info.id, ckey, gkey) if grader == "judge" else {}
+    cached_grades = (store.grades(info.id, ckey, gkey)
+                     if GRADER_REGISTRY.flag(grader, "judge") else {})
     names = estimator_names(estimators)
     cache = cache and not store.readonly
     # model-based estimates (P(True), verbalised) stored by the runner for this collapse

@@ -43,8 +43,6 @@ from semcal.collapse.normalize import contains_as_words, normalize_answer
 from semcal.errors import InputError
 from semcal.registry import Registry, needs_sampler
 
-#: the built-in collapsing functions (the live list: ``COLLAPSES.names()``)
-COLLAPSE_NAMES = ("exact", "math", "embedding", "nli", "judge", "auto")
 #: bumped whenever a built-in B changes the labels it gives, so that class labels cached in a
 #: store by an older semcal are not reused (see :func:`collapse_key`)
 COLLAPSE_VERSION = 6
@@ -52,12 +50,26 @@ COLLAPSE_VERSION = 6
 
 def split_options(opts: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
     """A B's (or grader's) options as (judge sampler or None, the plain options): objects
-    passed in as options (the sampler, an encoder, an NLI relation) are no part of its name."""
+    passed in as options (the judge's sampler, an encoder, an NLI relation: each part names
+    its own in its registration's ``objects``) are no part of its name."""
     plain = dict(opts or {})
     sampler = plain.pop("sampler", None)
-    plain.pop("encoder", None)
-    plain.pop("relation", None)
+    for key in _object_options():
+        plain.pop(key, None)
     return sampler, plain
+
+
+def _object_options() -> set[str]:
+    """Every option that some registered B or grader takes as an object, not a value."""
+    from semcal.grade import GRADER_REGISTRY
+
+    return {key for reg in (COLLAPSES, GRADER_REGISTRY) for name in reg
+            for key in reg.meta(name).get("objects", ())}
+
+
+def uses_judge(name: str) -> bool:
+    """Whether the B ``name`` reads responses with a judge model (registered ``judge=True``)."""
+    return COLLAPSES.flag(name, "judge")
 
 
 def collapse_key(name: str, opts: dict[str, Any] | None = None) -> str:
@@ -81,7 +93,7 @@ def open_judge(judge: Any) -> Any:
 def collapse_for(name: str, *, style: str | None = None, judge: Any = None, **opts: Any) -> CollapseFn:
     """The B ``name`` for a run of ``style``; for ``judge``, the judge model is opened from
     ``judge`` (a :class:`~semcal.spec.JudgeSpec`) unless ``opts`` holds a ``sampler``."""
-    if name == "judge" and "sampler" not in opts:
+    if uses_judge(name) and "sampler" not in opts:
         if judge is None:
             raise InputError("the judge collapsing function needs a judge model "
                              "(--judge-model, or a [judge] table in the spec)")
@@ -92,13 +104,17 @@ def collapse_for(name: str, *, style: str | None = None, judge: Any = None, **op
 
 #: the collapsing functions by name (semcal.registry): register one here to add it
 #: Metadata: ``parallel=True`` for a rule-based B (pure Python, deterministic, picklable
-#: options) that the analysis may run in worker processes on a large run.
+#: options) that the analysis may run in worker processes on a large run; ``objects``: the
+#: options that are objects, not values (no part of the B's cache key); ``judge=True`` for a B
+#: that needs a judge model (its ``sampler`` option, opened from ``--judge-model`` or the spec's
+#: ``[judge]`` table); ``audit_against``: the B its audit compares it with by default.
 COLLAPSES: Registry[Callable[..., CollapseFn]] = Registry("collapsing function")
 COLLAPSES.register("exact", ExactCollapse, parallel=True)
 COLLAPSES.register("math", MathCollapse, parallel=True)
-COLLAPSES.register("embedding", EmbeddingCollapse)
-COLLAPSES.register("nli", NLICollapse)
-COLLAPSES.register("judge", needs_sampler("collapsing function", JudgeCollapse))
+COLLAPSES.register("embedding", EmbeddingCollapse, objects=("encoder",))
+COLLAPSES.register("nli", NLICollapse, objects=("relation",))
+COLLAPSES.register("judge", needs_sampler("collapsing function", JudgeCollapse),
+                   objects=("sampler",), judge=True, audit_against="auto")
 COLLAPSES.register("auto", AutoCollapse, parallel=True)
 
 
@@ -115,8 +131,8 @@ def get_collapse(name: str, **opts: Any) -> CollapseFn:
 
 
 __all__ = [
-    "COLLAPSES", "COLLAPSE_NAMES", "COLLAPSE_VERSION", "AutoCollapse", "CollapseFn", "EmbeddingCollapse", "ExactCollapse",
+    "COLLAPSES", "COLLAPSE_VERSION", "AutoCollapse", "CollapseFn", "EmbeddingCollapse", "ExactCollapse",
     "JudgeCollapse", "MathCollapse", "NLICollapse",
     "collapse_for", "collapse_key", "split_options", "contains_as_words", "extract_answer", "get_collapse", "math_equal", "math_label",
-    "math_value", "normalize_answer", "open_judge",
+    "math_value", "normalize_answer", "open_judge", "uses_judge",
 ]
