@@ -190,3 +190,40 @@ def test_the_prefix_cache_is_used_and_changes_no_bit() -> None:
     assert commons[0] == 0 and commons[1] >= 2 * PREFIX_BLOCK and commons[2] >= 2 * PREFIX_BLOCK
     assert commons[3] == 0 and commons[4] >= 2 * PREFIX_BLOCK  # shared within the call
     assert commons[5] == 0 and all(c % PREFIX_BLOCK == 0 for c in commons)
+
+
+class _Switch:
+    """A thread governor that takes a thread away at its second look."""
+
+    def __init__(self) -> None:
+        self.answers = iter((None, 1))
+
+    def check(self) -> int | None:
+        return next(self.answers, None)
+
+
+@pytest.mark.slow
+def test_thread_count_does_not_change_samples() -> None:
+    """The default thread count follows the free cores while sampling (ThreadGovernor), so a
+    sample must not depend on how many threads drew it: 1 thread, 2 threads, and a change
+    from 2 to 1 in the middle of a call give the same texts and log-probs."""
+    from semcal.backends.llamacpp import LlamaCppSampler
+    from semcal.data import bundled
+    from semcal.prompts import build_prompt, stop_strings
+    from semcal.types import SamplingParams
+
+    prompts = [build_prompt(q, "sentence", chat=False) for q in list(bundled("world"))[:3]]
+    params = SamplingParams(temperature=1.0, max_tokens=12, seed=5, stop=stop_strings("sentence", False))
+    runs = []
+    for threads, switch in ((1, False), (2, False), (2, True)):
+        s = LlamaCppSampler("gemma-3-270m", n_threads=threads)
+        if switch:  # a governor that takes a thread away at its second look
+            s._governor = _Switch()
+        try:
+            runs.append([[(c.text, c.token_logprobs) for c in row]
+                         for row in s.sample(prompts, 4, params)])
+            if switch:
+                assert s.n_threads == 1
+        finally:
+            s.close()
+    assert runs[0] == runs[1] == runs[2]
