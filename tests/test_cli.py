@@ -243,14 +243,14 @@ def test_ctrl_c_prints_how_to_resume(tmp_path: Path, monkeypatch: pytest.MonkeyP
                                      capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
-    import semcal.runner
+    import semcal.executors.local
     from fakes import GOLD, FakeSampler
 
     qf = tmp_path / "qs.jsonl"
     qf.write_text("".join(json.dumps({"id": t.lower(), "question": f"{t} which one?",
                                       "answers": [g]}) + "\n" for t, g in GOLD.items()))
-    # the runner opens its model through semcal.backends.get_sampler, imported by name
-    monkeypatch.setattr(semcal.runner, "get_sampler",
+    # the local executor opens the model through semcal.backends.get_sampler, imported by name
+    monkeypatch.setattr(semcal.executors.local, "get_sampler",
                         lambda backend, model, **kw: FakeSampler(interrupt_after=4))
     argv = ["run", "--model", "fake", "--backend", "openai", "--dataset", str(qf),
             "--samples", "3", "--style", "concise", "--out", str(tmp_path / "o"), "-q"]
@@ -258,7 +258,8 @@ def test_ctrl_c_prints_how_to_resume(tmp_path: Path, monkeypatch: pytest.MonkeyP
     err = capsys.readouterr().err
     assert "2/6 questions" in err and f"semcal resume {tmp_path / 'o'}" in err
     assert "Traceback" not in err
-    monkeypatch.setattr(semcal.runner, "get_sampler", lambda backend, model, **kw: FakeSampler())
+    monkeypatch.setattr(semcal.executors.local, "get_sampler",
+                        lambda backend, model, **kw: FakeSampler())
     assert main(["resume", str(tmp_path / "o"), "-q"]) == 0
     from semcal.store import Store
 

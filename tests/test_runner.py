@@ -392,3 +392,30 @@ def test_every_sampling_session_records_its_engine(qfile: Path, tmp_path: Path) 
     with Store(out2) as st:
         (info2,) = st.runs()
         assert [x["engine"] for x in st.sessions(info2.id)] == ["FakeSampler (passed in)"]
+
+
+def test_executors_are_one_protocol_and_do_not_import_the_runner() -> None:
+    """Every executor kind a spec may name has an opener; a sampler passed to the runner runs
+    in this process, an executor (the Ray pool) as it is; and the executors, the Ray one
+    included, import nothing of the runner (no import cycle between them)."""
+    import subprocess
+    import sys
+
+    from semcal import executors, spec
+
+    assert set(executors.EXECUTORS) == set(spec.EXECUTORS)
+    fake = FakeSampler()
+    local = executors.executor_for(fake)
+    assert isinstance(local, executors.LocalExecutor) and local.sampler is fake
+    assert isinstance(local, executors.Executor) and not isinstance(fake, executors.Executor)
+    assert executors.executor_for(local) is local
+    for name in ("sampler", "count_tokens_many", "run_fixed", "run_adaptive", "close"):
+        assert hasattr(executors.RayPool, name), name
+    from semcal.ray_executor import RayPool
+
+    assert RayPool is executors.RayPool
+    code = ("import sys, semcal.executors, semcal.ray_executor; "
+            "print(sorted(m for m in sys.modules if m.startswith('semcal.runner')))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"

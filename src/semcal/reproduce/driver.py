@@ -21,9 +21,9 @@ from semcal import runner
 from semcal.analysis import analyze_run
 from semcal.backends import get_sampler
 from semcal.collapse import collapse_for, collapse_key
+from semcal.executors import RayPool
 from semcal.files import write_text
 from semcal.grade import get_grader
-from semcal.ray_executor import RayPool
 from semcal.reproduce.figures import make_figures
 from semcal.reproduce.plan import PlannedRun, ReproduceResult, RunOutcome, _dataset_name, plan
 from semcal.reproduce.spec import ExperimentSpec, ModelEntry, load_experiment, parse_model_arg
