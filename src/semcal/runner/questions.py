@@ -11,7 +11,7 @@ from pathlib import Path
 from semcal import data
 from semcal.backends import BACKENDS
 from semcal.backends.models import resolve_model
-from semcal.collapse import get_collapse
+from semcal.collapse import get_collapse, uses_judge
 from semcal.errors import InputError, SemcalError
 from semcal.prompts import STYLES
 from semcal.spec import RunSpec
@@ -66,7 +66,7 @@ def preflight(spec: RunSpec) -> list[Question]:
         resolve_model(spec.model)
     # every spec names a B (analysis and adaptive stopping use it): a bad name fails here,
     # before any sampling, not after the whole run
-    if spec.collapse == "judge":  # the judge model is opened only when the run needs it
+    if uses_judge(spec.collapse):  # the judge model is opened only when the run needs it
         if spec.judge is not None and spec.judge.backend not in BACKENDS:
             raise InputError(f"unknown judge backend {spec.judge.backend!r} "
                              f"(known: {', '.join(sorted(BACKENDS))})")
