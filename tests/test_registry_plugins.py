@@ -276,3 +276,48 @@ def test_an_unregistered_format_is_refused_by_name(
                str(tmp_path / "q.jsonl"), "--format", "mine", "--out", str(tmp_path / "o"), "-q"])
     err = capsys.readouterr().err
     assert rc == 2 and "unknown question format 'mine'" in err and "nq_open" in err
+
+
+def test_what_semcal_needs_to_know_about_a_backend_is_metadata_of_its_registration(
+    tmp_path: Path,
+) -> None:
+    """A backend registered from outside with ``server=True`` is read as a server (its model
+    name is recorded as given, a judge may name a base URL for it), and one with
+    ``local_models=True`` has its model name resolved before anything loads; no check in
+    semcal names a built-in backend."""
+    from semcal.backends import BACKENDS
+    from semcal.errors import InputError
+    from semcal.runner import preflight
+    from semcal.spec import JudgeSpec, RunSpec
+
+    engine = BACKENDS["mock"]
+    BACKENDS.register("my_server", engine, server=True)
+    BACKENDS.register("my_local", engine, local_models=True)
+    try:
+        given = "./no-such-dir/served-model.gguf"  # a local path for a local backend
+        assert RunSpec(model=given, backend="my_server", dataset="world").model_id() == given
+        assert RunSpec(model=given, backend="mock", dataset="world").model_id() != given
+        JudgeSpec(model="m", backend="my_server", base_url="http://127.0.0.1:9")
+        with pytest.raises(InputError, match="base_url needs a server backend"):
+            JudgeSpec(model="m", backend="mock", base_url="http://127.0.0.1:9")
+        with pytest.raises(InputError, match="no-such-model"):
+            preflight(RunSpec(model="no-such-model", backend="my_local", dataset="world", limit=1))
+        preflight(RunSpec(model="no-such-model", backend="mock", dataset="world", limit=1))
+    finally:
+        BACKENDS.unregister("my_server")
+        BACKENDS.unregister("my_local")
+    assert grep_free_of_backend_names()
+
+
+def grep_free_of_backend_names() -> bool:
+    """No module outside semcal/backends compares a backend with a built-in name."""
+    import re
+
+    import semcal
+
+    root = Path(semcal.__file__).parent
+    pattern = re.compile(r"""backend\s*[!=]=\s*["'](llamacpp|hf|openai|vllm|mock)["']""")
+    hits = [f"{p.relative_to(root)}: {m.group(0)}" for p in root.rglob("*.py")
+            if "backends" not in p.parts for m in pattern.finditer(p.read_text())]
+    assert not hits, hits
+    return True

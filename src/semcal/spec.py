@@ -137,8 +137,8 @@ class JudgeSpec:
         if self.base_url is not None and (not isinstance(self.base_url, str)
                                           or not self.base_url.startswith(("http://", "https://"))):
             raise InputError(f"judge.base_url must be an http(s) URL, got {self.base_url!r}")
-        if self.base_url is not None and self.backend != "openai":
-            raise InputError("judge.base_url needs judge.backend = \"openai\"")
+        if self.base_url is not None and not _backend_flag(self.backend, "server"):
+            raise InputError("judge.base_url needs a server backend (judge.backend = \"openai\")")
         if not isinstance(self.backend_options, Mapping):
             raise InputError("judge.backend_options must be a table")
 
@@ -334,7 +334,7 @@ class RunSpec:
         folder (``m.gguf``, ``./m.gguf`` and ``/abs/m.gguf`` are one run, resumable from any
         directory), the canonical name for an embedded model, else the name as given (a
         server's model name, a hub id)."""
-        if self.backend == "openai":
+        if _backend_flag(self.backend, "server"):
             return self.model
 
         key = self.model.strip().lower()
@@ -435,6 +435,13 @@ def validate_adaptive(ad: AdaptiveSpec) -> None:
     d = _num("adaptive.delta", ad.delta)
     if not 0 < d < 1:
         raise InputError(f"adaptive.delta must be in (0, 1), got {ad.delta}")
+
+
+def _backend_flag(backend: Any, key: str) -> bool:
+    """Whether ``backend`` was registered with the metadata ``key`` true."""
+    from semcal.backends import BACKENDS
+
+    return BACKENDS.flag(backend, key)
 
 
 def _uses_judge(collapse: Any) -> bool:

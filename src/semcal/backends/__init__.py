@@ -35,13 +35,22 @@ class _Engine:
 
 
 #: backend name -> factory ``(model, **options) -> Sampler``; ``.extra`` names the semcal
-#: extra that installs the engine
+#: extra that installs the engine. Metadata, read wherever semcal needs to know about a
+#: backend (never its name): ``local_models=True``: a model name is resolved here, to an
+#: embedded model or a local file, before anything loads (and its chat kind is known then);
+#: ``threads_option``: the option that sets its CPU threads (a Ray actor gets one per CPU it
+#: holds); ``server=True``: the model is a server's name for it (an http base URL, the name
+#: recorded as given); ``ray_by_default=True``: ``reproduce`` runs it in a Ray actor (one
+#: model's GPU memory is freed, with its process, before the next model starts).
 BACKENDS: Registry[_Engine] = Registry("backend")
 BACKENDS.register("llamacpp", _Engine("llamacpp", "semcal.backends.llamacpp", "LlamaCppSampler", "llama",
-                                      "llama-cpp-python"))
+                                      "llama-cpp-python"),
+                  local_models=True, threads_option="n_threads")
 BACKENDS.register("hf", _Engine("hf", "semcal.backends.hf", "HFSampler", "hf", "transformers"))
-BACKENDS.register("openai", _Engine("openai", "semcal.backends.openai", "OpenAISampler", "server"))
-BACKENDS.register("vllm", _Engine("vllm", "semcal.backends.vllm", "VLLMSampler", "vllm", "vllm"))
+BACKENDS.register("openai", _Engine("openai", "semcal.backends.openai", "OpenAISampler", "server"),
+                  server=True)
+BACKENDS.register("vllm", _Engine("vllm", "semcal.backends.vllm", "VLLMSampler", "vllm", "vllm"),
+                  ray_by_default=True)
 # no model: exercises semcal's own machinery (tests, overhead benchmarks)
 BACKENDS.register("mock", _Engine("mock", "semcal.backends.mock", "MockSampler", ""))
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from semcal.backends import BACKENDS
 from semcal.backends.models import resolve_model
 from semcal.cli.format import format_summary_table
 from semcal.cli.output import _say
@@ -106,7 +107,7 @@ def _check_k_shot(args: argparse.Namespace, spec: Any) -> None:
     """An explicit --k-shot on a chat model is refused: chat prompts carry no worked examples,
     so the number would be stored but never used. (Known before loading for a llama.cpp model:
     the embedded model's kind or the GGUF's chat template.)"""
-    if not getattr(args, "k_shot", None) or spec.backend != "llamacpp":
+    if not getattr(args, "k_shot", None) or not BACKENDS.flag(spec.backend, "local_models"):
         return
     if resolve_model(spec.model).is_chat:
         raise InputError(f"--k-shot {args.k_shot}: {spec.model} is a chat model, whose prompts "

@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from semcal.backends import BACKENDS
 from semcal.collapse import collapse_for
 from semcal.errors import BackendError, InputError, require
 from semcal.executors.base import AdaptiveCommit, AdaptiveState, CollapseFn, FixedCommit
@@ -185,11 +186,12 @@ class RayPool:
             num_cpus=ex.num_cpus, num_gpus=ex.num_gpus, max_restarts=-1, max_task_retries=-1,
         )
         body = self._body(spec)
-        if spec.backend == "llamacpp" and "n_threads" not in spec.backend_options:
-            # one llama.cpp thread per CPU the actor holds (every core by default would
+        threads = BACKENDS.meta(spec.backend).get("threads_option")
+        if threads and threads not in spec.backend_options:
+            # one engine thread per CPU the actor holds (every core by default would
             # oversubscribe a node running several actors)
             body["backend_options"] = {**dict(spec.backend_options),
-                                       "n_threads": max(1, int(ex.num_cpus))}
+                                       threads: max(1, int(ex.num_cpus))}
         self.actors = [actor_cls.remote(body) for _ in range(ex.workers)]
         self._next = 0
         try:

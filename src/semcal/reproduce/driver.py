@@ -19,7 +19,7 @@ import numpy as np
 
 from semcal import runner
 from semcal.analysis import analyze_run
-from semcal.backends import get_sampler
+from semcal.backends import BACKENDS, get_sampler
 from semcal.collapse import collapse_for, collapse_key
 from semcal.executors import RayPool
 from semcal.files import write_text
@@ -61,7 +61,7 @@ def _open(backend: str, model: ModelEntry, options: Mapping[str, Any],
 
     # chat or text prompts from the model's role (or its explicit chat field), not its name
     kw = {"chat": model.is_chat, **dict(options), **dict(model.backend_options)}
-    if executor is None and backend == "vllm":
+    if executor is None and BACKENDS.flag(backend, "ray_by_default"):
         executor = ExecutorSpec(kind="ray", workers=1, num_gpus=1)
     if executor is not None and executor.kind == "ray":
         return RayPool(RunSpec(model=model.model, backend=backend, backend_options=kw,

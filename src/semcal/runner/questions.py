@@ -62,7 +62,7 @@ def preflight(spec: RunSpec) -> list[Question]:
     if spec.style not in STYLES:
         raise InputError(f"unknown style {spec.style!r} (known: {', '.join(STYLES)})")
     BACKENDS.lookup(spec.backend)  # an unknown name is one InputError naming the known ones
-    if spec.backend == "llamacpp":
+    if BACKENDS.flag(spec.backend, "local_models"):
         resolve_model(spec.model)
     # every spec names a B (analysis and adaptive stopping use it): a bad name fails here,
     # before any sampling, not after the whole run
