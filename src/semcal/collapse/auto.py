@@ -47,7 +47,7 @@ from typing import Any
 from semcal.collapse.exact import ExactCollapse, MathCollapse, check_inputs
 from semcal.collapse.extract import DEFAULT_UNMARKED
 from semcal.collapse.mathequiv import DEFAULT_TIME_BUDGET
-from semcal.collapse.normalize import contains_as_words, normalize_answer
+from semcal.collapse.normalize import STOPWORDS, contains_as_words, normalize_answer
 from semcal.errors import InputError
 from semcal.types import NO_ANSWER, NON_ANSWERS, Collapsed, Question
 
@@ -69,13 +69,9 @@ _I_CONTRACTED = frozenset({"m", "am", "ll", "ve", "d", "think", "can", "don", "d
 # a label with one of these asks instead of answering ("who", "held in which city")
 _ASKING_WORDS = frozenset({"who", "whom", "whose", "what", "which"})
 
-# words that never make an answer on their own (function words and question words)
-_STOP = frozenset(
-    {"the", "a", "an", "of", "in", "on", "at", "to", "for", "by", "with", "and", "or", "is",
-     "was", "are", "were", "be", "been", "what", "which", "who", "whom", "whose", "when",
-     "where", "why", "how", "did", "does", "do", "that", "this", "it", "its", "as", "from",
-     "name", "called", "known"}
-)
+# words that never make an answer on their own: the shared stop words, and three more that a
+# question uses around the thing it asks for ("has been called", "is known as")
+_NOT_ANSWERS = STOPWORDS | {"been", "called", "known"}
 
 
 _DISJUNCTION = frozenset({"or", "either"})
@@ -83,7 +79,7 @@ _DISJUNCTION = frozenset({"or", "either"})
 
 def question_words(question: str) -> frozenset[str]:
     """The normalised words of a question (plus function words): none of them is an answer."""
-    return frozenset(normalize_answer(question).split()) | _STOP
+    return frozenset(normalize_answer(question).split()) | _NOT_ANSWERS
 
 
 def is_non_answer(label: str) -> bool:

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from semcal.collapse.extract import (
-    _NUMBER,
     DEFAULT_UNMARKED,
     DIRECT_STYLES,
+    NUMBER_RE,
     UNMARKED_RULES,
     expects_name,
     extract_answer,
@@ -192,7 +192,7 @@ class MathCollapse(ExactCollapse):
         if got is not None:
             return got
         last = None
-        for m in _NUMBER.finditer(span[:2000]):
+        for m in NUMBER_RE.finditer(span[:2000]):
             last = m
         if last is not None:
             got = math_label(last.group(0), sig_digits=self.sig_digits, time_budget=self.time_budget)
@@ -230,7 +230,7 @@ def _number_before_unit(span: str) -> str | None:
     """The number of "<number> <unit>" ("3 × 10⁸ m/s" -> "3 × 10⁸"), else None."""
     if len(span) > 200:  # an answer, not a paragraph
         return None
-    m = _NUMBER.match(span.strip())
+    m = NUMBER_RE.match(span.strip())
     if m is None or m.group(0).count("/"):
         return None
     tail = span.strip()[m.end():]

@@ -36,6 +36,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
+from semcal.collapse.normalize import STOPWORDS
 from semcal.errors import InputError
 
 #: completions longer than this are cut before extraction (about 2,000 tokens)
@@ -74,10 +75,10 @@ _TRAILING_HEDGE = re.compile(
     re.IGNORECASE,
 )
 _DANGLING = re.compile(r"(?:it|that|this|the[ \t]+answer)(?![\w])", re.IGNORECASE)
-# a number: thousands commas, decimals, a fraction, and a power of ten in any of the usual
-# spellings ("6.02e23", "6.02E+23", "3 x 10^8", "3×10⁸", "1.6 * 10**-19"), so that the power is
-# never cut off and read as the number ("1.5e23" is not "23")
-_NUMBER = re.compile(
+#: a number: thousands commas, decimals, a fraction, and a power of ten in any of the usual
+#: spellings ("6.02e23", "6.02E+23", "3 x 10^8", "3×10⁸", "1.6 * 10**-19"), so that the power is
+#: never cut off and read as the number ("1.5e23" is not "23")
+NUMBER_RE = re.compile(
     r"[-−]?\d+(?:,\d{3})*(?:\.\d+)?"
     r"(?:[eE][-+−]?\d+(?![\w])"
     r"|[ \t]*[×xX*·⋅][ \t]*10[ \t]*(?:\^|\*\*)[ \t]*(?:\{[ \t]*[-+−]?\d+[ \t]*\}|\([ \t]*[-+−]?\d+[ \t]*\)|[-+−]?\d+)"
@@ -98,11 +99,6 @@ _ABBREVIATIONS = frozenset(
      "prof", "gen", "col", "lt", "sgt", "capt", "fig", "approx", "ft", "e.g", "i.e"}
 )
 _STRIP_CHARS = " \t\r\n*_`\"'“”‘’«»„.,;:!?"
-_QA_STOPWORDS = frozenset(
-    {"the", "a", "an", "of", "in", "on", "at", "to", "for", "by", "with", "and", "or", "is",
-     "was", "are", "were", "be", "what", "which", "who", "whom", "whose", "when", "where",
-     "why", "how", "did", "does", "do", "that", "this", "it", "its", "as", "from", "name"}
-)
 
 
 #: what the prompts call the answer ("finish with 'The answer is X.'"): a model that repeats
@@ -180,7 +176,7 @@ def extract_answer(
         if unmarked in ("none", "stated"):
             return None
         last_number = None
-        for m in _NUMBER.finditer(t):
+        for m in NUMBER_RE.finditer(t):
             last_number = m
         return None if last_number is None else last_number.group(0).replace(" ", "").replace("\t", "")
     first = _first_line(t)
@@ -195,7 +191,7 @@ def extract_answer(
         ):
             return _finish(whole, True, question=None)  # a one-sentence reply: parse it whole
         last_number = None
-        for m in _NUMBER.finditer(t):
+        for m in NUMBER_RE.finditer(t):
             last_number = m
         if last_number is not None:
             return last_number.group(0).replace(" ", "").replace("\t", "")
@@ -465,7 +461,7 @@ def _first_line(text: str) -> str | None:
 
 def _content_words(text: str) -> set[str]:
     words = (w.casefold() for w in _WORD.findall(unicodedata.normalize("NFKC", text)))
-    return {w for w in words if w not in _QA_STOPWORDS}
+    return {w for w in words if w not in STOPWORDS}
 
 
 def _copula_cut(span: str, question: str) -> str:
@@ -617,6 +613,6 @@ def names_something(span: str, text: str) -> bool:
         return True
     for m in _CAPITALISED.finditer(span):
         w = m.group(0).casefold().rstrip("'’-")
-        if w not in _QA_STOPWORDS and w not in _SENTENCE_OPENERS:
+        if w not in STOPWORDS and w not in _SENTENCE_OPENERS:
             return True
     return False
