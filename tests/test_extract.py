@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from semcal.collapse.extract import (
+from semcal.collapse.extract import extract_answer
+from semcal.collapse.spans import (
     MAX_EXTRACT_CHARS,
     cut_leftovers,
-    extract_answer,
     first_sentence,
     last_boxed,
     strip_hedges,
@@ -136,7 +136,7 @@ def test_bad_input_and_limits() -> None:
 
 
 def test_refusals_are_recognised_but_not_hedged_answers() -> None:
-    from semcal.collapse.extract import is_refusal
+    from semcal.collapse.spans import is_refusal
 
     for t in ("I don't know.", "I'm sorry, but I can't answer that.", "As an AI, I cannot say.",
               "Unknown.", "The author of the novel is unknown.", "The answer is not available.",

@@ -12,18 +12,10 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from semcal.collapse.extract import (
-    DEFAULT_UNMARKED,
-    DIRECT_STYLES,
-    NUMBER_RE,
-    UNMARKED_RULES,
-    expects_name,
-    extract_answer,
-    is_refusal,
-    names_something,
-)
+from semcal.collapse.extract import DEFAULT_UNMARKED, DIRECT_STYLES, UNMARKED_RULES, extract_answer
 from semcal.collapse.mathequiv import DEFAULT_TIME_BUDGET, math_label
 from semcal.collapse.normalize import normalize_answer
+from semcal.collapse.spans import NUMBER_RE, expects_name, is_refusal, names_something
 from semcal.errors import InputError
 from semcal.prompts.styles import STYLES
 from semcal.types import NO_ANSWER, REFUSAL, Collapsed, Question
@@ -90,8 +82,8 @@ class ExactCollapse:
     ``"last_number"`` or ``"first_sentence"``) are passed to the extraction. A response that
     declines to answer is labelled :data:`~semcal.types.REFUSAL`. ``names`` (default False):
     for a direct answer (``style`` "concise" or "sentence") to a question whose gold aliases
-    are all names (:func:`~semcal.collapse.extract.expects_name`), a reply that names nothing
-    (:func:`~semcal.collapse.extract.names_something`: "a city/region", "the ocean") is
+    are all names (:func:`~semcal.collapse.spans.expects_name`), a reply that names nothing
+    (:func:`~semcal.collapse.spans.names_something`: "a city/region", "the ocean") is
     :data:`~semcal.types.NO_ANSWER`.
     """
 

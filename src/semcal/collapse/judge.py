@@ -32,8 +32,9 @@ from typing import Any
 
 from semcal.collapse.auto import AutoCollapse
 from semcal.collapse.exact import check_inputs
-from semcal.collapse.extract import DEFAULT_UNMARKED, NUMBER_RE, cut_leftovers, strip_hedges
+from semcal.collapse.extract import DEFAULT_UNMARKED
 from semcal.collapse.normalize import contains_as_words, normalize_answer
+from semcal.collapse.spans import NUMBER_RE, cut_leftovers, strip_hedges
 from semcal.errors import InputError, StoreError
 from semcal.types import NO_ANSWER, REFUSAL, Collapsed, Message, Prompt, Question, SamplingParams
 
