@@ -41,7 +41,7 @@ Measured against hand labels with ``python bench/collapse.py``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from semcal.collapse.exact import ExactCollapse, MathCollapse, check_inputs
@@ -149,7 +149,8 @@ class AutoCollapse:
     ``merge`` (step 3, default True), ``answers_only`` (step 4, default True) and its
     ``max_words`` (default: :data:`MAX_WORDS_BY_STYLE`; None: no length limit),
     ``sig_digits``, ``time_budget`` (math), ``accents``,
-    ``use_question`` (exact), ``extract``.
+    ``use_question`` (exact), ``extract``, ``disabled`` (extraction rules switched off by name,
+    :data:`~semcal.collapse.extract.RULES`).
     """
 
     name = "auto"
@@ -159,11 +160,12 @@ class AutoCollapse:
                  max_words: int | None = _BY_STYLE,
                  extract: bool = True, accents: bool = False,
                  use_question: bool = True, sig_digits: int | None = None,
-                 time_budget: float = DEFAULT_TIME_BUDGET):
+                 time_budget: float = DEFAULT_TIME_BUDGET, disabled: Iterable[str] | str = ()):
         self.math = MathCollapse(extract=extract, sig_digits=sig_digits, time_budget=time_budget,
-                                 style=style, unmarked=unmarked)
+                                 style=style, unmarked=unmarked, disabled=disabled)
         self.exact = ExactCollapse(extract=extract, accents=accents, use_question=use_question,
-                                   style=style, unmarked=unmarked, names=answers_only)
+                                   style=style, unmarked=unmarked, names=answers_only,
+                                   disabled=disabled)
         if max_words is _BY_STYLE:
             max_words = MAX_WORDS_BY_STYLE.get(style or "")
         if max_words is not None and (isinstance(max_words, bool) or not isinstance(max_words, int)
