@@ -5,6 +5,7 @@
     python bench/collapse.py --collapse auto --headroom     # where the errors come from
     python bench/collapse.py --collapse auto,judge --judge-cache /tmp/judge.sqlite   # semcal[judge]
     python bench/collapse.py --collapse auto,exact --metrics   # what B's error does to the numbers
+    python bench/collapse.py --ablate --markdown     # the default B with each extraction rule off
 
 For each B x model x set it prints: questions, pairwise same-class precision / recall / F1
 against the hand labels, the mean |plurality count - hand plurality count|, the share of
@@ -18,6 +19,12 @@ questions, and each difference B - hand with a paired bootstrap 95% interval
 (:func:`semcal.collapse.labelled.metric_deltas`; 1,000 resamples of questions, seed 0). The
 target is |B - hand| <= 0.03 for each metric; ``misses`` names the metrics that miss it and
 ``CI excl. 0`` those whose interval excludes 0.
+
+With ``--ablate`` it prints instead one row per extraction rule
+(:data:`semcal.collapse.extract.RULES`): the default B (``auto``, each set with its own style)
+with that rule switched off (its ``disabled`` option), scored over all the chosen sets as one
+sample of questions: pairwise F1 and grade error with their 95% bootstrap intervals, the change
+of each against all rules on, and how many responses' labels change. ``--sets`` narrows it.
 
 The Bs:
 - ``auto``: the default B (style-aware extraction, refusals, gold-alias closure,
@@ -41,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from semcal.collapse import get_collapse
+from semcal.collapse.extract import RULES, Rule
 from semcal.collapse.labelled import (
     DELTA_TARGET,
     LabelledItem,
@@ -54,6 +62,8 @@ from semcal.collapse.labelled import (
 DATA = Path(__file__).resolve().parent / "data" / "collapse"
 COLUMNS = ("B", "model", "set", "n", "P", "R", "F1 [95% CI]", "ans F1", "|Δcount|", "plur≠",
            "grade err [95% CI]", "ties")
+ABLATE_COLUMNS = ("rule off", "stage", "applies to", "labels changed", "F1 [95% CI]", "ΔF1",
+                  "grade err [95% CI]", "Δgrade err")
 HEADROOM_COLUMNS = ("B", "model", "set", "responses", "both none", "both answer",
                     "B answer, hand none", "B none, hand answer", "F1",
                     "F1, non-answers right", "F1, + missed answers found")
@@ -96,6 +106,53 @@ def make_collapse(name: str, style: str, judge: Any = None, judge_cache: str | N
             opts["prompt"] = name.split(":", 1)[1]
         return get_collapse("judge", sampler=judge, style=style, **opts)
     raise SystemExit(f"unknown B {name!r}")
+
+
+def applies_to(rule: Rule) -> str:
+    """Where a rule applies, in a few words: "qa", "math, cot (unmarked none/stated)"."""
+    out = "+".join(t for t in ("qa", "math") if t in rule.tasks)
+    if rule.styles is not None:
+        out += ", " + "/".join(sorted(rule.styles))
+    if rule.unmarked is not None:
+        out += f" (unmarked {'/'.join(sorted(rule.unmarked))})"
+    return out
+
+
+def ablation_rows(groups: dict[tuple[str, str], list[LabelledItem]]) -> tuple[list[tuple[Any, ...]], int]:
+    """Rows of the ``--ablate`` table and the number of responses scored: all rules on, then
+    the default B with each rule of :data:`RULES` switched off in turn, every set labelled with
+    its own style and all sets scored as one sample of questions."""
+    keys = sorted(groups)
+    items = [it for key in keys for it in groups[key]]
+
+    def run(disabled: frozenset[str]) -> tuple[dict[str, float], list[tuple[str, ...]]]:
+        by_item: dict[int, Any] = {}  # each item's B (its set's style), by its question object
+        for key in keys:
+            fn = get_collapse("auto", style=groups[key][0].style, disabled=disabled)
+            by_item.update((id(it.question), fn) for it in groups[key])
+
+        def b(question: Any, texts: Any) -> Any:
+            return by_item[id(question)](question, texts)
+
+        labels = [b(it.question, list(it.texts)).labels for it in items]
+        return score_collapse(b, items), labels
+
+    base, base_labels = run(frozenset())
+
+    def row(name: str, stage: str, where: str, m: dict[str, float], changed: int) -> tuple[Any, ...]:
+        same = name == "none"
+        return (name, stage, where, changed,
+                f"{m['f1']:.3f} [{m['f1_lo']:.2f}, {m['f1_hi']:.2f}]",
+                "—" if same else f"{m['f1'] - base['f1']:+.3f}",
+                f"{m['grade_error']:.3f} [{m['grade_error_lo']:.2f}, {m['grade_error_hi']:.2f}]",
+                "—" if same else f"{m['grade_error'] - base['grade_error']:+.3f}")
+
+    rows = [row("none", "—", "—", base, 0)]
+    for rule in RULES:
+        m, labels = run(frozenset({rule.name}))
+        changed = sum(a != b for la, lb in zip(labels, base_labels) for a, b in zip(la, lb))
+        rows.append(row(rule.name, rule.stage, applies_to(rule), m, changed))
+    return rows, sum(len(it.texts) for it in items)
 
 
 def default_judge_model() -> str:
@@ -152,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="print instead the metric-level table: accuracy, mean confidence and "
                          "smECE from B's classes and from the hand classes, and B - hand with a "
                          "paired bootstrap 95%% interval")
+    ap.add_argument("--ablate", action="store_true",
+                    help="print instead the default B (auto) with each extraction rule switched "
+                         "off in turn: F1, grade error and their change against all rules on")
     args = ap.parse_args(argv)
 
     sets = [x for x in args.sets.split(",") if x] or None
@@ -159,6 +219,13 @@ def main(argv: list[str] | None = None) -> int:
     groups: dict[tuple[str, str], list[LabelledItem]] = defaultdict(list)
     for it in items:
         groups[(it.model, it.source.split("--", 1)[1])].append(it)
+    if args.ablate:
+        t0 = time.perf_counter()
+        rows, n_responses = ablation_rows(groups)
+        print(f"# ablation of auto over {len(items)} questions, {n_responses} responses, "
+              f"{len(groups)} sets: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        print_table(ABLATE_COLUMNS, rows, args.markdown)
+        return 0
     bs = args.collapse.split(",")
     judge = judge_sampler(args) if any(b.split(":")[0] == "judge" for b in bs) else None
 

@@ -502,6 +502,20 @@ def test_every_b_reads_a_chain_of_thought_by_its_stated_answer() -> None:
     assert old.labels[1] == "400"
 
 
+def test_a_b_switches_extraction_rules_off_by_name() -> None:
+    texts = ["4 * 300 = 1200. The answer is 1200.", "#### 1200"]
+    for name in ("auto", "math", "exact"):
+        on = get_collapse(name, style="cot")
+        off = get_collapse(name, style="cot", disabled={"marker"})
+        assert on(PENS, texts).labels == ("1200", "1200"), name
+        assert off(PENS, texts).labels == (NO_ANSWER, "1200"), name
+        assert "disabled=('marker',)" in repr(off) and "disabled" not in repr(on)
+    # the gold aliases are read by every rule
+    assert get_collapse("math", disabled="hashes").gold_label(PENS, "so #### 1200") == "1200"
+    with pytest.raises(InputError, match="unknown extraction rule"):
+        get_collapse("auto", disabled={"no_such_rule"})
+
+
 def test_a_registered_collapse_is_usable_by_name_everywhere(tmp_path) -> None:
     """One register call adds a B: get_collapse and the analysis find it by name."""
     from semcal.analysis import analyze_run

@@ -95,6 +95,25 @@ def test_the_benchmark_script_prints_its_table() -> None:
         assert int(cells[3]) == sum(int(c) for c in cells[4:8]), r
 
 
+def test_the_ablation_table_has_a_row_per_extraction_rule() -> None:
+    from semcal.collapse.extract import RULE_NAMES
+
+    p = subprocess.run([sys.executable, str(ROOT / "bench" / "collapse.py"), "--ablate",
+                        "--markdown", "--sets", "world-concise,gsm8k-cot"], capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0].startswith("| rule off | stage |") and "ΔF1" in lines[0]
+    rows = [[c.strip() for c in r.strip("|").split("|")] for r in lines[2:]]
+    assert [r[0] for r in rows] == ["none", *RULE_NAMES]
+    assert rows[0][3] == "0" and rows[0][5] == "—"
+    by_rule = {r[0]: r for r in rows}
+    # concise answers are read by the direct-line rule; the chains of thought by their markers
+    assert int(by_rule["marker"][3]) > 0 and float(by_rule["marker"][5]) < 0
+    assert by_rule["boxed"][3] == "0" and by_rule["boxed"][5] == "+0.000"
+    assert "over 240 questions, 1440 responses, 4 sets" in p.stderr
+
+
 def test_headroom_splits_the_errors_by_kind() -> None:
     q = Question("q", "What is the capital of Cuba?", ("Havana",))
     item = LabelledItem("m--s", "m", "sentence", q, ("Havana.", "Havana!", "Cuba is an island.",

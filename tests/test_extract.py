@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from semcal.collapse.extract import (
+from semcal.collapse.extract import extract_answer
+from semcal.collapse.spans import (
     MAX_EXTRACT_CHARS,
     cut_leftovers,
-    extract_answer,
     first_sentence,
     last_boxed,
     strip_hedges,
@@ -136,7 +136,7 @@ def test_bad_input_and_limits() -> None:
 
 
 def test_refusals_are_recognised_but_not_hedged_answers() -> None:
-    from semcal.collapse.extract import is_refusal
+    from semcal.collapse.spans import is_refusal
 
     for t in ("I don't know.", "I'm sorry, but I can't answer that.", "As an AI, I cannot say.",
               "Unknown.", "The author of the novel is unknown.", "The answer is not available.",
@@ -262,3 +262,43 @@ def test_short_and_agent_replies_in_a_chain_of_thought() -> None:
     assert stated("Harper Lee") == "Harper Lee"
     assert stated("Who wrote it? It was written by Harper Lee. She was born in 1926.") == "Harper Lee"
     assert stated("First I think about the novel and its author, then I") is None
+
+
+# -- the rules table (extract.RULES) --------------------------------------------------------
+
+from semcal.collapse.extract import RULE_NAMES, RULES, STAGES, check_disabled  # noqa: E402
+
+RULE_EXAMPLES = [pytest.param(rule, ex, id=f"{rule.name}-{i}")
+                 for rule in RULES for i, ex in enumerate(rule.examples)]
+
+
+def test_the_rules_table_is_well_formed() -> None:
+    assert len(set(RULE_NAMES)) == len(RULES)
+    assert [r.stage for r in RULES] == sorted((r.stage for r in RULES), key=STAGES.index)
+    for rule in RULES:
+        assert rule.examples, rule.name
+        assert rule.doc, rule.name
+        assert rule.tasks <= {"qa", "math"} and rule.tasks, rule.name
+
+
+@pytest.mark.parametrize(("rule", "example"), RULE_EXAMPLES)
+def test_each_rule_gives_its_examples_and_is_needed_for_them(rule, example) -> None:
+    assert example.run() == example.expected
+    # the example shows what the rule does: without it the answer differs
+    assert example.run(disabled={rule.name}) != example.expected
+    # an example is read under a setting its rule applies to
+    kind = "math" if example.task == "math" else "qa"
+    assert rule.applies(kind, example.style, example.unmarked)
+
+
+def test_switching_rules_off_is_checked() -> None:
+    assert check_disabled("boxed, marker") == frozenset({"boxed", "marker"})
+    assert check_disabled(["hedges"]) == frozenset({"hedges"})
+    assert check_disabled(None) == frozenset()
+    with pytest.raises(InputError, match="unknown extraction rule"):
+        check_disabled({"boxd"})
+    with pytest.raises(InputError, match="unknown extraction rule"):
+        extract_answer("Paris", disabled=[3])
+    # all rules off: nothing is found
+    assert extract_answer("The answer is Paris.", disabled=RULE_NAMES) is None
+    assert extract_answer("\\boxed{5}", "math", disabled={"boxed"}) == "\\boxed{5}"

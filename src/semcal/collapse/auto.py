@@ -41,13 +41,13 @@ Measured against hand labels with ``python bench/collapse.py``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from semcal.collapse.exact import ExactCollapse, MathCollapse, check_inputs
 from semcal.collapse.extract import DEFAULT_UNMARKED
 from semcal.collapse.mathequiv import DEFAULT_TIME_BUDGET
-from semcal.collapse.normalize import contains_as_words, normalize_answer
+from semcal.collapse.normalize import STOPWORDS, contains_as_words, normalize_answer
 from semcal.errors import InputError
 from semcal.types import NO_ANSWER, NON_ANSWERS, Collapsed, Question
 
@@ -69,13 +69,9 @@ _I_CONTRACTED = frozenset({"m", "am", "ll", "ve", "d", "think", "can", "don", "d
 # a label with one of these asks instead of answering ("who", "held in which city")
 _ASKING_WORDS = frozenset({"who", "whom", "whose", "what", "which"})
 
-# words that never make an answer on their own (function words and question words)
-_STOP = frozenset(
-    {"the", "a", "an", "of", "in", "on", "at", "to", "for", "by", "with", "and", "or", "is",
-     "was", "are", "were", "be", "been", "what", "which", "who", "whom", "whose", "when",
-     "where", "why", "how", "did", "does", "do", "that", "this", "it", "its", "as", "from",
-     "name", "called", "known"}
-)
+# words that never make an answer on their own: the shared stop words, and three more that a
+# question uses around the thing it asks for ("has been called", "is known as")
+_NOT_ANSWERS = STOPWORDS | {"been", "called", "known"}
 
 
 _DISJUNCTION = frozenset({"or", "either"})
@@ -83,7 +79,7 @@ _DISJUNCTION = frozenset({"or", "either"})
 
 def question_words(question: str) -> frozenset[str]:
     """The normalised words of a question (plus function words): none of them is an answer."""
-    return frozenset(normalize_answer(question).split()) | _STOP
+    return frozenset(normalize_answer(question).split()) | _NOT_ANSWERS
 
 
 def is_non_answer(label: str) -> bool:
@@ -153,7 +149,8 @@ class AutoCollapse:
     ``merge`` (step 3, default True), ``answers_only`` (step 4, default True) and its
     ``max_words`` (default: :data:`MAX_WORDS_BY_STYLE`; None: no length limit),
     ``sig_digits``, ``time_budget`` (math), ``accents``,
-    ``use_question`` (exact), ``extract``.
+    ``use_question`` (exact), ``extract``, ``disabled`` (extraction rules switched off by name,
+    :data:`~semcal.collapse.extract.RULES`).
     """
 
     name = "auto"
@@ -163,11 +160,12 @@ class AutoCollapse:
                  max_words: int | None = _BY_STYLE,
                  extract: bool = True, accents: bool = False,
                  use_question: bool = True, sig_digits: int | None = None,
-                 time_budget: float = DEFAULT_TIME_BUDGET):
+                 time_budget: float = DEFAULT_TIME_BUDGET, disabled: Iterable[str] | str = ()):
         self.math = MathCollapse(extract=extract, sig_digits=sig_digits, time_budget=time_budget,
-                                 style=style, unmarked=unmarked)
+                                 style=style, unmarked=unmarked, disabled=disabled)
         self.exact = ExactCollapse(extract=extract, accents=accents, use_question=use_question,
-                                   style=style, unmarked=unmarked, names=answers_only)
+                                   style=style, unmarked=unmarked, names=answers_only,
+                                   disabled=disabled)
         if max_words is _BY_STYLE:
             max_words = MAX_WORDS_BY_STYLE.get(style or "")
         if max_words is not None and (isinstance(max_words, bool) or not isinstance(max_words, int)

@@ -9,21 +9,19 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from semcal.collapse.extract import (
-    _NUMBER,
     DEFAULT_UNMARKED,
     DIRECT_STYLES,
     UNMARKED_RULES,
-    expects_name,
+    check_disabled,
     extract_answer,
-    is_refusal,
-    names_something,
 )
 from semcal.collapse.mathequiv import DEFAULT_TIME_BUDGET, math_label
 from semcal.collapse.normalize import normalize_answer
+from semcal.collapse.spans import NUMBER_RE, expects_name, is_refusal, names_something
 from semcal.errors import InputError
 from semcal.prompts.styles import STYLES
 from semcal.types import NO_ANSWER, REFUSAL, Collapsed, Question
@@ -90,9 +88,11 @@ class ExactCollapse:
     ``"last_number"`` or ``"first_sentence"``) are passed to the extraction. A response that
     declines to answer is labelled :data:`~semcal.types.REFUSAL`. ``names`` (default False):
     for a direct answer (``style`` "concise" or "sentence") to a question whose gold aliases
-    are all names (:func:`~semcal.collapse.extract.expects_name`), a reply that names nothing
-    (:func:`~semcal.collapse.extract.names_something`: "a city/region", "the ocean") is
-    :data:`~semcal.types.NO_ANSWER`.
+    are all names (:func:`~semcal.collapse.spans.expects_name`), a reply that names nothing
+    (:func:`~semcal.collapse.spans.names_something`: "a city/region", "the ocean") is
+    :data:`~semcal.types.NO_ANSWER`. ``disabled``: extraction rules switched off by name
+    (:data:`~semcal.collapse.extract.RULES`; responses only, gold aliases are read by every
+    rule), for measuring what each rule is worth (``bench/collapse.py --ablate``).
     """
 
     name = "exact"
@@ -100,8 +100,10 @@ class ExactCollapse:
     task: str | None = None
 
     def __init__(self, *, extract: bool = True, accents: bool = False, use_question: bool = True,
-                 style: str | None = None, unmarked: str = DEFAULT_UNMARKED, names: bool = False):
+                 style: str | None = None, unmarked: str = DEFAULT_UNMARKED, names: bool = False,
+                 disabled: Iterable[str] | str = ()):
         check_style(style, unmarked)
+        self.disabled = check_disabled(disabled)
         self.extract = extract
         self.accents = accents
         self.use_question = use_question
@@ -116,7 +118,8 @@ class ExactCollapse:
         if is_refusal(text):
             return REFUSAL
         return extract_answer(text, self.task or question.task, style=self.style, unmarked=self.unmarked,
-                              question=question.question if self.use_question else None)
+                              question=question.question if self.use_question else None,
+                              disabled=self.disabled)
 
     def label(self, question: Question, text: str) -> str:
         """The class label of one response."""
@@ -155,7 +158,10 @@ class ExactCollapse:
     def __repr__(self) -> str:
         return (f"ExactCollapse(extract={self.extract}, accents={self.accents}, "
                 f"use_question={self.use_question}, style={self.style!r}, unmarked={self.unmarked!r}, "
-                f"names={self.names})")
+                f"names={self.names}{self._disabled_repr()})")
+
+    def _disabled_repr(self) -> str:
+        return f", disabled={tuple(sorted(self.disabled))}" if self.disabled else ""
 
 
 class MathCollapse(ExactCollapse):
@@ -172,8 +178,8 @@ class MathCollapse(ExactCollapse):
 
     def __init__(self, *, extract: bool = True, sig_digits: int | None = None,
                  time_budget: float = DEFAULT_TIME_BUDGET, style: str | None = None,
-                 unmarked: str = DEFAULT_UNMARKED):
-        super().__init__(extract=extract, style=style, unmarked=unmarked)
+                 unmarked: str = DEFAULT_UNMARKED, disabled: Iterable[str] | str = ()):
+        super().__init__(extract=extract, style=style, unmarked=unmarked, disabled=disabled)
         if sig_digits is not None and (not isinstance(sig_digits, int) or not 1 <= sig_digits <= 30):
             raise InputError(f"sig_digits must be an integer from 1 to 30, got {sig_digits!r}")
         self.sig_digits = sig_digits
@@ -192,7 +198,7 @@ class MathCollapse(ExactCollapse):
         if got is not None:
             return got
         last = None
-        for m in _NUMBER.finditer(span[:2000]):
+        for m in NUMBER_RE.finditer(span[:2000]):
             last = m
         if last is not None:
             got = math_label(last.group(0), sig_digits=self.sig_digits, time_budget=self.time_budget)
@@ -215,7 +221,7 @@ class MathCollapse(ExactCollapse):
 
     def __repr__(self) -> str:
         return (f"MathCollapse(extract={self.extract}, sig_digits={self.sig_digits}, "
-                f"style={self.style!r}, unmarked={self.unmarked!r})")
+                f"style={self.style!r}, unmarked={self.unmarked!r}{self._disabled_repr()})")
 
 
 #: what may follow a number as its unit: letters, powers and "/" ("m/s^2", "km²", "kg m"), but no
@@ -230,7 +236,7 @@ def _number_before_unit(span: str) -> str | None:
     """The number of "<number> <unit>" ("3 × 10⁸ m/s" -> "3 × 10⁸"), else None."""
     if len(span) > 200:  # an answer, not a paragraph
         return None
-    m = _NUMBER.match(span.strip())
+    m = NUMBER_RE.match(span.strip())
     if m is None or m.group(0).count("/"):
         return None
     tail = span.strip()[m.end():]

@@ -2,53 +2,63 @@
 a chain of thought.
 
 ``extract_answer(text, task)`` returns the answer span as written (not yet normalised), or
-``None`` when the text holds no answer. The rules, tried in order:
+``None`` when the text holds no answer. It walks :data:`RULES`, a table of small named rules in
+order; each rule says which tasks ("qa", "math") and response styles it applies to and keeps a
+few example replies with the answer they give (``tests/test_extract.py`` checks each example,
+and that switching its rule off changes it). The rules come in four stages:
 
-1. cut "leftovers": a base model that answered a few-shot prompt often goes on with the next
-   example ("42\\nQ: ..."), and chat models may leak end-of-turn tokens; everything from such a
-   marker on is dropped;
-2. the last ``\\boxed{...}`` (or ``\\fbox{...}``), with balanced braces;
-3. the last GSM8K-style ``#### 42`` line;
-4. the last answer marker: "The answer is ...", "Final answer: ...", "Answer: ...", "A: ...";
-   the span after it runs to the end of its sentence (a marker followed by the prompt's
-   placeholder, "The answer is X.", states nothing: the one before it is read);
-5. otherwise, for ``task="math"``: a short first line as a whole ("3/4", "\\frac{3}{4}",
-   "$1,200") or else the last number in the text; for other tasks: the first sentence of the
-   first non-empty line.
+* **text** — narrow the reply: cut few-shot leftovers and end-of-turn tokens (``leftovers``);
+  for a direct answer, keep the first line that says something (``direct_line``);
+* **find** — the first rule that finds an answer ends the walk: the last ``\\boxed{}``, the
+  last ``#### 42``, the last answer marker ("The answer is ...", "A: ..."); for a chain of
+  thought without a marker the answer it states, or none, or its last number (by
+  ``unmarked``); for math a short reply whole or else its last number; for QA the first line,
+  past a question echoed at its start, read for a year when the question asks for one, else
+  as a short answer. A find rule may also narrow the text for the rules after it and give
+  :data:`NEXT`;
+* **clean** and **final** — every span found is cleaned (:func:`clean_span`): leading hedges
+  ("I think it's"), a parenthetical, everything after the first sentence, trailing hedges
+  (", I think"), for QA with the question the agent or copula cut ("The capital of France is
+  Paris." -> "Paris") and a long statement that restates nothing (-> no answer), an
+  apposition ("Havana, the capital of Cuba"), math delimiters, and the prompt's placeholder
+  ("The answer is X." states nothing: the marker before it is read).
 
-Hedges at the start of a span ("I think it's", "It is", "Probably", "Well,") and decoration
-(quotes, markdown bold, a final period) are removed: "I think it's Paris, France." gives
-"Paris, France" — normalisation and alias matching deal with the rest. When ``question`` is
-given, a one-sentence QA reply such as "The capital of France is Paris." is cut at its copula
-and the side that does not repeat the question is kept ("Paris"); when neither side restates
-the question and the other side is long ("Kyrgyzstan is a country located in Asia."), the reply
-answers nothing. A question asking for a year ("In what year ...") is answered by the one
-year its reply names ("In 2022, the war began." -> "2022").
+``disabled`` switches rules off by name (``bench/collapse.py --ablate`` measures each one's
+worth this way); the built-in Bs pass it on from their own ``disabled`` option.
 
-Safety: the input is cut to :data:`MAX_EXTRACT_CHARS` characters, every regular expression is
-free of nested quantifiers over overlapping classes, and brace matching is a single linear
-scan, so a call costs linear time on any input. Model text is only ever read, never run.
+Safety: the input is cut to :data:`MAX_EXTRACT_CHARS` characters, and the rules are built from
+the linear-time pieces of :mod:`semcal.collapse.spans`. Model text is only ever read, never run.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
+from semcal.collapse.spans import (
+    MAX_EXTRACT_CHARS,
+    NUMBER_RE,
+    agent_cut,
+    asks_year,
+    copula_cut,
+    cut_leftovers,
+    first_sentence,
+    is_question,
+    last_boxed,
+    other_side,
+    restates,
+    skip_question_echo,
+    strip_hedges,
+    weak_statement,
+    year_in,
+)
 from semcal.errors import InputError
 
-#: completions longer than this are cut before extraction (about 2,000 tokens)
-MAX_EXTRACT_CHARS = 8000
 #: a math reply whose first line is at most this long is taken whole (the parser decides)
 SHORT_MATH_CHARS = 48
 
-_LEFTOVER = re.compile(
-    r"\n[ \t]*(?:Q|Question|Problem|Human|User|Input|Exercise)(?:[ \t]*\d{1,3})?[ \t]*[:：]"
-    r"|<\|(?:im_end|endoftext|eot_id|end|user|assistant)\|>|<end_of_turn>|<start_of_turn>|</s>",
-    re.IGNORECASE,
-)
-_BOXED = re.compile(r"\\(?:boxed|fbox)\s*")
 _HASHES = re.compile(r"####[ \t]*([^\n]*)")
 _MARKER = re.compile(
     r"(?:\b(?:the[ \t]+)?(?:(?:final|correct|short|best)[ \t]+)?answer(?:[ \t]+(?:to|for)[ \t]+(?:this|the|that|your|my)[ \t]+question)?(?:\*\*)?[ \t]*"
@@ -56,61 +66,23 @@ _MARKER = re.compile(
     r"|^[ \t]*(?:\*\*)?A(?:\*\*)?[ \t]*:)",
     re.IGNORECASE | re.MULTILINE,
 )
-_HEDGE = re.compile(
-    r"^(?:i[ \t]+(?:think|believe|guess|suppose|would[ \t]+say)|i['’]d[ \t]+say"
-    r"|i['’]m[ \t]+(?:pretty[ \t]+|fairly[ \t]+|quite[ \t]+)?(?:sure|certain|confident)"
-    r"|i[ \t]+am[ \t]+(?:pretty[ \t]+|fairly[ \t]+|quite[ \t]+)?(?:sure|certain|confident)"
-    r"|probably|maybe|perhaps|possibly|likely|most[ \t]+likely|definitely|certainly|surely"
-    r"|well|hmm+|so|ok|okay|yes|sure|of[ \t]+course|i[ \t]+believe[ \t]+that"
-    r"|it(?:'s|’s|[ \t]+is|[ \t]+was|[ \t]+would[ \t]+be|[ \t]+must[ \t]+be)"
-    r"|that(?:'s|’s|[ \t]+is|[ \t]+was)|this[ \t]+is|that|the[ \t]+answer[ \t]+is)"
-    r"(?![\w'’])[ \t]*[,:]?[ \t]*",
-    re.IGNORECASE,
-)
 _TRAILING_HEDGE = re.compile(
     r"[ \t]*[,;(][ \t]*(?:i[ \t]+think|i[ \t]+believe|i[ \t]+guess|i[ \t]+suppose|i['’]m[ \t]+not[ \t]+sure"
     r"|i['’]m[ \t]+(?:pretty[ \t]+|fairly[ \t]+|quite[ \t]+)?(?:sure|certain|confident)"
     r"|probably|maybe|perhaps|if[ \t]+i[ \t]+recall|if[ \t]+i['’]m[ \t]+not[ \t]+mistaken)(?![\w'’]).*",
     re.IGNORECASE,
 )
-_DANGLING = re.compile(r"(?:it|that|this|the[ \t]+answer)(?![\w])", re.IGNORECASE)
-# a number: thousands commas, decimals, a fraction, and a power of ten in any of the usual
-# spellings ("6.02e23", "6.02E+23", "3 x 10^8", "3×10⁸", "1.6 * 10**-19"), so that the power is
-# never cut off and read as the number ("1.5e23" is not "23")
-_NUMBER = re.compile(
-    r"[-−]?\d+(?:,\d{3})*(?:\.\d+)?"
-    r"(?:[eE][-+−]?\d+(?![\w])"
-    r"|[ \t]*[×xX*·⋅][ \t]*10[ \t]*(?:\^|\*\*)[ \t]*(?:\{[ \t]*[-+−]?\d+[ \t]*\}|\([ \t]*[-+−]?\d+[ \t]*\)|[-+−]?\d+)"
-    r"|[ \t]*[×xX*·⋅][ \t]*10[⁻⁺]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+)?"
-    r"(?:[ \t]*/[ \t]*\d+)?"
-)
-_WORD = re.compile(r"[^\W_]+")
-_COPULA = re.compile(r"[ \t](?:is|was|are|were)[ \t]", re.IGNORECASE)
-_TRAILING_CLAUSE = re.compile(r",[ \t]*(?:which|who|whom|whose|where|when|and|but|not)\b", re.IGNORECASE)
 _APPOSITION = re.compile(r",[ \t]*(?:who|which|whom|whose|where|a|an|the)[ \t]", re.IGNORECASE)
 _OPENING = re.compile(
     r"[ \t]*(?:in|on|at|during|after|before|since|by|from|for|as|with|although|while|when|if"
     r"|based|according|born|like|unlike|despite|because|today|now|yes|no)\b", re.IGNORECASE)
 _PARENTHETICAL = re.compile(r"[ \t]*\([^()\n]{0,80}\)")
-# abbreviations whose final period does not end a sentence
-_ABBREVIATIONS = frozenset(
-    {"mr", "mrs", "ms", "dr", "st", "mt", "jr", "sr", "vs", "no", "co", "inc", "ltd", "etc",
-     "prof", "gen", "col", "lt", "sgt", "capt", "fig", "approx", "ft", "e.g", "i.e"}
-)
 _STRIP_CHARS = " \t\r\n*_`\"'“”‘’«»„.,;:!?"
-_QA_STOPWORDS = frozenset(
-    {"the", "a", "an", "of", "in", "on", "at", "to", "for", "by", "with", "and", "or", "is",
-     "was", "are", "were", "be", "what", "which", "who", "whom", "whose", "when", "where",
-     "why", "how", "did", "does", "do", "that", "this", "it", "its", "as", "from", "name"}
-)
 
 
 #: what the prompts call the answer ("finish with 'The answer is X.'"): a model that repeats
 #: the instruction states no answer
 PLACEHOLDERS = frozenset({"X", "answer", "your answer", "final answer", "...", "…"})
-#: a copula reply's answer side longer than this, with a side that does not restate the
-#: question, is a sentence about something else (:func:`_weak_statement`)
-WEAK_ANSWER_WORDS = 3
 #: a reasoning reply of at most this many words, on one line, is read as a direct answer
 SHORT_REPLY_WORDS = 4
 #: styles whose answer comes first (only the first line that says something is read)
@@ -122,9 +94,405 @@ UNMARKED_RULES = ("none", "stated", "last_number", "first_sentence")
 DEFAULT_UNMARKED = "stated"
 
 
+# -- the rules' shapes ----------------------------------------------------------------------
+
+
+class Next:
+    """What a find rule gives when it found no answer: the walk goes on with the next rule."""
+
+    def __repr__(self) -> str:
+        return "NEXT"
+
+
+NEXT = Next()
+
+
+@dataclass
+class Reading:
+    """One call of :func:`extract_answer`: the reply as the rules so far left it, and what the
+    rules read besides."""
+
+    text: str
+    math: bool
+    question: str | None
+    style: str | None
+    unmarked: str
+    off: frozenset[str]
+
+    def on(self, name: str) -> bool:
+        """Whether the rule ``name`` is switched on (rules that are also steps of another
+        rule ask this)."""
+        return name not in self.off
+
+
+@dataclass
+class Cleaning:
+    """One span being cleaned by the clean and final rules."""
+
+    math: bool
+    question: str | None  # the question, for the agent and copula cuts (None: no cut)
+    agent_cut: bool = False  # the agent rule cut the span: the copula rule leaves it
+    before_copula: str | None = None  # the span the copula rule cut (the weak_statement rule)
+
+
+@dataclass(frozen=True)
+class Example:
+    """A reply and the answer :func:`extract_answer` gives for it with every rule on."""
+
+    text: str
+    expected: str | None
+    task: str = "qa"
+    question: str | None = None
+    style: str | None = None
+    unmarked: str = "none"
+
+    def run(self, disabled: Iterable[str] = ()) -> str | None:
+        return extract_answer(self.text, self.task, question=self.question, style=self.style,
+                              unmarked=self.unmarked, disabled=disabled)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One extraction rule: its name, stage, what it applies to, its function and examples.
+
+    ``fn`` takes a :class:`Reading` in the text stage (it returns the narrowed text, or None:
+    no answer) and the find stage (an answer, None, or :data:`NEXT`), and ``(span, Cleaning)``
+    in the clean and final stages (the cleaned span, or None: no answer). ``tasks``: "qa"
+    (every task but math) and/or "math"; ``styles`` and ``unmarked``: None for all, else the
+    response styles and ``unmarked`` settings it applies under.
+    """
+
+    name: str
+    stage: str
+    fn: Callable[..., Any]
+    examples: tuple[Example, ...]
+    tasks: frozenset[str] = frozenset({"qa", "math"})
+    styles: frozenset[str] | None = None
+    unmarked: frozenset[str] | None = None
+
+    def applies(self, kind: str, style: str | None = None, unmarked: str | None = None) -> bool:
+        return (kind in self.tasks
+                and (self.styles is None or style in self.styles)
+                and (self.unmarked is None or unmarked in self.unmarked))
+
+    @property
+    def doc(self) -> str:
+        """The first line of the rule function's docstring."""
+        return (self.fn.__doc__ or "").strip().split("\n")[0]
+
+
+# -- text rules: narrow the reply ----------------------------------------------------------
+
+
+def _leftovers(r: Reading) -> str:
+    """Drop a few-shot leftover ("42\\nQ: ...") or an end-of-turn token and all after it."""
+    return cut_leftovers(r.text)
+
+
+def _direct_line(r: Reading) -> str | None:
+    """A direct answer is its first line that says something: past a lead-in ending in ":" and
+    a question echoed at its start; a line that only asks is no answer."""
+    lines = [ln for ln in r.text.split("\n") if ln.strip()]
+    if not lines:
+        return None
+    first = lines[0]
+    if first.rstrip(" *").endswith(":") and len(lines) > 1:
+        first = lines[1]
+    if r.on("question_echo"):
+        first = skip_question_echo(first)
+    return None if is_question(first) else first
+
+
+# -- find rules: the first one that finds an answer ends the walk ---------------------------
+
+
+def _boxed(r: Reading) -> str | None | Next:
+    """The last ``\\boxed{...}`` (or ``\\fbox``), braces balanced."""
+    boxed = last_boxed(r.text)
+    return NEXT if boxed is None else clean_span(boxed, r, question=None)
+
+
+def _hashes(r: Reading) -> str | None | Next:
+    """The last GSM8K-style ``#### 42`` line."""
+    last = None
+    for m in _HASHES.finditer(r.text):
+        last = m
+    got = None if last is None else clean_span(last.group(1), r, question=None)
+    return NEXT if got is None else got
+
+
+def _marker(r: Reading) -> str | None | Next:
+    """The last answer marker that states something ("The answer is ...", "Final answer:",
+    "A: ..."), to the end of its sentence."""
+    for m in reversed(list(_MARKER.finditer(r.text))):
+        got = clean_span(r.text[m.end():], r, question=None)
+        if got is not None:
+            return got
+    return NEXT
+
+
+def _cot_stated(r: Reading) -> str | None | Next:
+    """A chain of thought without a marker answers what it states (``unmarked="stated"``, a
+    question given): a reply of a few words, or the first sentence that names the agent or
+    year asked for or restates the question at a copula."""
+    return NEXT if not r.question else _stated_answer(r.text, r.question, r)
+
+
+def _cot_marker_only(r: Reading) -> str | None | Next:
+    """A chain of thought without a marker (``unmarked`` "none" or "stated") answers nothing."""
+    return None
+
+
+def _last_number(r: Reading) -> str | None | Next:
+    """The last number in the text (spaces inside it removed)."""
+    last = None
+    for m in NUMBER_RE.finditer(r.text):
+        last = m
+    return None if last is None else last.group(0).replace(" ", "").replace("\t", "")
+
+
+def _math_whole(r: Reading) -> str | None | Next:
+    """A short one-sentence math reply is parsed whole ("3/4", "\\frac{3}{4}", "$1,200")."""
+    whole = r.text.strip()
+    if (len(whole) <= SHORT_MATH_CHARS and "\n" not in whole
+            and first_sentence(whole).rstrip(".!? ") == whole.rstrip(".!? ")):
+        return clean_span(whole, r, question=None)
+    return NEXT
+
+
+def _first_line(r: Reading) -> str | None | Next:
+    """Only the first non-empty line of a reply is read; a blank reply answers nothing."""
+    for line in r.text.split("\n"):
+        if line.strip():
+            r.text = line
+            return NEXT
+    return None
+
+
+def _question_echo(r: Reading) -> str | None | Next:
+    """Sentences that ask, at the start of a line, echo the question and are skipped ("What is
+    the capital of Turkey? It is Ankara.")."""
+    r.text = skip_question_echo(r.text)
+    return NEXT
+
+
+def _year(r: Reading) -> str | None | Next:
+    """A question asking for a year is answered by the one year its reply's first sentence
+    names ("In 2022, the war began." -> "2022")."""
+    if r.question and asks_year(r.question):
+        year = year_in(first_sentence(r.text), r.question)
+        if year is not None:
+            return year
+    return NEXT
+
+
+def _plain_reply(r: Reading) -> str | None | Next:
+    """A reply without a marker is read as a short answer: its first sentence, cleaned (with
+    the question, cut at its agent or copula)."""
+    return clean_span(r.text, r, question=r.question)
+
+
+# -- clean rules: each span found is cleaned ----------------------------------------------
+
+
+def _hedges(span: str, c: Cleaning) -> str | None:
+    """Leading hedges and what they leave ("I think it's Paris" -> "Paris")."""
+    return strip_hedges(span).lstrip(_lead(c.math))
+
+
+def _parenthetical(span: str, c: Cleaning) -> str | None:
+    """A parenthetical ("sodium (Na)" -> "sodium")."""
+    return _PARENTHETICAL.sub("", span)
+
+
+def _sentence_end(span: str, c: Cleaning) -> str | None:
+    """Everything after the span's first sentence."""
+    return first_sentence(span)
+
+
+def _trailing_hedge(span: str, c: Cleaning) -> str | None:
+    """A trailing hedge ("Paris, I think" -> "Paris")."""
+    return _TRAILING_HEDGE.sub("", span)
+
+
+def _agent(span: str, c: Cleaning) -> str | None:
+    """For "Who <verb> ...?", the agent a reply names ("Harper Lee wrote it" -> "Harper Lee")."""
+    if not c.question:
+        return span
+    cut = agent_cut(span, c.question)
+    c.agent_cut = cut != span
+    return cut
+
+
+def _copula(span: str, c: Cleaning) -> str | None:
+    """A one-sentence reply cut at its copula; the side that does not restate the question is
+    kept ("The capital of France is Paris." -> "Paris")."""
+    if not c.question or c.agent_cut:
+        return span
+    c.before_copula = span
+    return copula_cut(span, c.question)
+
+
+def _weak_statement(span: str, c: Cleaning) -> str | None:
+    """A copula reply whose long answer side goes with a side that does not restate the
+    question says something else: no answer ("Kyrgyzstan is a country in Asia.")."""
+    if c.question and c.before_copula is not None and weak_statement(c.before_copula, span, c.question):
+        return None
+    return span
+
+
+def _apposition(span: str, c: Cleaning) -> str | None:
+    """An apposition or relative clause after a name ("Havana, the capital of Cuba" ->
+    "Havana"; not after an opening phrase: "In Argentina, the main language is Spanish")."""
+    m = _APPOSITION.search(span)
+    if m is not None and m.start() > 0 and not _OPENING.match(span):
+        return span[: m.start()]
+    return span
+
+
+def _math_delimiters(span: str, c: Cleaning) -> str | None:
+    """Math delimiters around the answer ("$\\frac{1}{2}$", "\\(x^2\\)")."""
+    span = span.strip("$ ")
+    while span.startswith("\\(") and span.endswith("\\)") and len(span) >= 4:
+        span = span[2:-2].strip()
+    return span
+
+
+def _placeholder(span: str, c: Cleaning) -> str | None:
+    """The prompt's placeholder repeated ("The answer is X.") states no answer."""
+    bare = span.strip()
+    if bare.strip("[]<>{}()\"'") in PLACEHOLDERS or bare.startswith("X. "):
+        return None
+    return span
+
+
+# -- the table ------------------------------------------------------------------------------
+
+_QA = frozenset({"qa"})
+_MATH = frozenset({"math"})
+_COT = frozenset({"cot"})
+_CAPITAL = "What is the capital of France?"
+
+#: the extraction rules, in the order :func:`extract_answer` walks them (each stage in turn)
+RULES: tuple[Rule, ...] = (
+    Rule("leftovers", "text", _leftovers, (
+        Example("Jupiter\nQ: Who wrote Hamlet?\nA: William Shakespeare", "Jupiter"),
+        Example("George Washington<|im_end|>", "George Washington"),
+    )),
+    Rule("direct_line", "text", _direct_line, (
+        Example("Sure, here it is:\nParis\nThe answer is a city.", "Paris", style="concise"),
+        Example("What is the capital of France?", None, style="sentence"),
+    ), styles=frozenset(DIRECT_STYLES)),
+    Rule("boxed", "find", _boxed, (
+        Example("The probability is \\boxed{\\frac{1}{2}} after all 3 draws.", "\\frac{1}{2}",
+                task="math"),
+        Example("So the answer is 5, or rather \\boxed{6}.", "6", task="math"),
+    )),
+    Rule("hashes", "find", _hashes, (
+        Example("#### 12\nThat is 3 boxes of 4.", "12", task="math"),
+    )),
+    Rule("marker", "find", _marker, (
+        Example("Let me think. Paris is big, but the answer is Lyon.", "Lyon"),
+        Example("Final answer: 13\nCheck: 7 and 6 make 13, not 12.", "13", task="math"),
+    )),
+    Rule("cot_stated", "find", _cot_stated, (
+        Example("The capital of France is Paris. It is known for the Eiffel Tower.", "Paris",
+                question=_CAPITAL, style="cot", unmarked="stated"),
+    ), tasks=_QA, styles=_COT, unmarked=frozenset({"stated"})),
+    Rule("cot_marker_only", "find", _cot_marker_only, (
+        Example("Paris is a city in France. Let me think about the", None, style="cot"),
+        Example("First 3 apples, then 4 more, so 7", None, task="math", style="cot"),
+    ), styles=_COT, unmarked=frozenset({"none", "stated"})),
+    Rule("cot_last_number", "find", _last_number, (
+        Example("First 3 apples, then 4 more, so 7", "7", task="math", style="cot",
+                unmarked="last_number"),
+    ), styles=_COT, unmarked=frozenset({"last_number"})),
+    Rule("math_whole", "find", _math_whole, (
+        Example("\\frac{3}{4}", "\\frac{3}{4}", task="math"),
+        Example("2\\sqrt{2}", "2\\sqrt{2}", task="math"),
+    ), tasks=_MATH),
+    Rule("math_last_number", "find", _last_number, (
+        Example("First we add 3 and 4 to get 7. Then we double it to get 14.", "14", task="math"),
+    ), tasks=_MATH),
+    Rule("first_line", "find", _first_line, (
+        Example("Maybe\nParis", "Maybe"),
+    ), tasks=_QA),
+    Rule("question_echo", "find", _question_echo, (
+        Example("What is the capital of Turkey? It is Ankara.", "Ankara"),
+    ), tasks=_QA),
+    Rule("year", "find", _year, (
+        Example("World War II ended in 1945 with the surrender of Japan.", "1945",
+                question="In what year did World War II end?"),
+    ), tasks=_QA),
+    Rule("plain_reply", "find", _plain_reply, (
+        Example("Paris", "Paris"),
+        Example("Canberra is the capital.", "Canberra is the capital"),
+    ), tasks=_QA),
+    Rule("hedges", "clean", _hedges, (
+        Example("I think it's Paris.", "Paris"),
+        Example("The answer is: probably 42", "42", task="math"),
+    )),
+    Rule("parenthetical", "clean", _parenthetical, (
+        Example("Sodium (Na).", "Sodium"),
+    ), tasks=_QA),
+    Rule("sentence_end", "clean", _sentence_end, (
+        Example("Mount Everest. It is 8,849 m tall.", "Mount Everest"),
+        Example("The answer is 12. Then 3 more.", "12", task="math"),
+    )),
+    Rule("trailing_hedge", "clean", _trailing_hedge, (
+        Example("Canberra, if I recall correctly", "Canberra"),
+    ), tasks=_QA),
+    Rule("agent", "clean", _agent, (
+        Example("William Shakespeare wrote Hamlet.", "William Shakespeare",
+                question="Who wrote Hamlet?"),
+        Example("It was written by Harper Lee.", "Harper Lee",
+                question="Who wrote To Kill a Mockingbird?"),
+    ), tasks=_QA),
+    Rule("copula", "clean", _copula, (
+        Example("The capital of France is Paris.", "Paris", question=_CAPITAL),
+    ), tasks=_QA),
+    Rule("weak_statement", "clean", _weak_statement, (
+        Example("Kyrgyzstan is a country located in Central Asia.", None,
+                question="What is the capital of Kyrgyzstan?"),
+    ), tasks=_QA),
+    Rule("apposition", "clean", _apposition, (
+        Example("Havana, the capital of Cuba", "Havana"),
+        Example("Mike Ellis, who developed the game.", "Mike Ellis"),
+    ), tasks=_QA),
+    Rule("math_delimiters", "final", _math_delimiters, (
+        Example("$\\frac{1}{2}$", "\\frac{1}{2}", task="math"),
+        Example("The answer is \\(x^2\\).", "x^2", task="math"),
+    ), tasks=_MATH),
+    Rule("placeholder", "final", _placeholder, (
+        Example("The answer is Paris.\nSo the answer is X.", "Paris"),
+    )),
+)
+#: the stages, in the order they run
+STAGES = ("text", "find", "clean", "final")
+#: every rule's name (what ``disabled`` may hold)
+RULE_NAMES: tuple[str, ...] = tuple(r.name for r in RULES)
+_BY_STAGE = {stage: tuple(r for r in RULES if r.stage == stage) for stage in STAGES}
+
+
+def check_disabled(disabled: Iterable[str] | str | None) -> frozenset[str]:
+    """``disabled`` as a set of rule names: an iterable of names or one comma-separated string;
+    an unknown name raises :class:`~semcal.errors.InputError`."""
+    if disabled is None:
+        return frozenset()
+    if isinstance(disabled, str):
+        names: list[Any] = [n.strip() for n in disabled.split(",") if n.strip()]
+    else:
+        names = list(disabled)
+    unknown = [n for n in names if not isinstance(n, str) or n not in RULE_NAMES]
+    if unknown:
+        raise InputError(f"unknown extraction rule {', '.join(map(repr, unknown))} "
+                         f"(known: {', '.join(RULE_NAMES)})")
+    return frozenset(names)
+
+
 def extract_answer(
     text: str | None, task: str = "qa", *, question: str | None = None,
-    style: str | None = None, unmarked: str = "none",
+    style: str | None = None, unmarked: str = "none", disabled: Iterable[str] | str = (),
 ) -> str | None:
     """The final answer in ``text`` as a short span, or ``None`` when there is none.
 
@@ -137,8 +505,9 @@ def extract_answer(
     (typically unfinished reasoning) gives ``None`` — unless ``unmarked`` names another rule:
     ``"stated"`` (QA only: the first sentence that restates the question and states an answer,
     "The capital of France is Paris."), ``"last_number"`` (the last number in the text, the old
-    rule) or ``"first_sentence"`` (the rules for direct answers). Never raises on a ``str``; raises
-    :class:`~semcal.errors.InputError` for a non-string input.
+    rule) or ``"first_sentence"`` (the rules for direct answers). ``disabled``: names of
+    :data:`RULES` to switch off. Never raises on a ``str``; raises
+    :class:`~semcal.errors.InputError` for a non-string input or an unknown rule name.
     """
     if text is None:
         return None
@@ -146,257 +515,63 @@ def extract_answer(
         raise InputError(f"extract_answer expects a string, got {type(text).__name__}")
     if unmarked not in UNMARKED_RULES:
         raise InputError(f"unmarked must be one of {', '.join(UNMARKED_RULES)}, got {unmarked!r}")
+    off = check_disabled(disabled) if disabled else frozenset()
     t = text[:MAX_EXTRACT_CHARS].replace("\r\n", "\n").replace("\r", "\n")
-    t = cut_leftovers(t)
-    math = task == "math"
-    if style in DIRECT_STYLES:
-        # a direct answer comes first: later lines are chatter ("The answer is a few words")
-        t = _direct_line(t)
-        if t is None:
-            return None
-
-    boxed = last_boxed(t)
-    if boxed is not None:
-        return _finish(boxed, math, question=None)
-
-    last_hash = None
-    for m in _HASHES.finditer(t):
-        last_hash = m
-    if last_hash is not None:
-        got = _finish(last_hash.group(1), math, question=None)
-        if got is not None:
-            return got
-
-    # the last marker that states something; "The answer is X." repeats the prompt's
-    # instruction (its placeholder), not an answer
-    for m in reversed(list(_MARKER.finditer(t))):
-        got = _finish(t[m.end():], math, question=None)
-        if got is not None:
-            return got
-
-    if style == "cot" and unmarked != "first_sentence":
-        if unmarked == "stated" and not math and question:
-            return _stated_answer(t, question)
-        if unmarked in ("none", "stated"):
-            return None
-        last_number = None
-        for m in _NUMBER.finditer(t):
-            last_number = m
-        return None if last_number is None else last_number.group(0).replace(" ", "").replace("\t", "")
-    first = _first_line(t)
-    if first is None:
-        return None
-    if math:
-        whole = t.strip()
-        if (
-            len(whole) <= SHORT_MATH_CHARS
-            and "\n" not in whole
-            and first_sentence(whole).rstrip(".!? ") == whole.rstrip(".!? ")
-        ):
-            return _finish(whole, True, question=None)  # a one-sentence reply: parse it whole
-        last_number = None
-        for m in _NUMBER.finditer(t):
-            last_number = m
-        if last_number is not None:
-            return last_number.group(0).replace(" ", "").replace("\t", "")
-        return None
-    line = skip_question_echo(first)
-    if question and asks_year(question):
-        year = year_in(first_sentence(line), question)
-        if year is not None:
-            return year
-    return _finish(line, False, question=question)
+    r = Reading(text=t, math=task == "math", question=question, style=style, unmarked=unmarked,
+                off=off)
+    kind = "math" if r.math else "qa"
+    for rule in _BY_STAGE["text"]:
+        if rule.name not in off and rule.applies(kind, style, unmarked):
+            narrowed = rule.fn(r)
+            if narrowed is None:
+                return None
+            r.text = narrowed
+    for rule in _BY_STAGE["find"]:
+        if rule.name not in off and rule.applies(kind, style, unmarked):
+            got = rule.fn(r)
+            if got is not NEXT:
+                return got
+    return None
 
 
-_ECHO = re.compile(r"[^?!.\n]{0,300}\?[ \t]+(?=\S)")
+def clean_span(span: str, r: Reading, *, question: str | None) -> str | None:
+    """One candidate span cleaned by the clean and final rules; None when nothing useful is
+    left. ``question`` (None: no agent or copula cut) is the question the span answers."""
+    c = Cleaning(math=r.math, question=question)
+    kind = "math" if r.math else "qa"
+    span = span.strip(_NO_DOT)
+    for stage in ("clean", "final"):
+        for rule in _BY_STAGE[stage]:
+            if rule.name not in r.off and rule.applies(kind):
+                got = rule.fn(span, c)
+                if got is None:
+                    return None
+                span = got
+        if stage == "clean":  # what the cleaning left at the ends
+            span = span.lstrip(_lead(r.math)).rstrip(_STRIP_CHARS)
+    return span.strip() or None
 
 
-_ASKS_YEAR = re.compile(r"^[\s*\"'“]*(?:in|by|during|from|since|until)?[ \t]*(?:what|which)[ \t]+year\b",
-                        re.IGNORECASE)
-_ERA = r"(B\.?[ \t]?C[.E]*|A\.?[ \t]?D\.?|C\.?E\.?)(?![A-DF-Za-df-z])"
-# a year: 3-4 digits, or 1-4 digits with an era ("79 CE"); not a count ("196 months")
-_YEAR = re.compile(
-    r"(?<![\w.,])(?:(\d{1,4})[ \t]*" + _ERA + r"|(\d{3,4})(?![\w]|[.,]\d)(?![ \t]+(?:months?|weeks?|days?"
-    r"|hours?|minutes?|seconds?|years?|people|persons|km|kilometers?|kilometres?|miles?|meters?"
-    r"|metres?|feet|ft|kg|tons?|times|percent|%)\b))",
-    re.IGNORECASE)
+_NO_DOT = _STRIP_CHARS.replace(".", "")
 
 
-def asks_year(question: str) -> bool:
-    """Whether ``question`` asks for a year ("In what year ...", "Which year ...")."""
-    return _ASKS_YEAR.match(question) is not None
+def _lead(math: bool) -> str:
+    """What is stripped from a span's start: for math not the point of ".5"."""
+    return _NO_DOT if math else _STRIP_CHARS
 
 
-def year_in(sentence: str, question: str) -> str | None:
-    """The one year a sentence names ("In 2022, World War I began." -> "2022", "5700 B.C." ->
-    "5700 BC"), not counting numbers of the question itself; None when it names none or
-    several different ones."""
-    own = set(re.findall(r"\d+", question))
-    found = set()
-    for m in _YEAR.finditer(sentence):
-        number = m.group(1) or m.group(3)
-        if number in own:
-            continue
-        era = (m.group(2) or "").upper().replace(".", "").replace(" ", "").replace("\t", "")
-        found.add(number + (" BC" if era.startswith("BC") else ""))
-    return found.pop() if len(found) == 1 else None
-
-
-def skip_question_echo(line: str) -> str:
-    """Drop leading sentences that are questions: "What is the capital of Turkey? It is
-    Istanbul." -> "It is Istanbul." (a reply that is only a question is kept as it is)."""
-    for _ in range(4):
-        m = _ECHO.match(line)
-        if m is None:
-            break
-        line = line[m.end():]
-    return line
-
-
-_REFUSAL = re.compile(
-    r"^[\s*\"'“]*(?:(?:i['’]?m|i[ \t]+am)[ \t]+(?:so[ \t]+|very[ \t]+)?sorry|sorry|apologies|unfortunately"
-    r"|i[ \t]+(?:really[ \t]+)?(?:do[ \t]+not|don['’]?t|honestly[ \t]+don['’]?t)[ \t]+(?:know|have|recall|remember)"
-    r"|(?:i['’]?m|i[ \t]+am)[ \t]+(?:not[ \t]+(?:sure|certain|aware|able)|unable|unsure)"
-    r"|i[ \t]+(?:cannot|can['’]?t|could[ \t]+not|couldn['’]?t|am[ \t]+unable[ \t]+to)"
-    r"|as[ \t]+an[ \t]+(?:ai|a\.i\.|language[ \t]+model)"
-    r"|(?:there[ \t]+is|there['’]s)[ \t]+no[ \t]+(?:way|known|definitive|single|information|record|answer)"
-    r"|(?:it[ \t]+is|it['’]s|that[ \t]+is|this[ \t]+is)[ \t]+(?:unknown|not[ \t]+known|unclear|impossible[ \t]+to)"
-    r"|unknown[ \t.!]*$|no[ \t]+one[ \t]+knows|nobody[ \t]+knows|not[ \t]+enough[ \t]+information|no[ \t]+idea"
-    r"|(?:the[ \t]+)?answer[ \t]+is[ \t]+(?:unknown|not[ \t]+known|not[ \t]+available|unavailable))(?![\w])",
-    re.IGNORECASE,
-)
-# a refusal phrase followed by an answer after all: "I'm not sure, but I think it's Paris"
-_UNREFUSE = re.compile(
-    r"\b(?:but|however)\b[ \t,]*(?:i[ \t]+(?:think|believe|guess|would[ \t]+say)|i['’]d[ \t]+say"
-    r"|(?:it|that|the[ \t]+answer)[ \t]+(?:is|was|might[ \t]+be|may[ \t]+be|could[ \t]+be|would[ \t]+be)"
-    r"|probably|maybe|perhaps|my[ \t]+(?:best[ \t]+)?guess)"
-    r"|\b(?:the[ \t]+)?(?:final[ \t]+)?answer[ \t]+(?:is|would[ \t]+be)[ \t]+(?!unknown|not)\w",
-    re.IGNORECASE,
-)
-
-
-# "The author of the novel is unknown." / "... cannot be answered": a first sentence that says
-# the answer is not to be had
-_UNKNOWN = re.compile(
-    r"\b(?:is|are|was|remains)[ \t]+(?:unknown|not[ \t]+known|unspecified|undetermined|not[ \t]+available"
-    r"|unavailable)\b|\bcannot[ \t]+be[ \t]+(?:answered|determined)\b|^[ \t]*(?:undetermined|unspecified)\b",
-    re.IGNORECASE,
-)
-
-
-def is_refusal(text: str | None) -> bool:
-    """True when a response declines to answer: "I'm sorry, I don't know.", "As an AI ...",
-    "Unknown.", "The author of the novel is unknown.". A refusal phrase followed by an answer after all ("I'm not sure, but I think
-    it's Paris") is not a refusal. Only the start of the text (its first 400 characters after
-    few-shot leftovers are cut) is read."""
-    if not isinstance(text, str):
-        return False
-    head = cut_leftovers(text[:MAX_EXTRACT_CHARS])[:400].lstrip()
-    if _REFUSAL.match(head) is None and _UNKNOWN.search(first_sentence(head)) is None:
-        return False
-    return _UNREFUSE.search(head) is None
-
-
-def cut_leftovers(text: str) -> str:
-    """Drop everything from the first few-shot leftover ("\\nQ: ...") or end-of-turn token on."""
-    m = _LEFTOVER.search(text)
-    return text[: m.start()] if m else text
-
-
-def last_boxed(text: str) -> str | None:
-    """The content of the last ``\\boxed{...}`` in ``text`` (balanced braces), or None.
-
-    ``\\boxed 5`` without braces gives "5". An unclosed brace gives the rest of the line.
-    """
-    last = None
-    for m in _BOXED.finditer(text):
-        last = m
-    if last is None:
-        return None
-    i = last.end()
-    if i >= len(text):
-        return None
-    if text[i] != "{":
-        token = re.match(r"[^\s$]+", text[i:])
-        return token.group(0) if token else None
-    depth = 0
-    for j in range(i, len(text)):
-        ch = text[j]
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return text[i + 1 : j]
-    rest = text[i + 1 :]
-    return rest.split("\n", 1)[0]
-
-
-def strip_hedges(span: str) -> str:
-    """Remove leading hedges: "I think it's Paris" -> "Paris" (at most 6 rounds)."""
-    for _ in range(6):
-        m = _HEDGE.match(span)
-        if not m or m.end() == 0:
-            break
-        if m.end() >= len(span):
-            # "It is." or "The answer is" says nothing; a lone "Yes" or "Maybe" is an answer
-            return "" if _DANGLING.match(span) else span
-        span = span[m.end():]
-    return span
-
-
-_SENTENCE_MARK = re.compile(r"[\n.!?]")
-_NEXT_WORD = re.compile(r"\s+([^\W\d_]+)")
-# words that open a sentence and are not a name: after "K." they mean the sentence ended
-_SENTENCE_OPENERS = frozenset(
-    {"the", "a", "an", "it", "its", "this", "that", "these", "those", "there", "to", "in", "i",
-     "we", "you", "he", "she", "they", "so", "but", "and", "however", "therefore", "thus",
-     "also", "as", "for", "if", "when", "my", "our", "your", "note", "step", "answer", "finally"})
-
-
-def first_sentence(span: str) -> str:
-    """``span`` up to its first sentence end (". ", "! ", "? " or a newline).
-
-    A period inside a number ("3.5"), after a single capital ("D.C.", "J. K. Rowling") or after
-    a common abbreviation ("Mt. Everest") does not end a sentence.
-    """
-    n = len(span)
-    for m in _SENTENCE_MARK.finditer(span):  # only the places a sentence can end
-        i = m.start()
-        ch = span[i]
-        if ch == "\n":
-            return span[:i]
-        nxt = span[i + 1] if i + 1 < n else ""
-        if nxt and not nxt.isspace():
-            continue  # "3.5", "D.C", "e.g."
-        if ch == ".":
-            j = i
-            while j > 0 and (span[j - 1].isalpha() or span[j - 1] == "."):
-                j -= 1
-            word = span[j:i].casefold()
-            if len(word) == 1 and word.isalpha() and span[j].isupper():
-                after = _NEXT_WORD.match(span, i + 1)
-                if (not span[:j].strip() or after is None
-                        or after.group(1).casefold() not in _SENTENCE_OPENERS):
-                    continue  # an initial ("J. K. Rowling") or a list letter ("A. The ..."),
-                    # not the end of "... is K. To ..."
-            if word in _ABBREVIATIONS or ("." in word and len(word) <= 6):
-                continue
-        return span[:i]
-    return span
-
-
-def _stated_answer(text: str, question: str, max_sentences: int = 4) -> str | None:
+def _stated_answer(text: str, question: str, r: Reading, max_sentences: int = 4) -> str | None:
     """The answer a reasoning reply states without a marker: the whole reply when it is a few
     words on one line ("Diana Rittman"), else the answer of the first of the first few
     sentences that names the agent of a "Who <verb>" question ("It was written by Harper
     Lee."), names the one year a "What year" question asks for, or is cut at its copula into
     a side that restates the question and a side that answers it ("The capital of France is
-    Paris." -> "Paris"); None when no sentence does."""
+    Paris." -> "Paris"); None when no sentence does. The ``hedges``, ``agent``, ``year`` and
+    ``copula`` rules switched off are left out here too."""
     whole = text.strip()
     if "\n" not in whole and len(whole.split()) <= SHORT_REPLY_WORDS:
         # a reply of a few words is an answer, not unfinished reasoning ("Diana Rittman")
-        return _finish(whole, False, question=question)
+        return clean_span(whole, r, question=question)
     rest = text
     for _ in range(max_sentences):
         rest = rest.lstrip()
@@ -408,215 +583,19 @@ def _stated_answer(text: str, question: str, max_sentences: int = 4) -> str | No
         sentence = sentence.strip().strip(_STRIP_CHARS)
         if asks:
             continue  # "Who wrote it?" restates the question, it answers nothing
-        plain = strip_hedges(sentence)
-        agent = _agent_cut(plain, question)
-        if agent != plain and len(agent.split()) <= 6:
-            return _finish(agent, False, question=None)  # "It was written by Harper Lee."
-        if asks_year(question) and _restates(sentence, question):
+        if r.on("agent"):
+            plain = strip_hedges(sentence) if r.on("hedges") else sentence
+            agent = agent_cut(plain, question)
+            if agent != plain and len(agent.split()) <= 6:
+                return clean_span(agent, r, question=None)  # "It was written by Harper Lee."
+        if r.on("year") and asks_year(question) and restates(sentence, question):
             year = year_in(sentence, question)  # "In 2017, the first iPhone went on sale."
             if year is not None:
                 return year
-        m = _COPULA.search(sentence)
-        if m is None:
-            continue
-        cut = _copula_cut(sentence, question)
-        # the other side must restate the question, the answer be short
-        if (cut != sentence and _restates(_other_side(sentence, cut), question)
-                and len(cut.split()) <= 6):
-            return _finish(cut, False, question=None)
+        if r.on("copula"):
+            cut = copula_cut(sentence, question)
+            # the other side must restate the question, the answer be short
+            if (cut != sentence and restates(other_side(sentence, cut), question)
+                    and len(cut.split()) <= 6):
+                return clean_span(cut, r, question=None)
     return None
-
-
-def _direct_line(text: str) -> str | None:
-    """The first non-empty line of a direct answer, past a lead-in line ending in ":" and a
-    question echoed at its start."""
-    lines = [ln for ln in text.split("\n") if ln.strip()]
-    if not lines:
-        return None
-    first = lines[0]
-    if first.rstrip(" *").endswith(":") and len(lines) > 1:
-        first = lines[1]
-    first = skip_question_echo(first)
-    return None if is_question(first) else first
-
-
-_ASKING = re.compile(
-    r"^[\s*\"'“]*(?:who|whom|whose|what|which|when|where|why|how|is|are|was|were|do|does|did"
-    r"|can|could|would|should|will|shall|may|has|have|had|in[ \t]+(?:what|which)"
-    r"|on[ \t]+(?:what|which))\b",
-    re.IGNORECASE,
-)
-
-
-def is_question(line: str) -> bool:
-    """Whether a reply line is itself a question ("In what year was ... fought?", "Can you
-    please specify?"): it opens with a question word or an auxiliary verb and ends with "?".
-    A hedged one-word answer ("Paris?") is not."""
-    line = line.strip().rstrip(" *\"'”")
-    return line.endswith("?") and _ASKING.match(line) is not None
-
-
-def _first_line(text: str) -> str | None:
-    for line in text.split("\n"):
-        if line.strip():
-            return line
-    return None
-
-
-def _content_words(text: str) -> set[str]:
-    words = (w.casefold() for w in _WORD.findall(unicodedata.normalize("NFKC", text)))
-    return {w for w in words if w not in _QA_STOPWORDS}
-
-
-def _copula_cut(span: str, question: str) -> str:
-    m = _COPULA.search(span)
-    if m is None:
-        return span
-    left, right = span[: m.start()], span[m.end():]
-    c = _TRAILING_CLAUSE.search(right)
-    if c is not None:
-        right = right[: c.start()]
-    if not left.strip() or not right.strip():
-        return span
-    q = _content_words(question)
-    left_overlap = len(_content_words(left) & q)
-    right_overlap = len(_content_words(right) & q)
-    if left_overlap > right_overlap:
-        return right
-    if right_overlap > left_overlap:
-        return left
-    return span
-
-
-def _weak_statement(span: str, cut: str, question: str) -> bool:
-    """Whether a copula sentence says something long about the question's subject without
-    restating the question ("Kyrgyzstan is a country located in the Asian part of Asia." for
-    "What is the capital of Kyrgyzstan?"): the side kept as the answer has more than
-    :data:`WEAK_ANSWER_WORDS` words and the other side shares fewer than two content words
-    with the question. Such a sentence answers nothing."""
-    if cut == span or len(cut.split()) <= WEAK_ANSWER_WORDS or len(_content_words(question)) < 2:
-        return False
-    return not _restates(_other_side(span, cut), question)
-
-
-def _other_side(sentence: str, cut: str) -> str:
-    """The side of a copula ``sentence`` that is not its answer ``cut`` (as
-    :func:`_copula_cut` made it: the right side, perhaps shortened, or the whole left side)."""
-    m = _COPULA.search(sentence)
-    if m is None:
-        return ""
-    left, right = sentence[: m.start()], sentence[m.end():]
-    return left if right.startswith(cut) else right
-
-
-def _restates(text: str, question: str) -> bool:
-    """Whether ``text`` restates the question: it shares two of its content words."""
-    return len(_content_words(text) & _content_words(question)) >= 2
-
-
-_WHO_VERB = re.compile(r"^[\s*\"'“]*who[ \t]+([a-z]+)\b", re.IGNORECASE)
-_BY_AGENT = re.compile(r"[ \t]by[ \t]+(?=\S)", re.IGNORECASE)
-_AGENT_END = re.compile(
-    r"[ \t](?:is|was|are|were|has|had|have|in|on|at|from|who|which|that|and)[ \t]|[,;:(]",
-    re.IGNORECASE)
-_NOT_AGENT_VERBS = frozenset({"is", "was", "are", "were", "has", "had", "have", "does", "did",
-                              "do", "can", "could", "would", "will", "should", "may", "might"})
-
-
-def _agent_cut(span: str, question: str) -> str:
-    """For a "Who <verb> ...?" question, the agent of a reply that names it: "Richard Rogers
-    painted the triptych" -> "Richard Rogers" (the words before the question's verb, when
-    the words after it restate the question), "Madame Bovary by Mary Amalier" and "written
-    by Gustave Flaubert" -> the name after "by" (when what comes before it restates the
-    question or is a participle). Anything else is returned as it is."""
-    m = _WHO_VERB.match(question)
-    if m is None or m.group(1).casefold() in _NOT_AGENT_VERBS:
-        return span
-    verb = m.group(1).casefold()
-    q = _content_words(question) - {verb}
-    v = re.search(rf"(?<![\w-]){re.escape(verb)}(?![\w-])", span, re.IGNORECASE)
-    if v is not None and v.start() > 0:
-        left, right = span[: v.start()].strip(), span[v.end():]
-        rest = _content_words(right)
-        says_it = rest & q or (not rest and len(right.split()) <= 3)  # "... wrote it."
-        if left and len(left.split()) <= 6 and says_it and not _content_words(left) & q:
-            return left
-    b = _BY_AGENT.search(span)
-    if b is not None:
-        before, agent = span[: b.start()], span[b.end():]
-        e = _AGENT_END.search(agent)  # "Dario Roederman is the sole ..." -> "Dario Roederman"
-        if e is not None:
-            agent = agent[: e.start()]
-        words = before.split()
-        participle = len(words) == 1 and words[0].casefold().endswith(("ed", "en", "ote"))
-        if agent.strip() and len(words) <= 10 and (participle or _content_words(before) & q):
-            return agent
-    return span
-
-
-def _finish(span: str, math: bool, *, question: str | None) -> str | None:
-    """Clean one candidate span; None when nothing useful is left."""
-    no_dot = _STRIP_CHARS.replace(".", "")
-    lead = no_dot if math else _STRIP_CHARS  # keep the point of ".5"
-    span = span.strip(no_dot)
-    span = strip_hedges(span)
-    span = span.lstrip(lead)
-    if not math:
-        span = _PARENTHETICAL.sub("", span)  # "sodium (Na)" -> "sodium"
-    span = first_sentence(span)
-    if not math:
-        span = _TRAILING_HEDGE.sub("", span)  # "Paris, I think" -> "Paris"
-    if question and not math:
-        cut = _agent_cut(span, question)
-        if cut == span:
-            cut = _copula_cut(span, question)
-            if _weak_statement(span, cut, question):
-                return None
-        span = cut
-    if not math:
-        # "Mike Ellis, who developed ...", "Havana, the capital of Cuba" -> the name (not after
-        # an opening phrase: "In Argentina, the main language is Spanish")
-        c = _APPOSITION.search(span)
-        if c is not None and c.start() > 0 and not _OPENING.match(span):
-            span = span[: c.start()]
-    span = span.lstrip(lead).rstrip(_STRIP_CHARS)
-    if math:
-        span = span.strip("$ ")
-        while span.startswith("\\(") and span.endswith("\\)") and len(span) >= 4:
-            span = span[2:-2].strip()
-    span = span.strip()
-    if span.strip("[]<>{}()\"'") in PLACEHOLDERS or span.startswith("X. "):
-        return None  # the prompt's placeholder repeated: "The answer is X."
-    return span or None
-
-
-_CAPITALISED = re.compile(r"(?<![\w'’])[^\W\d_a-z][\w'’-]*")
-
-
-_LEADING_ARTICLE = re.compile(r"^[\s\"'“]*(?:the|a|an)[ \t]+", re.IGNORECASE)
-
-
-def expects_name(answers: Sequence[str]) -> bool:
-    """Whether every gold alias is a name: it starts with a capital letter after a leading
-    article ("Paris", "the Nile", "O-", "K") or holds a capitalised word ("da Vinci", "van
-    Gogh"). Then the question asks for a name. "100 °C" (a unit symbol), "carbon", "vitamin D"
-    or a list with one such alias do not."""
-    def capitalised(alias: str) -> bool:
-        rest = _LEADING_ARTICLE.sub("", alias).lstrip(" \t\"'“")
-        return rest[:1].isupper() or any(w[:1].isupper() and w[1:2].islower() for w in rest.split())
-
-    return bool(answers) and all(capitalised(a) for a in answers)
-
-
-def names_something(span: str, text: str) -> bool:
-    """Whether ``span`` (the answer extracted from ``text``) has a capitalised word that is
-    not a function word ("Paris", "K", "Cuba"; not "a city/region", "the ocean"). A ``text``
-    written without any capital letter ("ho chi minh city, vietnam") carries no sign of what
-    is a name, so it always passes."""
-    if not any(ch.isupper() for ch in text):
-        return True
-    for m in _CAPITALISED.finditer(span):
-        w = m.group(0).casefold().rstrip("'’-")
-        if w not in _QA_STOPWORDS and w not in _SENTENCE_OPENERS:
-            return True
-    return False

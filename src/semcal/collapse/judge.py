@@ -31,9 +31,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from semcal.collapse.auto import AutoCollapse
-from semcal.collapse.exact import _NUMBER, check_inputs
-from semcal.collapse.extract import DEFAULT_UNMARKED, cut_leftovers, strip_hedges
+from semcal.collapse.exact import check_inputs
+from semcal.collapse.extract import DEFAULT_UNMARKED
 from semcal.collapse.normalize import contains_as_words, normalize_answer
+from semcal.collapse.spans import NUMBER_RE, cut_leftovers, strip_hedges
 from semcal.errors import InputError, StoreError
 from semcal.types import NO_ANSWER, REFUSAL, Collapsed, Message, Prompt, Question, SamplingParams
 
@@ -344,7 +345,7 @@ class JudgeCollapse:
         if question.task == "math":
             value = self._math.canonical(answer)
             return any(self._math.canonical(m.group(0)) == value
-                       for m in _NUMBER.finditer(response[:8000]))
+                       for m in NUMBER_RE.finditer(response[:8000]))
         return contains_as_words(normalize_answer(response), normalize_answer(answer))
 
     def __call__(self, question: Question, texts: Sequence[str]) -> Collapsed:

@@ -25,6 +25,14 @@ import unicodedata
 MAX_NORMALIZE_CHARS = 2000
 
 _ARTICLES = frozenset({"a", "an", "the"})
+#: function words and question words: never an answer on their own, and no sign that a reply
+#: restates its question (extraction compares a reply's other words with the question's; the
+#: containment merge of the default B never takes one of them, or of the question, for an answer)
+STOPWORDS = frozenset(
+    {"the", "a", "an", "of", "in", "on", "at", "to", "for", "by", "with", "and", "or", "is",
+     "was", "are", "were", "be", "what", "which", "who", "whom", "whose", "when", "where",
+     "why", "how", "did", "does", "do", "that", "this", "it", "its", "as", "from", "name"}
+)
 # a digit group with thousands separators: 1,000 or 12,345,678 (not 1,2 or 1,23)
 _THOUSANDS = re.compile(r"(?<![\d,])(\d{1,3})((?:,\d{3})+)(?![\d,])")
 # a decimal point between two digits, protected during punctuation stripping
