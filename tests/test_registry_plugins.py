@@ -321,3 +321,39 @@ def grep_free_of_backend_names() -> bool:
             if "backends" not in p.parts for m in pattern.finditer(p.read_text())]
     assert not hits, hits
     return True
+
+
+def test_a_comparison_registered_from_outside_is_planned_and_judged_on_its_axis() -> None:
+    """A reproduce comparison is a registry entry: one registered here adds its runs to the
+    plan of an experiment that names it, and its verdicts pair the runs that differ on its
+    axis only; an unregistered name is one error naming the known ones."""
+    from semcal.errors import InputError
+    from semcal.reproduce import ExperimentSpec, ReproduceResult, RunOutcome, plan
+    from semcal.reproduce.comparisons import COMPARISON_REGISTRY, Comparison
+    from semcal.reproduce.summary import comparison_verdicts
+
+    def sentences_at_two_temperatures(spec, m, ds, add) -> None:
+        if m.role == "instruct":
+            for t in (0.5, 1.0):
+                add(m, ds, "sentence", t)
+
+    with pytest.raises(InputError, match="unknown comparison 'warmth'.*known: styles"):
+        ExperimentSpec(comparisons=("warmth",))
+    COMPARISON_REGISTRY.register("warmth", Comparison(per_dataset=sentences_at_two_temperatures,
+                                                      axis="temperature"))
+    try:
+        exp = ExperimentSpec(datasets=("world",), comparisons=("warmth",))
+        runs = plan(exp)
+        assert [(r.model.name, r.style, r.temperature, r.comparisons) for r in runs] == [
+            ("smollm2-135m-instruct", "sentence", 0.5, ("warmth",)),
+            ("smollm2-135m-instruct", "sentence", 1.0, ("warmth",))]
+        result = ReproduceResult(out_dir=Path("."), spec=exp)
+        for i, r in enumerate(runs):
+            o = RunOutcome(r, ["a", "b"], np.array([0.5, 0.9]), np.array([True, False]))
+            o.metrics = {"n": 2, "smece": 0.1 + 0.5 * i, "smece_lo": 0.05 + 0.5 * i,
+                         "smece_hi": 0.15 + 0.5 * i}
+            result.runs.append(o)
+        (v,) = comparison_verdicts(result)
+        assert v["comparison"] == "warmth" and v["apart"] and v["lower"] == "a"
+    finally:
+        COMPARISON_REGISTRY.unregister("warmth")

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from semcal.reproduce.spec import COMPARISONS, ExperimentSpec, ModelEntry
+from semcal.reproduce.comparisons import COMPARISON_REGISTRY
+from semcal.reproduce.spec import ExperimentSpec, ModelEntry
 from semcal.spec import RunSpec
 from semcal.store import spec_key
 
@@ -56,23 +57,17 @@ def plan(spec: ExperimentSpec) -> list[PlannedRun]:
         else:
             wanted[key] = (m, ds, style, float(t), {comp})
 
-    comps = spec.comparisons
+    # each chosen comparison adds its runs (semcal.reproduce.comparisons), in registry order
+    chosen = [(name, COMPARISON_REGISTRY[name]) for name in COMPARISON_REGISTRY
+              if name in spec.comparisons]
     for m in spec.models:
         for ds in spec.datasets:
-            if "styles" in comps and m.role == "base":
-                for st in spec.styles:
-                    add(m, ds, st, 1.0, "styles")
-            if "tuning" in comps:
-                for st in spec.styles:
-                    add(m, ds, st, 1.0, "tuning")
-            if "cot" in comps and m.role in spec.cot.roles:
-                for st in spec.cot.styles:
-                    add(m, ds, st, 1.0, "cot")
-    if "temperature" in comps:
-        tm = spec.model_entry(spec.temperature.model)
-        for ds in spec.temperature.datasets or spec.datasets:
-            for t in spec.temperature.values:
-                add(tm, ds, spec.temperature.style, float(t), "temperature")
+            for name, comp in chosen:
+                if comp.per_dataset is not None:
+                    comp.per_dataset(spec, m, ds, lambda *run, c=name: add(*run, c))
+    for name, comp in chosen:
+        if comp.whole is not None:
+            comp.whole(spec, lambda *run, c=name: add(*run, c))
     out = []
     for (_, backend, ds, style, t), (m, _, _, _, cs) in wanted.items():
         rs = RunSpec(
@@ -99,7 +94,8 @@ def plan(spec: ExperimentSpec) -> list[PlannedRun]:
 
         tag = spec_key(rs.key_fields())[:6]
         rs = rs.replace(name=f"{spec.name}-{m.name}-{_dataset_name(ds)}-{style}-T{t:g}-{tag}")
-        out.append(PlannedRun(rs, m, ds, style, float(t), tuple(c for c in COMPARISONS if c in cs)))
+        out.append(PlannedRun(rs, m, ds, style, float(t),
+                              tuple(c for c in COMPARISON_REGISTRY if c in cs)))
     return out
 
 

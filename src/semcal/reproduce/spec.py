@@ -17,6 +17,8 @@ from semcal.errors import InputError
 from semcal.limits import MAX_LIST_ITEMS, check_int
 from semcal.spec import STYLES, ExecutorSpec, JudgeSpec, check_keys, read_toml
 
+#: the built-in comparisons, every one run by default (the registry of what each needs, and
+#: of comparisons added from outside, is semcal.reproduce.comparisons.COMPARISON_REGISTRY)
 COMPARISONS = ("styles", "tuning", "cot", "temperature", "trajectories", "selfpredict")
 ROLES = ("base", "instruct", "sft")
 #: colour groups of the smECE-vs-accuracy scatter
@@ -194,9 +196,10 @@ def _validate(s: ExperimentSpec) -> None:
         raise InputError("the experiment has no models")
     if not s.datasets:
         raise InputError("the experiment has no datasets")
+    from semcal.reproduce.comparisons import COMPARISON_REGISTRY  # (it imports nothing of ours)
+
     for c in s.comparisons:
-        if c not in COMPARISONS:
-            raise InputError(f"unknown comparison {c!r} (known: {', '.join(COMPARISONS)})")
+        COMPARISON_REGISTRY.lookup(c)  # an unknown name: one InputError naming the known ones
     for st in (*s.styles, *s.trajectories.styles, *s.selfpredict.styles, s.temperature.style,
                *s.cot.styles):
         if st not in STYLES:

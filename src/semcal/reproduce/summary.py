@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from semcal.cli import format_b_check
+from semcal.reproduce.comparisons import AXES, COMPARISON_REGISTRY
 from semcal.reproduce.plan import ReproduceResult, RunOutcome, _dataset_name
 
 # ----------------------------------------------------------------------------- summary
@@ -82,9 +83,11 @@ def comparison_verdicts(result: ReproduceResult, collapse: str | None = None
     ``collapse`` names one of the experiment's further Bs (default: the primary B)."""
     out = []
     runs = [o for o in result.runs if _under(o, collapse).get("n")]
-    # the one thing each comparison varies: the model, the style or the temperature
-    axis = {"styles": 1, "tuning": 0, "cot": 1, "temperature": 2}
-    for comp in ("styles", "tuning", "cot", "temperature"):
+    # the one thing each comparison varies (its registered axis): model, style or temperature
+    for comp in COMPARISON_REGISTRY:
+        if COMPARISON_REGISTRY[comp].axis is None:
+            continue  # a diagnostic, not a pair of runs
+        axis = AXES.index(COMPARISON_REGISTRY[comp].axis)
         sel = [o for o in runs if comp in o.run.comparisons]
         for i, a in enumerate(sel):
             for b in sel[i + 1:]:
@@ -92,7 +95,7 @@ def comparison_verdicts(result: ReproduceResult, collapse: str | None = None
                     continue
                 diff = [a.run.model.model != b.run.model.model, a.run.style != b.run.style,
                         a.run.temperature != b.run.temperature]
-                if sum(diff) != 1 or not diff[axis[comp]]:
+                if sum(diff) != 1 or not diff[axis]:
                     continue
                 ma, mb = _under(a, collapse), _under(b, collapse)
                 ca, cb = _ci(ma, "smece"), _ci(mb, "smece")
