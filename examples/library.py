@@ -12,7 +12,6 @@ from __future__ import annotations
 import sys
 
 from semcal.analysis import analyze_dir
-from semcal.metrics import smece, summarize
 from semcal.report.reliability import plot_reliability
 from semcal.runner import run
 from semcal.spec import RunSpec
@@ -24,10 +23,11 @@ run(spec, out, quiet=True)  # every question's samples are committed to OUT/semc
 
 for collapse in ("auto", "embedding"):  # another B over the same stored samples
     (res,) = analyze_dir(out, collapse=collapse, n_boot=200)
+    s = res.summary  # every number of a run comes from its analysis, with the B and grader named
+    print(f"B {res.collapse_label:10s} grader {res.grader_label}: accuracy={s['accuracy']:.3f} "
+          f"smECE={s['smece']:.3f} [{s['smece_lo']:.3f}, {s['smece_hi']:.3f}] "
+          f"AUROC={s['auroc']:.3f}")
     conf, correct = res.confidences, res.correct
-    s = summarize(conf, correct, n_boot=200)
-    print(f"{collapse:10s} accuracy={s['accuracy']:.3f} smECE={float(smece(conf, correct)):.3f} "
-          f"[{s['smece_lo']:.3f}, {s['smece_hi']:.3f}] AUROC={s['auroc']:.3f}")
 
 plot_reliability({"gemma-3-270m concise": (conf, correct)}, f"{out}/reliability.png")
 print(f"wrote {out}/reliability.png")
