@@ -130,9 +130,8 @@ def estimator_table(
             continue
         c, y = np.array(conf), np.array(ys)
         row["accuracy"] = float(y.mean())
-        row["auroc"] = (
-            _safe(lambda c=c, y=y: M.auroc(c, y)) if 0 < y.sum() < len(y) else float("nan")
-        )
+        for metric in M.metric_names(needs="score"):  # what a mere score supports (AUROC)
+            row[metric] = _safe(lambda c=c, y=y, f=M.METRICS[metric]: f(c, y))
         if est.is_probability:
             jobs.append((c, y, n_boot))
             needs.append(row)
