@@ -16,6 +16,11 @@ as samples/s, generated tokens/s and the ratio to the naive loop.
     python bench/sampling.py -q 4 -n 8 --max-tokens 16   # quick
     python bench/sampling.py --contended -q 6 -n 8  # beside two busy threads vs idle
 
+The ceiling rows decode full batches of ``--n-parallel`` rows for ``--max-tokens`` steps
+with the sampler's own engine and no sampling at all: with logits for every row (the work
+sampling cannot avoid; the 262k-entry output row of gemma-3-270m is over half of it) and for
+one row only (the rest of the network).
+
 ``--contended`` measures semcal's llama.cpp sampler (first model only) idle, then beside two
 busy processes that it starts itself (a pure-Python loop each: on 2 cores, another llama.cpp's
 worth of busy threads): with the default thread count (the cores no other work keeps busy
@@ -83,6 +88,39 @@ def run_sampler(sampler: Any, prompts: Sequence[Prompt], n: int, params: Samplin
     samples = sum(len(r) for r in out)
     tokens = sum(c.n_tokens for r in out for c in r)
     return {"seconds": dt, "samples": samples, "tokens": tokens}
+
+
+def run_ceiling(sampler: Any, prompt: Prompt, rows: int, steps: int, every_row: bool = True
+                ) -> dict[str, float]:
+    """The compute ceiling of batched decoding, measured with the sampler's own engine and
+    context: one prompt evaluated once and its cells shared by ``rows`` sequences, then
+    ``steps`` ``llama_decode`` calls of ``rows`` tokens each — no sampling, no Python per
+    token, no sequence ever finishing early (the batch stays full). ``every_row``: logits for
+    every row, as sampling needs (for gemma-3-270m that is a 262k-entry output row each);
+    False: for one row only (what the ceiling would be without the output layer's work)."""
+    s = sampler
+    lib = s._llama
+    tokens = s.prompt_tokens(prompt)
+    need = len(tokens) + rows * (steps + 1) + 64
+    s._ensure_context(int(-(-need // 256) * 256))
+    s._reset_kv()  # an empty cache, as the sampler keeps it between calls
+    s._prefill(tokens, 0, 0)
+    for j in range(1, rows):
+        lib.llama_memory_seq_cp(s._mem, 0, j, -1, -1)
+    b = s._batch
+    for j in range(rows):
+        b.seq_id[j][0] = j
+    s._b_token[:rows] = tokens[-1]
+    t0 = time.perf_counter()
+    for step in range(steps):
+        s._b_pos[:rows] = len(tokens) + step
+        s._b_out[:rows] = 1 if every_row else 0
+        if not every_row:
+            s._b_out[0] = 1
+        s._decode(rows)
+    dt = time.perf_counter() - t0
+    s._reset_kv()
+    return {"seconds": dt, "samples": rows, "tokens": rows * steps}
 
 
 def run_naive(path: str, texts: Sequence[str], n: int, params: SamplingParams, threads: int, n_ctx: int) -> dict[str, float]:
@@ -176,7 +214,7 @@ def fmt(name: str, r: dict[str, float], base: dict[str, float] | None) -> str:
     sps = r["samples"] / r["seconds"]
     tps = r["tokens"] / r["seconds"]
     ratio = f"{tps / (base['tokens'] / base['seconds']):6.2f}x" if base else "     -"
-    return f"  {name:<34} {r['samples']:>6.0f} {r['tokens']:>7.0f} {r['seconds']:>8.1f} {sps:>9.2f} {tps:>9.1f}  {ratio}"
+    return f"  {name:<40} {r['samples']:>6.0f} {r['tokens']:>7.0f} {r['seconds']:>8.1f} {sps:>9.2f} {tps:>9.1f}  {ratio}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -211,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"load average at start: {os.getloadavg()[0]:.2f} (2 cores shared: figures are noisy when > ~1)")
     except OSError:
         pass
-    header = f"  {'backend':<34} {'samp':>6} {'tokens':>7} {'sec':>8} {'samp/s':>9} {'tok/s':>9}  vs naive"
+    header = f"  {'backend':<40} {'samp':>6} {'tokens':>7} {'sec':>8} {'samp/s':>9} {'tok/s':>9}  vs naive"
     for model in [m.strip() for m in args.models.split(",") if m.strip()]:
         from semcal.backends.llamacpp import LlamaCppSampler
 
@@ -238,6 +276,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rows.append(("semcal llamacpp, prefix cache off", run_sampler(pc, prompts, args.samples, params)))
             finally:
                 pc.close()
+        # the compute ceiling, with the same engine, threads and batch size: full batches of
+        # llama_decode with no sampling (logits for every row, as sampling needs; and for one
+        # row, which shows what the output layer costs)
+        ceiling = [run_ceiling(main_sampler, prompts[0], args.n_parallel, args.max_tokens)
+                   for _ in range(args.repeats)]
+        rows.append(("ceiling: decode only, logits every row", min(ceiling, key=lambda r: r["seconds"])))
+        rows.append(("ceiling: decode only, logits one row",
+                     run_ceiling(main_sampler, prompts[0], args.n_parallel, args.max_tokens,
+                                 every_row=False)))
         texts = [main_sampler.render(p) for p in prompts]
         path = str(main_sampler.spec.path)
         longest = max(len(main_sampler.prompt_tokens(p)) for p in prompts)
@@ -269,6 +316,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         on, off_r = rows[0][1], rows[1][1]
         cost = (on["seconds"] / on["tokens"]) / (off_r["seconds"] / off_r["tokens"]) - 1
         print(f"  per-token cost of log-probabilities: {100 * cost:+.1f}% (time per token, on vs off)")
+        ceil = dict(rows)["ceiling: decode only, logits every row"]
+        share = (on["tokens"] / on["seconds"]) / (ceil["tokens"] / ceil["seconds"])
+        print(f"  semcal (default) reaches {100 * share:.0f}% of the ceiling with logits every row")
     return 0
 
 
