@@ -8,10 +8,17 @@ use llama-cpp-python's high-level API as an independent reference).
 from __future__ import annotations
 
 import importlib.util
+import signal
 import sys
 from pathlib import Path
 
 import pytest
+
+# A suite started in the background (`nohup ... &`, a script's `&`) inherits SIGINT ignored,
+# and every CLI it starts would inherit that too: the tests that press Ctrl-C on a CLI
+# (test_bounds, test_label_page) then saw nothing happen. Deliver SIGINT as usual.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
