@@ -49,6 +49,7 @@ from typing import Any
 
 from semcal.collapse import get_collapse
 from semcal.collapse.extract import RULES, Rule
+from semcal.collapse.judge import PROMPT_VERSION
 from semcal.collapse.labelled import (
     DELTA_TARGET,
     LabelledItem,
@@ -236,8 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         examples: list[dict[str, Any]] = []
         t0 = time.perf_counter()
         # which judge and prompt made the row
-        name = (f"judge[{args.judge_model}, {make_collapse(b, 'sentence', judge).prompt}]"
-                if judge is not None and b.split(":")[0] == "judge" else b)
+        name = (f"judge[{args.judge_model}, {b.partition(':')[2] or PROMPT_VERSION}]"
+                if b.split(":")[0] == "judge" else b)
         for (model, set_name), its in sorted(groups.items()):
             fn = make_collapse(b, its[0].style, judge, args.judge_cache)
             if hasattr(fn, "prepare"):  # the judge: every response of the set in batches

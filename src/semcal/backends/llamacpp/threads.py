@@ -44,10 +44,21 @@ def _busy_cores(window: float = 0.25) -> float | None:
         return None
     time.sleep(window)
     second = _cpu_times()
-    if second is None or second[1] <= first[1]:
+    if second is None:
         return None
-    share = (second[0] - first[0]) / (second[1] - first[1])
-    return share * (os.cpu_count() or 1)
+    return _busy_between(first, second, os.cpu_count() or 1)
+
+
+def _busy_between(first: tuple[int, int], second: tuple[int, int], ncpu: int) -> float | None:
+    """Cores the whole machine kept busy between two /proc/stat readings (None: no time)."""
+    if second[1] <= first[1]:
+        return None
+    return (second[0] - first[0]) / (second[1] - first[1]) * ncpu
+
+
+def _free_cores(cores: int, busy: float) -> int:
+    """The cores left when other work keeps ``busy`` of them busy (at least 1)."""
+    return max(1, min(cores, int(cores - busy + 0.5)))
 
 
 def _default_threads() -> int:
@@ -65,7 +76,7 @@ def _default_threads() -> int:
     busy = pkg._busy_cores() if cores > 1 else None
     if busy is None:
         return cores
-    free = max(1, min(cores, int(cores - busy + 0.5)))
+    free = _free_cores(cores, busy)
     if free < cores:
         log.info("llama.cpp: %d of %d cores (%.1f busy with other work)", free, cores, busy)
     return free
@@ -117,13 +128,12 @@ class ThreadGovernor:
         if last is None:
             return None
         wall = now - last[0]
-        total = times[1] - last[1][1]
-        if wall <= 0 or total <= 0:
+        machine_busy = _busy_between(last[1], times, self._ncpu)
+        if wall <= 0 or machine_busy is None:
             return None
-        machine_busy = (times[0] - last[1][0]) / total * self._ncpu
         own_busy = (self._last[2] - last[2]) / wall
         others = max(0.0, machine_busy - own_busy)
-        free = max(1, min(self.cores, int(self.cores - others + 0.5)))
+        free = _free_cores(self.cores, others)
         if free == self.threads:
             return None
         log.info("llama.cpp: %d -> %d threads (%.1f cores busy with other work)",
