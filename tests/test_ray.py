@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from semcal.collapse import collapse_key
 from semcal.errors import InputError
 from semcal.spec import ExecutorSpec, RunSpec
 from semcal.store import Store
@@ -151,7 +152,7 @@ def test_model_estimates_on_ray_equal_a_single_process_run(cluster, tmp_path):
     def estimates(out: Path) -> dict:
         with Store(out, readonly=True) as st:
             (info,) = st.runs()
-            return st.model_estimates(info.id, "auto")
+            return st.model_estimates(info.id, collapse_key("auto"))
 
     got, want = estimates(tmp_path / "two"), estimates(tmp_path / "one")
     assert len(want) == 4 and all(set(v) == {"p_true", "verbalized"} for v in want.values())

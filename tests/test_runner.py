@@ -170,7 +170,7 @@ def test_b_audit_and_agreement_with_a_second_b(qfile: Path, tmp_path: Path) -> N
 def _est_dump(out: Path) -> dict:
     with Store(out, readonly=True) as st:
         (info,) = st.runs()
-        return st.model_estimates(info.id, "auto")
+        return st.model_estimates(info.id, collapse_key("auto"))
 
 
 def test_model_estimators_stored_and_analyzed(qfile: Path, tmp_path: Path) -> None:
@@ -198,6 +198,45 @@ def test_model_estimators_stored_and_analyzed(qfile: Path, tmp_path: Path) -> No
     # another collapse predicts other labels: the stored values are not reused for it
     (b,) = analyze_dir(tmp_path / "me", collapse="exact", estimators="all", n_boot=20)
     assert {e["estimator"]: e["n"] for e in b.estimators}["p_true"] == 0
+
+
+def test_model_estimates_leave_b_classes_for_the_analysis(
+    qfile: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runner's B classes (samples and greedy completion) are cached under the B's key as
+    the analysis computes them, and the analysis reads them instead of running B again."""
+    import semcal.analysis.label as label_mod
+    from semcal.analysis import analyze_dir
+
+    run(_spec(qfile, model_estimators=True), tmp_path / "me", sampler=EstSampler(), quiet=True)
+    with Store(tmp_path / "me", readonly=True) as st:
+        (info,) = st.runs()
+        cached = st.classes(info.id, collapse_key("auto"))
+        assert st.model_estimates(info.id, "auto") == {}  # no longer under the bare name
+    assert len(cached) == 6 and all(c[0] == 6 and c[3] is not None for c in cached.values())
+    # what the analysis computes itself, on a copy with no cache
+    (fresh,) = analyze_dir(tmp_path / "me", n_boot=0, cache=False)
+    # the labels the analysis reads are B's: with B made unusable it still analyses the run
+    def no_b(*a, **k):
+        raise AssertionError("B ran a second time")
+
+    monkeypatch.setattr(label_mod, "_make_collapse", no_b)
+    (a,) = analyze_dir(tmp_path / "me", n_boot=0)
+    assert [q.labels for q in a.questions] == [q.labels for q in fresh.questions]
+    assert [q.greedy_label for q in a.questions] == [q.greedy_label for q in fresh.questions]
+    assert {e["estimator"]: e["n"] for e in a.estimators}["p_true"] == 6
+
+
+def test_model_estimates_under_the_bare_b_name_are_still_read(qfile: Path, tmp_path: Path) -> None:
+    """A store whose estimates were saved under the bare B name (before they were keyed)."""
+    from semcal.analysis import analyze_dir
+
+    run(_spec(qfile, model_estimators=True), tmp_path / "old", sampler=EstSampler(), quiet=True)
+    with Store(tmp_path / "old") as st:
+        with st.transaction() as c:
+            c.execute("UPDATE model_estimates SET collapse='auto'")
+    (a,) = analyze_dir(tmp_path / "old", n_boot=0)
+    assert {e["estimator"]: e["n"] for e in a.estimators}["p_true"] == 6
 
 
 def test_model_estimators_resume(qfile: Path, tmp_path: Path) -> None:
@@ -263,7 +302,7 @@ def test_schema_v1_store_is_migrated(qfile: Path, tmp_path: Path) -> None:
             c.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
     with Store(out, readonly=True) as st:  # read-only: read as it is, never written
         (info,) = st.runs()
-        assert st.model_estimates(info.id, "auto") == {}
+        assert st.model_estimates(info.id, collapse_key("auto")) == {}
         assert st.sessions(info.id) == []  # sampled before sessions were recorded
         assert len(st.done_ids(info.id)) == 6 and info.samples == 6
     with Store(out) as st:
@@ -271,7 +310,7 @@ def test_schema_v1_store_is_migrated(qfile: Path, tmp_path: Path) -> None:
         assert int(v) == SCHEMA_VERSION == 4
         assert st.sessions(info.id) == []
         assert st.get_run(info.id).samples == 6
-        assert st.model_estimates(info.id, "auto") == {}
+        assert st.model_estimates(info.id, collapse_key("auto")) == {}
     res = run(_spec(qfile, model_estimators=True), out, sampler=EstSampler(), quiet=True)
     assert res.estimates_new == 6 and len(_est_dump(out)) == 6
 

@@ -16,6 +16,7 @@ import pytest
 
 from semcal.backends import get_sampler
 from semcal.backends.mock import DEFAULT_ANSWERS, MockSampler
+from semcal.collapse import collapse_key
 from semcal.errors import InputError
 from semcal.runner import run
 from semcal.spec import AdaptiveSpec, RunSpec
@@ -77,7 +78,7 @@ def test_estimates_are_complete_after_a_run_and_a_resume_adds_none(tmp_path: Pat
     first = run(spec, tmp_path / "out", quiet=True)
     assert first.estimates_new == 10
     with Store(tmp_path / "out", readonly=True) as st:
-        est = st.model_estimates(st.runs()[0].id, "exact")
+        est = st.model_estimates(st.runs()[0].id, collapse_key("exact"))
     assert set(est) == {f"q{i}" for i in range(10)}
     assert all(set(v) == {"p_true", "verbalized"} for v in est.values())
     again = run(spec, tmp_path / "out", quiet=True)

@@ -122,8 +122,10 @@ def _setup(store: Store, info: RunInfo, *, collapse: str | None, grader: str,
                      if GRADER_REGISTRY.flag(grader, "judge") else {})
     names = estimator_names(estimators)
     cache = cache and not store.readonly
-    # model-based estimates (P(True), verbalised) stored by the runner for this collapse
-    model_est = store.model_estimates(info.id, collapse)
+    # model-based estimates (P(True), verbalised) stored by the runner for this B (under its
+    # key; an older store kept them under the bare name: each value is used
+    # only where it rated this B's prediction, so the older ones are safe to read)
+    model_est = store.model_estimates(info.id, ckey) or store.model_estimates(info.id, collapse)
     if estimators is None and model_est:
         names = with_stored(names, model_est)
     return _Setup(collapse, collapse_opts, ckey, grader, gopts, grader_obj, gkey, cached_grades,

@@ -1,5 +1,10 @@
 """The model-estimates step of a run: P(True) and verbalised confidence in each question's
-plurality answer, asked of the model once the question's samples are committed."""
+plurality answer, asked of the model once the question's samples are committed.
+
+The plurality answer comes from the run's B (with its style). Its classes are saved in the
+store's class cache under the B's :func:`~semcal.collapse.collapse_key`, with the greedy
+completion's, exactly as the analysis would save them, so the analysis reads them instead of
+running B a second time; the estimates are stored under the same key."""
 
 from __future__ import annotations
 
@@ -8,13 +13,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from semcal.collapse import collapse_for, extract_answer
+from semcal.collapse import collapse_for, collapse_key, extract_answer, uses_judge
 from semcal.collapse.extract import DEFAULT_UNMARKED
 from semcal.confidence import p_true, verbalized_confidence
-from semcal.grade import plurality
+from semcal.grade import is_empty_answer, plurality
 from semcal.spec import RunSpec
 from semcal.store import RunInfo, Store
-from semcal.types import NON_ANSWERS, Question
+from semcal.types import NO_ANSWER, NON_ANSWERS, Question
 
 log = logging.getLogger(__package__)  # one logger for the runner, whichever room logs
 
@@ -39,17 +44,29 @@ class _Estimates:
         self.n_new = 0
         self.seconds = 0.0
         self._complete: set[str] | None = None
+        self._spec_b = True
 
     def bind(self, sampler: Any, collapse_fn: Callable[[Question, Sequence[str]], Any] | None) -> None:
+        """The model to ask, and B when the caller overrides the spec's (then its classes are
+        not cached: they need not be the spec B's)."""
         self.sampler = sampler
         self.collapse_fn = collapse_fn
+        self._spec_b = collapse_fn is None
+
+    @property
+    def key(self) -> str:
+        """The B's cache key: what the analysis of this run computes for the spec's B."""
+        opts: dict[str, Any] = {}
+        if uses_judge(self.spec.collapse) and getattr(self.collapse_fn, "sampler", None) is not None:
+            opts["sampler"] = self.collapse_fn.sampler  # type: ignore[union-attr]
+        return collapse_key(self.spec.collapse, opts)
 
     def _complete_ids(self) -> set[str]:
         """Ids of questions with a stored value for every estimator: read from the store once,
         then kept up to date by :meth:`compute` (re-reading it after every batch made a run
         quadratic in its number of questions)."""
         if self._complete is None:
-            have = self.store.model_estimates(self.run_info.id, self.spec.collapse)
+            have = self.store.model_estimates(self.run_info.id, self.key)
             self._complete = {qid for qid, got in have.items() if all(n in got for n in self.NAMES)}
         return self._complete
 
@@ -78,11 +95,12 @@ class _Estimates:
                                             judge=self.spec.judge)
         rated: list[tuple[Question, str, str, int]] = []  # (question, label, answer, n)
         empty: list[tuple[Question, str, int]] = []
+        classes: list[tuple[str, int, tuple[str, ...], frozenset[str], str | None]] = []
         for q in todo:
             texts = [s.completion.text for s in self.store.samples(self.run_info.id, q.id)]
             if not texts:
                 continue
-            labels = [str(x) for x in self.collapse_fn(q, texts).labels]
+            labels = self._labels(q, texts, classes)
             label, _ = plurality(labels)
             label = str(label)
             first = texts[labels.index(label)]
@@ -105,8 +123,26 @@ class _Estimates:
             rows += [(q.id, name, n, label, answer, values[name][i]) for name in names]
         for q, label, n in empty:
             rows += [(q.id, name, n, label, "", None) for name in names]
-        self.store.save_model_estimates(self.run_info.id, self.spec.collapse, rows)
+        if classes:
+            self.store.save_classes(self.run_info.id, self.key, classes)
+        self.store.save_model_estimates(self.run_info.id, self.key, rows)
         self._complete_ids().update(q.id for q in todo)
         self.n_new += len(rated) + len(empty)
         self.seconds += time.monotonic() - t0
         log.debug("model estimates of %d questions in %.2fs", len(todo), time.monotonic() - t0)
+
+    def _labels(self, q: Question, texts: list[str], classes: list[Any]) -> list[str]:
+        """B's classes of a question's samples (the plurality's input); with the spec's B, the
+        classes of the samples and the greedy completion are added to ``classes`` as the
+        analysis caches them (an empty answer is left for the analysis to mark, as it does
+        with every cached class)."""
+        assert self.collapse_fn is not None
+        greedy = (self.store.greedy_of(self.run_info.id, q.id)
+                  if self._spec_b and self.spec.greedy else None)
+        col = self.collapse_fn(q, texts + ([greedy.text] if greedy is not None else []))
+        labs = [str(x) for x in col.labels]
+        if self._spec_b and len(labs) == len(texts) + (greedy is not None):
+            classes.append((q.id, len(texts), tuple(labs[: len(texts)]), frozenset(col.gold),
+                            labs[-1] if greedy is not None else None))
+        # the plurality as the analysis takes it: an empty answer is no answer in every B
+        return [NO_ANSWER if is_empty_answer(t) else lab for t, lab in zip(texts, labs)]

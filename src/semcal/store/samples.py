@@ -195,7 +195,14 @@ class SamplesMixin(StoreConnection):
 
     def greedy(self, run_id: int) -> dict[str, Completion]:
         """The stored greedy completion of each question that has one."""
-        rows = self._read("SELECT * FROM greedy WHERE run_id=?", (run_id,))
+        return self._greedy_rows(self._read("SELECT * FROM greedy WHERE run_id=?", (run_id,)))
+
+    def greedy_of(self, run_id: int, qid: str) -> Completion | None:
+        """One question's stored greedy completion, None without one."""
+        rows = self._read("SELECT * FROM greedy WHERE run_id=? AND qid=?", (run_id, qid))
+        return self._greedy_rows(rows).get(qid)
+
+    def _greedy_rows(self, rows: Any) -> dict[str, Completion]:
         return dict(self._decoded("greedy", rows, lambda r: (_qid(r), _stored_completion(
             r["text"], r["finish_reason"], r["n_tokens"], r["token_logprobs"], r["tokens"]))))
 
