@@ -21,7 +21,7 @@ from semcal import runner
 from semcal.analysis import analyze_run
 from semcal.backends import BACKENDS, get_sampler
 from semcal.collapse import collapse_for, collapse_key
-from semcal.executors import RayPool
+from semcal.executors import open_executor
 from semcal.files import write_text
 from semcal.grade import get_grader
 from semcal.reproduce.figures import make_figures
@@ -63,9 +63,9 @@ def _open(backend: str, model: ModelEntry, options: Mapping[str, Any],
     kw = {"chat": model.is_chat, **dict(options), **dict(model.backend_options)}
     if executor is None and BACKENDS.flag(backend, "ray_by_default"):
         executor = ExecutorSpec(kind="ray", workers=1, num_gpus=1)
-    if executor is not None and executor.kind == "ray":
-        return RayPool(RunSpec(model=model.model, backend=backend, backend_options=kw,
-                               executor=executor))
+    if executor is not None and executor.kind != "local":
+        return open_executor(RunSpec(model=model.model, backend=backend, backend_options=kw,
+                                     executor=executor))
     return get_sampler(backend, model.model, **kw)
 
 
