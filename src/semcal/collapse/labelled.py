@@ -46,7 +46,6 @@ from typing import Any
 from semcal.errors import InputError
 from semcal.grade import (
     Grader,
-    answer_confidence,
     get_grader,
     is_empty_answer,
     is_tied,
@@ -334,8 +333,10 @@ def metric_questions(
 
 
 def _semantic_confidence(labels: Sequence[str]) -> float:
-    prediction, count = plurality(labels)
-    return answer_confidence(prediction, count, len(labels))
+    """The run's semantic confidence of a question (the one function the analysis uses)."""
+    from semcal.confidence import semantic_confidence
+
+    return semantic_confidence(labels)
 
 
 def _check_question(q: Any, i: int) -> MetricQuestion:
