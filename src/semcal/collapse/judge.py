@@ -30,6 +30,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from semcal.collapse import choose
 from semcal.collapse.auto import AutoCollapse
 from semcal.collapse.exact import check_inputs
 from semcal.collapse.extract import DEFAULT_UNMARKED
@@ -95,6 +96,13 @@ PROMPTS: dict[str, tuple[str, tuple[tuple[str, str, str], ...]]] = {
     "extract-v2": (JUDGE_EXTRACT_INSTRUCTIONS_V2, _EXAMPLES_V2),
 }
 
+#: prompt versions of the choosing procedure (:mod:`semcal.collapse.choose`): the judge picks
+#: one of the candidate phrases cut from the response by number, instead of writing an answer
+CHOOSE_VERSIONS = ("choose-v1",)
+
+#: joins a response and its candidate phrases in a choosing judge's cache key
+_CANDIDATES_SEP = "\x00"
+
 _NONE_WORDS = frozenset({"none", "no answer", "n", "n a", "na", "unknown", "i don t know",
                          "not given", "not stated", "not provided", "no final answer"})
 
@@ -130,10 +138,19 @@ def build_judge_prompt(question: str, response: str, *, chat: bool,
 
 
 def prompt_parts(version: str) -> tuple[str, tuple[tuple[str, str, str], ...]]:
-    """The instructions and worked examples of a judge prompt version."""
-    if version not in PROMPTS:
-        raise InputError(f"unknown judge prompt {version!r}; known: {', '.join(sorted(PROMPTS))}")
+    """The instructions and worked examples of a judge prompt version (an extracting one; a
+    choosing version has its own, in :mod:`semcal.collapse.choose`)."""
+    check_version(version)
+    if version in CHOOSE_VERSIONS:
+        return choose.CHOOSE_INSTRUCTIONS, tuple((q, r, a) for q, r, a, _ in choose.CHOOSE_EXAMPLES)
     return PROMPTS[version]
+
+
+def check_version(version: str) -> None:
+    """An unknown judge prompt version is an InputError naming the known ones."""
+    if version not in PROMPTS and version not in CHOOSE_VERSIONS:
+        known = ", ".join(sorted([*PROMPTS, *CHOOSE_VERSIONS]))
+        raise InputError(f"unknown judge prompt {version!r}; known: {known}")
 
 
 def parse_judge_answer(reply: str) -> str | None:
@@ -261,8 +278,12 @@ class JudgeCollapse:
             raise InputError(f"max_tokens must be an integer >= 1, got {max_tokens!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-        prompt_parts(prompt)  # an unknown version is an error here, not at the first judge call
+        check_version(prompt)  # an unknown version is an error here, not at the first judge call
         self.prompt = prompt
+        self.choosing = prompt in CHOOSE_VERSIONS
+        self.style = style
+        #: (question text, response) -> its candidate phrases (choosing versions)
+        self._candidates: dict[tuple[str, str], list[str]] = {}
         self.batch_size = batch_size
         self.sampler = sampler
         self.max_tokens = max_tokens
@@ -277,9 +298,17 @@ class JudgeCollapse:
         self.fallbacks = 0
         self.agree = 0
 
+    def _key(self, question: Question, text: str) -> tuple[str, str, str]:
+        """The cache key of one response's reply: (judge model and prompt, question, what the
+        judge read: the response, and when choosing the candidate phrases it was shown)."""
+        if self.choosing:
+            text = _CANDIDATES_SEP.join([text.replace(_CANDIDATES_SEP, " "),
+                                         *self.candidates(question, text)])
+        return (self.model_key, question.question, text)
+
     def replies(self, question: Question, texts: Sequence[str]) -> list[str]:
         """The judge's raw reply for each text (cached)."""
-        keys = [(self.model_key, question.question, t) for t in texts]
+        keys = [self._key(question, t) for t in texts]
         self._fill(keys)
         return [self._memory[k] for k in keys]
 
@@ -303,9 +332,17 @@ class JudgeCollapse:
 
     def _ask(self, keys: Sequence[tuple[str, str, str]]) -> None:
         chat = bool(self.sampler.is_chat)
-        prompts = [build_judge_prompt(k[1], k[2], chat=chat, version=self.prompt) for k in keys]
-        params = SamplingParams(temperature=0.0, max_tokens=self.max_tokens, stop=("\n",),
-                                logprobs=False)
+        if self.choosing:
+            examples = self._choice_examples()
+            prompts = []
+            for k in keys:
+                response, *cands = k[2].split(_CANDIDATES_SEP)
+                prompts.append(choose.build_choice_prompt(k[1], shorten(response), cands,
+                                                          chat=chat, examples=examples))
+        else:
+            prompts = [build_judge_prompt(k[1], k[2], chat=chat, version=self.prompt) for k in keys]
+        params = SamplingParams(temperature=0.0, max_tokens=4 if self.choosing else self.max_tokens,
+                                stop=("\n",), logprobs=False)
         outs = self.sampler.sample(prompts, 1, params)
         if len(outs) != len(prompts):
             raise InputError(f"judge sampler returned {len(outs)} results for {len(prompts)} prompts")
@@ -315,10 +352,38 @@ class JudgeCollapse:
         if self._disk is not None:
             self._disk.put_many(fresh)
 
-    def _to_ask(self, texts: Sequence[str], rule_labels: Sequence[str]) -> list[str]:
-        """The distinct texts the judge is asked about: not empty, not a refusal."""
-        return list(dict.fromkeys(t for t, lab in zip(texts, rule_labels)
-                                  if t.strip() and lab != REFUSAL))
+    def _to_ask(self, texts: Sequence[str], rule_labels: Sequence[str],
+                question: Question | None = None) -> list[str]:
+        """The distinct texts the judge is asked about: not empty, not a refusal (and, when
+        choosing, with at least one candidate phrase: the others keep the rules' label)."""
+        asked = list(dict.fromkeys(t for t, lab in zip(texts, rule_labels)
+                                   if t.strip() and lab != REFUSAL))
+        if self.choosing and question is not None:
+            asked = [t for t in asked if self.candidates(question, t)]
+        return asked
+
+    def candidates(self, question: Question, text: str) -> list[str]:
+        """The candidate phrases of one response (choosing versions), cut once."""
+        key = (question.question, text)
+        got = self._candidates.get(key)
+        if got is None:
+            base = self.rules.base(question)
+            span = base.span(question, text)
+            math = question.task == "math"
+            label = self._math.canonical if math else choose.label_text
+            got = self._candidates[key] = choose.candidate_spans(
+                question.question, text, math=math, label=label, cot=self.style == "cot",
+                rule_span=span if span not in (None, REFUSAL) else None)
+        return got
+
+    def _choice_examples(self) -> list[tuple[str, str, list[str], int]]:
+        """The worked examples of the choosing prompt, their candidates cut as a response's."""
+        out = []
+        for q, r, answer, math in choose.CHOOSE_EXAMPLES:
+            label = self._math.canonical if math else choose.label_text
+            cands = choose.candidate_spans(q, r, math=math, label=label, rule_span=None)
+            out.append((q, r, cands, cands.index(answer) + 1 if answer else 0))
+        return out
 
     def prepare(self, items: Iterable[tuple[Question, Sequence[str]]]) -> None:
         """Judge the responses of many questions ahead of the calls (``items``: pairs of a
@@ -328,8 +393,8 @@ class JudgeCollapse:
         for question, texts in items:
             texts = check_inputs(question, texts)
             base = self.rules.base(question)
-            asked = self._to_ask(texts, [base.label(question, t) for t in texts])
-            keys += [(self.model_key, question.question, t) for t in asked]
+            asked = self._to_ask(texts, [base.label(question, t) for t in texts], question)
+            keys += [self._key(question, t) for t in asked]
         self._fill(keys)
 
     def _normalise(self, question: Question, answer: str | None) -> str:
@@ -353,12 +418,16 @@ class JudgeCollapse:
         base = self.rules.base(question)
         rule_labels = [base.label(question, t) for t in texts]
         # empty responses and refusals need no judge
-        asked = self._to_ask(texts, rule_labels)
+        asked = self._to_ask(texts, rule_labels, question)
         reply_of = dict(zip(asked, self.replies(question, asked)))
         labels = []
         for t, rule in zip(texts, rule_labels):
             if t not in reply_of:
-                labels.append(rule if rule == REFUSAL else NO_ANSWER)
+                no_candidates = self.choosing and t.strip() and rule != REFUSAL
+                labels.append(rule if rule == REFUSAL or no_candidates else NO_ANSWER)
+                continue
+            if self.choosing:
+                labels.append(self._chosen(question, t, reply_of[t], rule))
                 continue
             answer = parse_judge_answer(reply_of[t])
             self.judged += 1
@@ -370,6 +439,19 @@ class JudgeCollapse:
             self.agree += lab == rule
             labels.append(lab)
         return self.rules.finish(question, labels)
+
+    def _chosen(self, question: Question, text: str, reply: str, rule: str) -> str:
+        """The label of a choosing judge's reply: its phrase's, no answer for 0, and the rules'
+        label for a reply that names no listed number (counted as a fallback)."""
+        cands = self.candidates(question, text)
+        k = choose.parse_choice(reply, len(cands))
+        self.judged += 1
+        if k is None:
+            self.fallbacks += 1
+            return rule
+        lab = NO_ANSWER if k == 0 else self._normalise(question, cands[k - 1])
+        self.agree += lab == rule
+        return lab
 
     def close(self) -> None:
         """Close the disk cache (the sampler belongs to the caller)."""
