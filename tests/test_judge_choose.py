@@ -4,8 +4,8 @@ response by text rules, and a judge that replies with the number of one of them.
 from __future__ import annotations
 
 import pytest
-from fakes import replying
 
+from fakes import replying
 from semcal.collapse import get_collapse
 from semcal.collapse.choose import (
     MAX_CANDIDATES,
