@@ -62,6 +62,27 @@ def _check_limit(limit: Any) -> int | None:
     return check_int("limit", limit)
 
 
+def _split_format(format: str | None, file_type: str | None) -> tuple[str | None, str | None]:
+    """Move a file type given as ``format`` to ``file_type`` and check the file type is known."""
+    if format is not None and format.lower() in FILE_TYPES:
+        if file_type is not None and file_type != format.lower():
+            raise InputError(f"format {format!r} is a file type but file_type={file_type!r}")
+        file_type, format = format.lower(), None
+    if file_type is not None and file_type not in FILE_TYPES:
+        raise InputError(f"unknown file type {file_type!r} (known: {', '.join(FILE_TYPES)})")
+    return format, file_type
+
+
+def _pick_adapter(format: str | None, fields: Mapping[str, str] | None) -> Adapter | None:
+    """The adapter named by ``format``, or a custom one built from ``fields``; None: guess later."""
+    adapter: Adapter | None = get_adapter(format) if format is not None else None
+    if fields:
+        if adapter is not None and adapter.name != "custom":
+            raise InputError(f"fields= applies to the custom format, not {adapter.name!r}")
+        adapter = Adapter("custom", None, make_custom(fields), "custom with field mapping")
+    return adapter
+
+
 def load_questions(
     source: str | Path,
     format: str | None = None,
@@ -103,18 +124,8 @@ def load_questions(
     limit = _check_limit(limit)
     if task is not None:
         check_task(task)
-    if format is not None and format.lower() in FILE_TYPES:
-        if file_type is not None and file_type != format.lower():
-            raise InputError(f"format {format!r} is a file type but file_type={file_type!r}")
-        file_type, format = format.lower(), None
-    if file_type is not None and file_type not in FILE_TYPES:
-        raise InputError(f"unknown file type {file_type!r} (known: {', '.join(FILE_TYPES)})")
-
-    adapter: Adapter | None = get_adapter(format) if format is not None else None
-    if fields:
-        if adapter is not None and adapter.name != "custom":
-            raise InputError(f"fields= applies to the custom format, not {adapter.name!r}")
-        adapter = Adapter("custom", None, make_custom(fields), "custom with field mapping")
+    format, file_type = _split_format(format, file_type)
+    adapter = _pick_adapter(format, fields)
 
     source_str = str(source)
     streaming = False

@@ -365,15 +365,7 @@ def summarize(
     """
     where = "summarize"
     if allow_empty and np.asarray(conf).size == 0 and np.asarray(correct).size == 0:
-        nan = float("nan")
-        empty: dict[str, Any] = {"n": 0, "n_boot": n_boot, "alpha": alpha, "method": method}
-        for name in _chosen(only, where):
-            empty[name] = empty[f"{name}_lo"] = empty[f"{name}_hi"] = nan
-            for attr in METRICS.meta(name).get("reports", ()):
-                empty[f"{name}_{attr}"] = nan
-        if tilt:
-            empty.update(tilt_gain=nan, tilt_gain_se=nan, tilt_brier_gain=nan)
-        return empty
+        return _empty_summary(n_boot, alpha, method, tilt, only, where)
     c, y = check_pair(conf, correct, where=where)
     nb = check_n_boot(n_boot, where, allow_zero=True)
     a = check_alpha(alpha, where)
@@ -391,12 +383,7 @@ def summarize(
         if name not in metrics or np.shape(values) != (nb,):
             raise SemcalError(f"summarize: draws of {name!r} do not match this summary "
                               f"(expected {nb} values of a metric it reports)")
-    todo = {name: fn for name, fn in metrics.items() if name not in given}
-    drawn: dict[str, list[np.ndarray]] = {name: [] for name in todo}
-    if nb and todo:
-        for idx in resample_indices(c.size, nb, seed):
-            for name, fn in todo.items():
-                drawn[name].append(_evaluate(fn, c, y, idx))
+    drawn = _draw_missing(metrics, given, c, y, nb, seed)
     for name in metrics:
         if nb:
             values = (np.asarray(given[name], dtype=np.float64) if name in given
@@ -408,6 +395,35 @@ def summarize(
     if tilt:
         out.update(tilt_summary(c, y, seed=0 if seed is None else int(seed)))
     return out
+
+
+def _empty_summary(
+    n_boot: Any, alpha: Any, method: Any, tilt: bool, only: Any, where: str
+) -> dict[str, Any]:
+    """The summary of no pairs: ``n = 0`` and NaN for every value and bound asked for."""
+    nan = float("nan")
+    empty: dict[str, Any] = {"n": 0, "n_boot": n_boot, "alpha": alpha, "method": method}
+    for name in _chosen(only, where):
+        empty[name] = empty[f"{name}_lo"] = empty[f"{name}_hi"] = nan
+        for attr in METRICS.meta(name).get("reports", ()):
+            empty[f"{name}_{attr}"] = nan
+    if tilt:
+        empty.update(tilt_gain=nan, tilt_gain_se=nan, tilt_brier_gain=nan)
+    return empty
+
+
+def _draw_missing(
+    metrics: dict[str, MetricFn], given: dict[str, Any], c: np.ndarray, y: np.ndarray, nb: int,
+    seed: int | None,
+) -> dict[str, list[np.ndarray]]:
+    """Resample the metrics that ``given`` has no draws for, all on the same resamples."""
+    todo = {name: fn for name, fn in metrics.items() if name not in given}
+    drawn: dict[str, list[np.ndarray]] = {name: [] for name in todo}
+    if nb and todo:
+        for idx in resample_indices(c.size, nb, seed):
+            for name, fn in todo.items():
+                drawn[name].append(_evaluate(fn, c, y, idx))
+    return drawn
 
 
 def _chosen(only: Any, where: str) -> tuple[str, ...]:

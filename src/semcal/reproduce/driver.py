@@ -74,6 +74,102 @@ def _cache_key(obj: Any) -> str:
 
 
 
+def _experiment(
+    spec: ExperimentSpec | str | os.PathLike[str] | None,
+    *,
+    models: Sequence[str] | None,
+    backend: str | None,
+    datasets: Sequence[str] | None,
+    comparisons: Sequence[str] | None,
+    questions: int | None,
+    samples: int | None,
+    seed: int | None,
+    n_boot: int | None,
+) -> ExperimentSpec:
+    """The experiment to run: ``spec`` (default, object or TOML path) with the overrides applied."""
+    if spec is None:
+        exp = ExperimentSpec()
+    elif isinstance(spec, ExperimentSpec):
+        exp = spec
+    else:
+        exp = load_experiment(spec)
+    overrides: dict[str, Any] = {}
+    if models:
+        overrides["models"] = tuple(parse_model_arg(m) for m in models)
+    if backend:
+        overrides["backend"] = backend
+    if datasets:
+        overrides["datasets"] = tuple(datasets)
+    if comparisons:
+        overrides["comparisons"] = tuple(comparisons)
+    if questions is not None:
+        overrides["questions"] = questions
+    if samples is not None:
+        overrides["samples"] = samples
+    if seed is not None:
+        overrides["seed"] = seed
+    if n_boot is not None:
+        overrides["n_boot"] = n_boot
+    if overrides:
+        exp = dataclasses.replace(exp, **overrides)  # re-validated in __post_init__
+    return exp
+
+
+def _phases(
+    exp: ExperimentSpec, planned: list[PlannedRun]
+) -> list[tuple[ModelEntry, str, list[PlannedRun], bool]]:
+    """The order of work: (model, backend, its runs, whether to run the theory diagnostics)."""
+    theory_models = []
+    if "trajectories" in exp.comparisons:
+        theory_models.append(exp.model_entry(exp.trajectories.model))
+    if "selfpredict" in exp.comparisons:
+        theory_models.append(exp.model_entry(exp.selfpredict.model))
+    order: list[tuple[ModelEntry, str]] = []
+    for m, b in [(p.model, p.spec.backend) for p in planned] + [
+        (m, m.backend or exp.backend) for m in theory_models
+    ]:
+        if (m, b) not in order:
+            order.append((m, b))
+
+    # cheap runs first, then chain-of-thought, then the theory diagnostics: an interrupted
+    # reproduction has the most results per minute spent, and results are written after
+    # every phase
+    phases: list[tuple[ModelEntry, str, list[PlannedRun], bool]] = []
+    for cot_phase in (False, True):
+        for m, b in order:
+            runs = [p for p in planned if p.model == m and p.spec.backend == b
+                    and (p.style == "cot") == cot_phase]
+            if runs:
+                phases.append((m, b, runs, False))
+    phases += [(m, b, [], True) for m, b in order if m in theory_models]
+    return phases
+
+
+def _run_phase(exp: ExperimentSpec, m: ModelEntry, b: str, runs: list[PlannedRun], theory: bool,
+               out: Path, result: ReproduceResult, say: Callable[[str], None], quiet: bool) -> None:
+    """Sample one phase's runs (opening the model only when one is not stored) or its theory."""
+    sampler = None
+    try:
+        for p in runs:
+            done = _run_complete(out, p.spec)
+            if sampler is None and not done:
+                say(f"[reproduce] opening {m.model} ({b})")
+                sampler = _open(b, m, exp.backend_options, exp.executor)
+            say(f"[reproduce] run {p.label}" + (" (stored)" if done else ""))
+            rr = runner.run(p.spec, out, sampler=None if done else sampler, quiet=quiet,
+                            progress=not quiet)
+            if rr.interrupted:
+                raise KeyboardInterrupt
+            result.runs.append(_outcome(exp, p, out, rr.run_id))
+        if theory:
+            say(f"[reproduce] opening {m.model} ({b})")
+            sampler = _open(b, m, exp.backend_options, exp.executor)
+            _theory(exp, m, sampler, out, result, say)
+    finally:
+        if sampler is not None:
+            sampler.close()
+
+
 def reproduce(
     spec: ExperimentSpec | str | os.PathLike[str] | None = None,
     out_dir: str | os.PathLike[str] = "semcal-reproduce",
@@ -104,84 +200,17 @@ def reproduce(
         sample and cached theory result, so an interrupted reproduction resumes.
     """
     t0 = time.monotonic()
-    if spec is None:
-        exp = ExperimentSpec()
-    elif isinstance(spec, ExperimentSpec):
-        exp = spec
-    else:
-        exp = load_experiment(spec)
-    overrides: dict[str, Any] = {}
-    if models:
-        overrides["models"] = tuple(parse_model_arg(m) for m in models)
-    if backend:
-        overrides["backend"] = backend
-    if datasets:
-        overrides["datasets"] = tuple(datasets)
-    if comparisons:
-        overrides["comparisons"] = tuple(comparisons)
-    if questions is not None:
-        overrides["questions"] = questions
-    if samples is not None:
-        overrides["samples"] = samples
-    if seed is not None:
-        overrides["seed"] = seed
-    if n_boot is not None:
-        overrides["n_boot"] = n_boot
-    if overrides:
-        exp = dataclasses.replace(exp, **overrides)  # re-validated in __post_init__
+    exp = _experiment(spec, models=models, backend=backend, datasets=datasets,
+                      comparisons=comparisons, questions=questions, samples=samples, seed=seed,
+                      n_boot=n_boot)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     fig_dir = out / "figures"
     result = ReproduceResult(out_dir=out, spec=exp)
     say = (lambda *a: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
 
-    planned = plan(exp)
-    theory_models = []
-    if "trajectories" in exp.comparisons:
-        theory_models.append(exp.model_entry(exp.trajectories.model))
-    if "selfpredict" in exp.comparisons:
-        theory_models.append(exp.model_entry(exp.selfpredict.model))
-    order: list[tuple[ModelEntry, str]] = []
-    for m, b in [(p.model, p.spec.backend) for p in planned] + [
-        (m, m.backend or exp.backend) for m in theory_models
-    ]:
-        if (m, b) not in order:
-            order.append((m, b))
-
-    # cheap runs first, then chain-of-thought, then the theory diagnostics: an interrupted
-    # reproduction has the most results per minute spent, and results are written after
-    # every phase
-    phases: list[tuple[ModelEntry, str, list[PlannedRun], bool]] = []
-    for cot_phase in (False, True):
-        for m, b in order:
-            runs = [p for p in planned if p.model == m and p.spec.backend == b
-                    and (p.style == "cot") == cot_phase]
-            if runs:
-                phases.append((m, b, runs, False))
-    phases += [(m, b, [], True) for m, b in order if m in theory_models]
-
-
-    for m, b, runs, theory in phases:
-        sampler = None
-        try:
-            for p in runs:
-                done = _run_complete(out, p.spec)
-                if sampler is None and not done:
-                    say(f"[reproduce] opening {m.model} ({b})")
-                    sampler = _open(b, m, exp.backend_options, exp.executor)
-                say(f"[reproduce] run {p.label}" + (" (stored)" if done else ""))
-                rr = runner.run(p.spec, out, sampler=None if done else sampler, quiet=quiet,
-                                progress=not quiet)
-                if rr.interrupted:
-                    raise KeyboardInterrupt
-                result.runs.append(_outcome(exp, p, out, rr.run_id))
-            if theory:
-                say(f"[reproduce] opening {m.model} ({b})")
-                sampler = _open(b, m, exp.backend_options, exp.executor)
-                _theory(exp, m, sampler, out, result, say)
-        finally:
-            if sampler is not None:
-                sampler.close()
+    for m, b, runs, theory in _phases(exp, plan(exp)):
+        _run_phase(exp, m, b, runs, theory, out, result, say, quiet)
         result.seconds = time.monotonic() - t0
         _write(result)
 

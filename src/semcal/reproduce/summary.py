@@ -192,10 +192,10 @@ def _b_check_lines(result: ReproduceResult) -> list[str]:
             "classes on the labelled questions (see docs/labelling.md).", "", *blocks]
 
 
-def summary_markdown(result: ReproduceResult) -> str:
-    """Markdown tables of every measured number (95% bootstrap CIs in brackets)."""
+def _header_lines(result: ReproduceResult) -> list[str]:
+    """The title and one paragraph with the experiment's settings and wall time."""
     exp = result.spec
-    lines = [
+    return [
         f"# semcal reproduce: {exp.name}",
         "",
         f"Backend `{exp.backend}`; models: "
@@ -206,114 +206,150 @@ def summary_markdown(result: ReproduceResult) -> str:
         f"Wall time {result.seconds:.0f} s.",
         "",
     ]
+
+
+def _run_table_lines(result: ReproduceResult) -> list[str]:
+    """The calibration table: one row per run, sorted by role, model, dataset, style, T."""
+    lines = [
+        "## Calibration per run",
+        "",
+        "| model | role | dataset | style | T | n | accuracy | mean conf. | conf. - acc. | smECE "
+        "| tilt gain (nats) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for o in sorted(result.runs, key=lambda o: (o.run.model.role, o.run.model.name,
+                                                 _dataset_name(o.run.dataset), o.run.style,
+                                                 o.run.temperature)):
+        mt = o.metrics
+        lines.append(
+            f"| {o.run.model.name} | {o.run.model.role} | {_dataset_name(o.run.dataset)} | "
+            f"{o.run.style} | {o.run.temperature:g} | {mt.get('n', 0)} | "
+            f"{_fmt_ci(mt, 'accuracy')} | {_fmt_ci(mt, 'mean_confidence')} | "
+            f"{_fmt_ci(mt, 'overconfidence', True)} | {_fmt_ci(mt, 'smece')} | "
+            f"{_fmt_gain(mt)} |"
+        )
+    lines.append("")
+    return lines
+
+
+def _verdict_lines(result: ReproduceResult) -> list[str]:
+    """The table of comparisons and whether their smECE intervals tell the conditions apart."""
+    verdicts = comparison_verdicts(result)
+    if not verdicts:
+        return []
+    lines = [
+        "## Can the comparisons tell their conditions apart?",
+        "",
+        "Two conditions are told apart only when their smECE intervals do not overlap; "
+        "otherwise no conclusion is drawn from this run, whatever the point estimates say.",
+        "",
+        "| comparison | dataset | condition A | smECE A | condition B | smECE B | n | verdict |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for v in verdicts:
+        verdict = ("intervals apart" if v["apart"] else
+                   "**no conclusion**: intervals overlap" if v["known"] else
+                   "**no conclusion**: no interval")
+        if v["n"] < MIN_QUESTIONS:
+            verdict += f"; only {v['n']} questions"
+        lines.append(f"| {v['comparison']} | {v['dataset']} | {v['a']} | {v['a_smece']} | "
+                     f"{v['b']} | {v['b_smece']} | {v['n']} | {verdict} |")
+    lines.append("")
+    return lines
+
+
+def _audit_lines(result: ReproduceResult) -> list[str]:
+    """How the primary B grouped each run's samples (runs without an audit are left out)."""
+    lines = [
+        f"## How B (`{result.spec.primary_collapse}`) grouped the samples",
+        "",
+        "| model | dataset | style | T | classes per question | singleton answer classes "
+        "| no answer | refusals | ties |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for o in result.runs:
+        au = o.metrics.get("audit") or {}
+        if not au:
+            continue
+        lines.append(
+            f"| {o.run.model.name} | {_dataset_name(o.run.dataset)} | {o.run.style} | "
+            f"{o.run.temperature:g} | {au['classes_per_question']:.2f} | "
+            f"{_pct(au['singleton_share'])} | {_pct(au['no_answer_rate'])} | "
+            f"{_pct(au['refusal_rate'])} | {_pct(au['tie_rate'])} |"
+        )
+    lines.append("")
+    return lines
+
+
+def _trajectory_lines(result: ReproduceResult) -> list[str]:
+    """One table per style of the B-confidence trajectories, warned when too few questions."""
+    lines = ["## Intermediate B-confidence trajectories", ""]
+    for style, v in result.trajectories.items():
+        s = v["summary"]
+        nq = s.get("n_questions", s.get("n_trajectories", 0))
+        if nq < MIN_QUESTIONS:
+            lines += [f"> **Too few questions ({nq} < {MIN_QUESTIONS})**: the {style} "
+                      "trajectories below describe this sample only; draw no conclusion "
+                      "from them (a rerun can reverse them).", ""]
+        lines += [
+            f"**{style}** ({s['model']}, {_dataset_name(s['dataset'])}): {s['n_trajectories']} "
+            f"trajectories, mean length {s['mean_length']:.1f} tokens, half of the initial "
+            "uncertainty resolved at fraction "
+            f"{'(never)' if s['half_resolution_fraction'] is None else s['half_resolution_fraction']}.",
+            "",
+            "| fraction i/n | mean g (ends in z*) | mean g (other) | Brier vs final | "
+            "resolved share | AUROC(final = z*) | AUROC(final correct) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in s["rows"]:
+            lines.append(
+                f"| {r['fraction']:.2f} | {_fmt(r['mean_g_final'])} | {_fmt(r['mean_g_other'])} | "
+                f"{_fmt_ci(r, 'brier')} | {_fmt(r['resolved_share'])} | "
+                f"{_fmt_ci(r, 'auroc_final')} | {_fmt_ci(r, 'auroc_correct')} |"
+            )
+        lines.append("")
+    return lines
+
+
+def _selfpredict_lines(result: ReproduceResult) -> list[str]:
+    """The self-prediction table, one row per style, warned when a style has too few questions."""
+    lines = [
+        "## Self-prediction from first-token probabilities",
+        "",
+        "| style | n | mean TV(sampled, implied) | mean KL | unmapped mass | "
+        "corr(implied, sampled conf.) | smECE implied | smECE sampled |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    few = [f"{st} ({v['summary']['n']})" for st, v in result.selfpredict.items()
+           if v["summary"]["n"] < MIN_QUESTIONS]
+    if few:
+        lines[-2:-2] = [f"> **Too few questions** ({', '.join(few)} < {MIN_QUESTIONS}): "
+                        "these rows describe this sample only; draw no conclusion from them.",
+                        ""]
+    for style, v in result.selfpredict.items():
+        s = v["summary"]
+        lines.append(
+            f"| {style} | {s['n']} | {_fmt_ci(s, 'mean_tv')} | {_fmt_ci(s, 'mean_kl')} | "
+            f"{_fmt(s.get('mean_unmapped'))} | {_fmt_ci(s, 'corr_confidence', True)} | "
+            f"{_fmt(s.get('smece_implied'))} | {_fmt(s.get('smece_sampled'))} |"
+        )
+    lines.append("")
+    return lines
+
+
+def summary_markdown(result: ReproduceResult) -> str:
+    """Markdown tables of every measured number (95% bootstrap CIs in brackets)."""
+    lines = _header_lines(result)
     if result.runs:
-        lines += [
-            "## Calibration per run",
-            "",
-            "| model | role | dataset | style | T | n | accuracy | mean conf. | conf. - acc. | smECE "
-            "| tilt gain (nats) |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        for o in sorted(result.runs, key=lambda o: (o.run.model.role, o.run.model.name,
-                                                     _dataset_name(o.run.dataset), o.run.style,
-                                                     o.run.temperature)):
-            mt = o.metrics
-            lines.append(
-                f"| {o.run.model.name} | {o.run.model.role} | {_dataset_name(o.run.dataset)} | "
-                f"{o.run.style} | {o.run.temperature:g} | {mt.get('n', 0)} | "
-                f"{_fmt_ci(mt, 'accuracy')} | {_fmt_ci(mt, 'mean_confidence')} | "
-                f"{_fmt_ci(mt, 'overconfidence', True)} | {_fmt_ci(mt, 'smece')} | "
-                f"{_fmt_gain(mt)} |"
-            )
-        lines.append("")
-        verdicts = comparison_verdicts(result)
-        if verdicts:
-            lines += [
-                "## Can the comparisons tell their conditions apart?",
-                "",
-                "Two conditions are told apart only when their smECE intervals do not overlap; "
-                "otherwise no conclusion is drawn from this run, whatever the point estimates say.",
-                "",
-                "| comparison | dataset | condition A | smECE A | condition B | smECE B | n | verdict |",
-                "|---|---|---|---|---|---|---|---|",
-            ]
-            for v in verdicts:
-                verdict = ("intervals apart" if v["apart"] else
-                           "**no conclusion**: intervals overlap" if v["known"] else
-                           "**no conclusion**: no interval")
-                if v["n"] < MIN_QUESTIONS:
-                    verdict += f"; only {v['n']} questions"
-                lines.append(f"| {v['comparison']} | {v['dataset']} | {v['a']} | {v['a_smece']} | "
-                             f"{v['b']} | {v['b_smece']} | {v['n']} | {verdict} |")
-            lines.append("")
+        lines += _run_table_lines(result)
+        lines += _verdict_lines(result)
         lines += _b_sensitivity_lines(result)
-        lines += [
-            f"## How B (`{exp.primary_collapse}`) grouped the samples",
-            "",
-            "| model | dataset | style | T | classes per question | singleton answer classes "
-            "| no answer | refusals | ties |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        for o in result.runs:
-            au = o.metrics.get("audit") or {}
-            if not au:
-                continue
-            lines.append(
-                f"| {o.run.model.name} | {_dataset_name(o.run.dataset)} | {o.run.style} | "
-                f"{o.run.temperature:g} | {au['classes_per_question']:.2f} | "
-                f"{_pct(au['singleton_share'])} | {_pct(au['no_answer_rate'])} | "
-                f"{_pct(au['refusal_rate'])} | {_pct(au['tie_rate'])} |"
-            )
-        lines.append("")
+        lines += _audit_lines(result)
         lines += _b_check_lines(result)
     if result.trajectories:
-        lines += ["## Intermediate B-confidence trajectories", ""]
-        for style, v in result.trajectories.items():
-            s = v["summary"]
-            nq = s.get("n_questions", s.get("n_trajectories", 0))
-            if nq < MIN_QUESTIONS:
-                lines += [f"> **Too few questions ({nq} < {MIN_QUESTIONS})**: the {style} "
-                          "trajectories below describe this sample only; draw no conclusion "
-                          "from them (a rerun can reverse them).", ""]
-            lines += [
-                f"**{style}** ({s['model']}, {_dataset_name(s['dataset'])}): {s['n_trajectories']} "
-                f"trajectories, mean length {s['mean_length']:.1f} tokens, half of the initial "
-                "uncertainty resolved at fraction "
-                f"{'(never)' if s['half_resolution_fraction'] is None else s['half_resolution_fraction']}.",
-                "",
-                "| fraction i/n | mean g (ends in z*) | mean g (other) | Brier vs final | "
-                "resolved share | AUROC(final = z*) | AUROC(final correct) |",
-                "|---|---|---|---|---|---|---|",
-            ]
-            for r in s["rows"]:
-                lines.append(
-                    f"| {r['fraction']:.2f} | {_fmt(r['mean_g_final'])} | {_fmt(r['mean_g_other'])} | "
-                    f"{_fmt_ci(r, 'brier')} | {_fmt(r['resolved_share'])} | "
-                    f"{_fmt_ci(r, 'auroc_final')} | {_fmt_ci(r, 'auroc_correct')} |"
-                )
-            lines.append("")
+        lines += _trajectory_lines(result)
     if result.selfpredict:
-        lines += [
-            "## Self-prediction from first-token probabilities",
-            "",
-            "| style | n | mean TV(sampled, implied) | mean KL | unmapped mass | "
-            "corr(implied, sampled conf.) | smECE implied | smECE sampled |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        few = [f"{st} ({v['summary']['n']})" for st, v in result.selfpredict.items()
-               if v["summary"]["n"] < MIN_QUESTIONS]
-        if few:
-            lines[-2:-2] = [f"> **Too few questions** ({', '.join(few)} < {MIN_QUESTIONS}): "
-                            "these rows describe this sample only; draw no conclusion from them.",
-                            ""]
-        for style, v in result.selfpredict.items():
-            s = v["summary"]
-            lines.append(
-                f"| {style} | {s['n']} | {_fmt_ci(s, 'mean_tv')} | {_fmt_ci(s, 'mean_kl')} | "
-                f"{_fmt(s.get('mean_unmapped'))} | {_fmt_ci(s, 'corr_confidence', True)} | "
-                f"{_fmt(s.get('smece_implied'))} | {_fmt(s.get('smece_sampled'))} |"
-            )
-        lines.append("")
+        lines += _selfpredict_lines(result)
     if result.figures:
         lines += ["## Figures", ""]
         for name, p in result.figures.items():

@@ -204,17 +204,7 @@ def estimate_trajectories(
         max_tokens=max_tokens, k_shot=k_shot, tag="ref",
     )
 
-    # one prefix prompt per (question, trajectory, position < length)
-    jobs: list[tuple[int, int, int, str]] = []  # (question idx, trajectory idx, position, prefix)
-    plans: dict[tuple[int, int], tuple[int, ...]] = {}
-    for qi, comps in enumerate(reference):
-        chosen = [ti for ti, c in enumerate(comps) if c.n_tokens > 0][:n_trajectories]
-        for ti in chosen:
-            c = comps[ti]
-            pos = prefix_positions(c.n_tokens, fractions, absolute)
-            plans[(qi, ti)] = pos
-            for p in pos[:-1]:
-                jobs.append((qi, ti, p, token_prefix(c, p)))
+    jobs, plans = _prefix_jobs(reference, n_trajectories, fractions, absolute)
     job_prompts = [with_prefix(prompts[qi], prefix) for qi, _, _, prefix in jobs]
     job_seeds = [derived_seed(seed, "cont", questions[qi].id, ti, p) for qi, ti, p, _ in jobs]
     conts = sample_each(sampler, job_prompts, n_continuations, params, job_seeds)
@@ -232,58 +222,104 @@ def estimate_trajectories(
         temperature=float(temperature),
     )
     for qi, q in enumerate(questions):
-        ref_texts = [c.text for c in reference[qi]]
-        groups = by_q.get(qi, [])
-        texts = ref_texts + [t for _, _, _, ts in groups for t in ts]
-        collapsed = collapse(q, texts)
-        labels = list(collapsed.labels)
-        if len(labels) != len(texts):
-            raise InputError(
-                f"collapsing function returned {len(labels)} labels for {len(texts)} texts",
-                where=f"question {q.id!r}",
-            )
-        ref_labels = labels[: len(ref_texts)]
-        graded = grade(q, Collapsed(tuple(ref_labels), collapsed.gold), ref_texts)
-        top, confidence, correct = graded.prediction, graded.confidence, bool(graded.correct)
-        right = grade_classes(grade, q, collapsed, texts)
-        off = len(ref_texts)
-        g_of: dict[tuple[int, int], tuple[float, float]] = {}
-        for ti, p, _prefix, ts in groups:
-            lab = labels[off : off + len(ts)]
-            off += len(ts)
-            g = sum(lb == top for lb in lab) / len(lab)
-            pc = sum(right[lb] for lb in lab) / len(lab)
-            g_of[(ti, p)] = (g, pc)
-        for (qj, ti), pos in sorted(plans.items()):
-            if qj != qi:
-                continue
-            final = ref_labels[ti]
-            final_correct = right[final]
-            gs, pcs = [], []
-            for p in pos[:-1]:
-                g, pc = g_of[(ti, p)]
-                gs.append(g)
-                pcs.append(pc)
-            gs.append(float(final == top))
-            pcs.append(float(final_correct))
-            result.trajectories.append(
-                QuestionTrajectory(
-                    question_id=q.id,
-                    style=style,
-                    trajectory=ti,
-                    length=pos[-1],
-                    positions=pos,
-                    g=tuple(gs),
-                    p_correct=tuple(pcs),
-                    top_class=top,
-                    confidence=confidence,
-                    correct=correct,
-                    final_class=final,
-                    final_correct=final_correct,
-                    text=reference[qi][ti].text,
-                )
-            )
+        plans_q = [(ti, pos) for (qj, ti), pos in sorted(plans.items()) if qj == qi]
+        result.trajectories.extend(_question_trajectories(
+            q, style, collapse, grade, reference[qi], by_q.get(qi, []), plans_q,
+        ))
     return result
+
+
+def _prefix_jobs(
+    reference: Sequence[Sequence[Any]],
+    n_trajectories: int,
+    fractions: Sequence[float],
+    absolute: Sequence[int],
+) -> tuple[list[tuple[int, int, int, str]], dict[tuple[int, int], tuple[int, ...]]]:
+    """One prefix per (question, trajectory, position < length), and each trajectory's positions."""
+    jobs: list[tuple[int, int, int, str]] = []  # (question idx, trajectory idx, position, prefix)
+    plans: dict[tuple[int, int], tuple[int, ...]] = {}
+    for qi, comps in enumerate(reference):
+        chosen = [ti for ti, c in enumerate(comps) if c.n_tokens > 0][:n_trajectories]
+        for ti in chosen:
+            c = comps[ti]
+            pos = prefix_positions(c.n_tokens, fractions, absolute)
+            plans[(qi, ti)] = pos
+            for p in pos[:-1]:
+                jobs.append((qi, ti, p, token_prefix(c, p)))
+    return jobs, plans
+
+
+def _question_trajectories(
+    q: Question,
+    style: str,
+    collapse: CollapseFn,
+    grade: Grader,
+    reference: Sequence[Any],
+    groups: list[tuple[int, int, str, list[str]]],
+    plans: list[tuple[int, tuple[int, ...]]],
+) -> list[QuestionTrajectory]:
+    """Collapse one question's texts together and build its trajectories from the labels."""
+    ref_texts = [c.text for c in reference]
+    texts = ref_texts + [t for _, _, _, ts in groups for t in ts]
+    collapsed = collapse(q, texts)
+    labels = list(collapsed.labels)
+    if len(labels) != len(texts):
+        raise InputError(
+            f"collapsing function returned {len(labels)} labels for {len(texts)} texts",
+            where=f"question {q.id!r}",
+        )
+    ref_labels = labels[: len(ref_texts)]
+    graded = grade(q, Collapsed(tuple(ref_labels), collapsed.gold), ref_texts)
+    top, confidence, correct = graded.prediction, graded.confidence, bool(graded.correct)
+    right = grade_classes(grade, q, collapsed, texts)
+    g_of = _continuation_shares(labels, len(ref_texts), groups, top, right)
+    out = []
+    for ti, pos in plans:
+        final = ref_labels[ti]
+        final_correct = right[final]
+        gs, pcs = [], []
+        for p in pos[:-1]:
+            g, pc = g_of[(ti, p)]
+            gs.append(g)
+            pcs.append(pc)
+        gs.append(float(final == top))
+        pcs.append(float(final_correct))
+        out.append(
+            QuestionTrajectory(
+                question_id=q.id,
+                style=style,
+                trajectory=ti,
+                length=pos[-1],
+                positions=pos,
+                g=tuple(gs),
+                p_correct=tuple(pcs),
+                top_class=top,
+                confidence=confidence,
+                correct=correct,
+                final_class=final,
+                final_correct=final_correct,
+                text=reference[ti].text,
+            )
+        )
+    return out
+
+
+def _continuation_shares(
+    labels: list[str],
+    off: int,
+    groups: list[tuple[int, int, str, list[str]]],
+    top: Any,
+    right: dict[str, bool],
+) -> dict[tuple[int, int], tuple[float, float]]:
+    """Per (trajectory, position): the share of continuations in z* and the share graded right."""
+    g_of: dict[tuple[int, int], tuple[float, float]] = {}
+    for ti, p, _prefix, ts in groups:
+        lab = labels[off : off + len(ts)]
+        off += len(ts)
+        g = sum(lb == top for lb in lab) / len(lab)
+        pc = sum(right[lb] for lb in lab) / len(lab)
+        g_of[(ti, p)] = (g, pc)
+    return g_of
 
 
 def _matrix(result: TrajectoryResult, grid: Sequence[float]) -> np.ndarray:
