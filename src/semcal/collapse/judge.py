@@ -138,11 +138,11 @@ def build_judge_prompt(question: str, response: str, *, chat: bool,
 
 
 def prompt_parts(version: str) -> tuple[str, tuple[tuple[str, str, str], ...]]:
-    """The instructions and worked examples of a judge prompt version (an extracting one; a
-    choosing version has its own, in :mod:`semcal.collapse.choose`)."""
-    check_version(version)
-    if version in CHOOSE_VERSIONS:
-        return choose.CHOOSE_INSTRUCTIONS, tuple((q, r, a) for q, r, a, _ in choose.CHOOSE_EXAMPLES)
+    """The instructions and worked examples of an extracting judge prompt version (a choosing
+    version builds its prompt in :mod:`semcal.collapse.choose`)."""
+    if version not in PROMPTS:
+        raise InputError(f"unknown extracting judge prompt {version!r}; known: "
+                         f"{', '.join(sorted(PROMPTS))}")
     return PROMPTS[version]
 
 
