@@ -145,24 +145,23 @@ def _f1(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
 
 def _bootstrap(per_q: list[tuple[int, int, int, int]], n_boot: int = 1000,
                seed: int = 0) -> tuple[tuple[float, float], tuple[float, float]]:
-    """95% percentile intervals of the pairwise F1 and the grade error, resampling questions."""
+    """95% percentile intervals of the pairwise F1 and the grade error, resampling questions
+    with the resamples of :func:`semcal.metrics.bootstrap.resample_indices` (the analysis's)."""
     import numpy as np
+
+    from semcal.metrics.bootstrap import percentile_interval, resample_indices
 
     if not per_q:
         return (math.nan, math.nan), (math.nan, math.nan)
     a = np.asarray(per_q, dtype=float)
-    idx = np.random.default_rng(seed).integers(0, len(a), size=(n_boot, len(a)))
-    sums = a[idx].sum(axis=1)  # (n_boot, 4)
+    sums = np.concatenate([a[idx].sum(axis=1) for idx in resample_indices(len(a), n_boot, seed)])
     tp, fp, fn = sums[:, 0], sums[:, 1], sums[:, 2]
     with np.errstate(invalid="ignore", divide="ignore"):
         p = np.where(tp + fp > 0, tp / (tp + fp), 1.0)
         r = np.where(tp + fn > 0, tp / (tp + fn), 1.0)
         f = np.where(p + r > 0, 2 * p * r / (p + r), 0.0)
     ge = sums[:, 3] / len(a)
-    q = (2.5, 97.5)
-    f_lo, f_hi = np.percentile(f, q)
-    g_lo, g_hi = np.percentile(ge, q)
-    return (float(f_lo), float(f_hi)), (float(g_lo), float(g_hi))
+    return percentile_interval(f), percentile_interval(ge)
 
 
 def _canonical_hand(label: str) -> str:
