@@ -13,12 +13,14 @@ questions whose plurality class differs from the hand one, the grade error (the 
 on B's prediction vs the hand truth) and B's tie rate. Definitions:
 :mod:`semcal.collapse.labelled`.
 
-With ``--metrics`` it prints instead, per B x model x set, accuracy, mean confidence and smECE
-computed from B's classes (graded by the auto grader) and from the hand classes on the same
-questions, and each difference B - hand with a paired bootstrap 95% interval
+With ``--metrics`` it prints instead the table against the default B's targets, per B x model x
+set: pairwise F1 and grade error (as above), then accuracy, mean confidence and smECE computed
+from B's classes (graded by the auto grader) and from the hand classes on the same questions,
+and each difference B - hand with a paired bootstrap 95% interval
 (:func:`semcal.collapse.labelled.metric_deltas`; 1,000 resamples of questions, seed 0). The
-target is |B - hand| <= 0.03 for each metric; ``misses`` names the metrics that miss it and
-``CI excl. 0`` those whose interval excludes 0.
+targets: F1 >= 0.95 (direct) / 0.90 (cot), grade error <= 0.02 and |B - hand| <= 0.03 for each
+metric; ``misses a target`` names those a row misses, ``Δ CI excl. 0`` the metrics whose
+difference has an interval that excludes 0. A last line counts the rows that meet every target.
 
 With ``--ablate`` it prints instead one row per extraction rule
 (:data:`semcal.collapse.extract.RULES`): the default B (``auto``, each set with its own style)
@@ -70,17 +72,32 @@ HEADROOM_COLUMNS = ("B", "model", "set", "responses", "both none", "both answer"
                     "F1, non-answers right", "F1, + missed answers found")
 #: (key in metric_deltas, short name) of the metric-level table
 DELTA_NAMES = (("accuracy", "acc"), ("mean_confidence", "conf"), ("smece", "smECE"))
+#: the issue's targets for the default B besides |Δ| <= DELTA_TARGET: pairwise F1 at least
+#: F1_TARGET[style is cot] and a grade error of at most GRADE_ERROR_TARGET
+F1_TARGET = {False: 0.95, True: 0.90}
+GRADE_ERROR_TARGET = 0.02
 METRIC_COLUMNS = ("B", "model", "set", "n",
+                  f"F1 [95% CI] (target ≥ {F1_TARGET[False]:g} direct, {F1_TARGET[True]:g} CoT)",
+                  f"grade err [95% CI] (target ≤ {GRADE_ERROR_TARGET:g})",
                   *(c for _, short in DELTA_NAMES
                     for c in (f"{short} B", f"{short} hand",
                               f"Δ{short} [95% CI] (target |Δ| ≤ {DELTA_TARGET:g})")),
-                  f"misses |Δ| ≤ {DELTA_TARGET:g}", "CI excl. 0")
+                  "misses a target", "Δ CI excl. 0")
 
 
-def metric_row(name: str, model: str, set_name: str, d: dict[str, Any]) -> tuple[Any, ...]:
-    """One row of the metric-level table from :func:`metric_deltas`' dict."""
-    cells: list[Any] = [name, model, set_name, d["n"]]
+def metric_row(name: str, model: str, set_name: str, d: dict[str, Any],
+               m: dict[str, float], cot: bool) -> tuple[Any, ...]:
+    """One row of the metric-level table from :func:`metric_deltas`' dict ``d`` and
+    :func:`score_collapse`'s ``m`` on the same questions (``cot``: the set's style is cot)."""
+    cells: list[Any] = [name, model, set_name, d["n"],
+                        f"{m['f1']:.3f} [{m['f1_lo']:.2f}, {m['f1_hi']:.2f}]",
+                        f"{m['grade_error']:.3f} [{m['grade_error_lo']:.2f}, "
+                        f"{m['grade_error_hi']:.2f}]"]
     misses, excludes = [], []
+    if not m["f1"] >= F1_TARGET[cot]:
+        misses.append("F1")
+    if not m["grade_error"] <= GRADE_ERROR_TARGET:
+        misses.append("grade err")
     for key, short in DELTA_NAMES:
         lo, hi = d[f"{key}_delta_lo"], d[f"{key}_delta_hi"]
         cells += [f"{d[f'{key}_b']:.3f}", f"{d[f'{key}_hand']:.3f}",
@@ -207,9 +224,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="also print where each B's errors come from: responses by (B, hand) "
                          "answer or non-answer, and the F1 if B recognised every non-answer")
     ap.add_argument("--metrics", action="store_true",
-                    help="print instead the metric-level table: accuracy, mean confidence and "
-                         "smECE from B's classes and from the hand classes, and B - hand with a "
-                         "paired bootstrap 95%% interval")
+                    help="print instead the table against the default B's targets: pairwise F1 "
+                         "and grade error, then accuracy, mean confidence and smECE from B's "
+                         "classes and from the hand classes, and B - hand with a paired "
+                         "bootstrap 95%% interval")
     ap.add_argument("--ablate", action="store_true",
                     help="print instead the default B (auto) with each extraction rule switched "
                          "off in turn: F1, grade error and their change against all rules on")
@@ -243,13 +261,12 @@ def main(argv: list[str] | None = None) -> int:
             fn = make_collapse(b, its[0].style, judge, args.judge_cache)
             if hasattr(fn, "prepare"):  # the judge: every response of the set in batches
                 fn.prepare((it.question, it.texts) for it in its)
-            if args.metrics:
-                d = metric_deltas(metric_questions(fn, its), n_boot=1000, seed=0)
-                rows.append(metric_row(name, model, set_name, d))
-                _count_judged(fn, judged)
-                continue
             m = score_collapse(fn, its, examples=examples)
             _count_judged(fn, judged)
+            if args.metrics:
+                d = metric_deltas(metric_questions(fn, its), n_boot=1000, seed=0)
+                rows.append(metric_row(name, model, set_name, d, m, its[0].style == "cot"))
+                continue
             rows.append((name, model, set_name, m["questions"], f"{m['precision']:.3f}",
                          f"{m['recall']:.3f}",
                          f"{m['f1']:.3f} [{m['f1_lo']:.2f}, {m['f1_hi']:.2f}]",
@@ -274,6 +291,10 @@ def main(argv: list[str] | None = None) -> int:
             for t, bl, h in zip(ex["texts"], ex["b_labels"], ex["hand"]):
                 print(f"   B={bl!r:28} hand={h!r:20} {t.strip()[:110]!r}", file=sys.stderr)
     print_table(METRIC_COLUMNS if args.metrics else COLUMNS, rows, args.markdown)
+    if args.metrics:
+        for b in dict.fromkeys(r[0] for r in rows):
+            mine = [r for r in rows if r[0] == b]
+            print(f"\n{b}: {sum(r[-2] == '—' for r in mine)} of {len(mine)} rows meet every target")
     if args.headroom and not args.metrics:
         print()
         print_table(HEADROOM_COLUMNS, extra, args.markdown)

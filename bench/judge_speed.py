@@ -3,6 +3,7 @@
     python bench/judge_speed.py                       # the embedded judge (semcal[judge])
     python bench/judge_speed.py --responses 64 --loop 16   # a quicker look
     python bench/judge_speed.py --judge-model smollm2-135m-instruct
+    python bench/judge_speed.py --prompt choose-v1   # the choosing judge
 
 The responses are the real ones of the collapse benchmark's development sets
 (bench/data/collapse: both embedded models, world questions, concise and sentence styles),
@@ -31,7 +32,7 @@ import time
 from pathlib import Path
 
 from semcal.backends import get_sampler
-from semcal.collapse.judge import JudgeCollapse
+from semcal.collapse.judge import PROMPT_VERSION, JudgeCollapse
 from semcal.collapse.labelled import load_labelled
 
 DATA = Path(__file__).resolve().parent / "data" / "collapse"
@@ -52,8 +53,9 @@ def responses(limit: int) -> list[tuple[object, list[str]]]:
     return out
 
 
-def judge(sampler: object, items: list, batch_size: int) -> tuple[float, JudgeCollapse]:
-    b = JudgeCollapse(sampler, batch_size=batch_size)
+def judge(sampler: object, items: list, batch_size: int,
+          prompt: str = PROMPT_VERSION) -> tuple[float, JudgeCollapse]:
+    b = JudgeCollapse(sampler, batch_size=batch_size, prompt=prompt)
     t = time.perf_counter()
     if batch_size > 1:
         b.prepare(items)
@@ -68,25 +70,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--responses", type=int, default=192, help="responses judged in batches")
     ap.add_argument("--loop", type=int, default=32, help="responses judged one at a time")
     ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads (all cores)")
+    ap.add_argument("--prompt", default=PROMPT_VERSION,
+                    help=f"the judge's prompt version ({PROMPT_VERSION}; choose-v1 chooses)")
     args = ap.parse_args(argv)
 
     sampler = get_sampler("llamacpp", args.judge_model, n_threads=args.threads)
     warm = responses(2)
-    judge(sampler, warm, 1)  # load the weights into memory before any clock runs
+    judge(sampler, warm, 1, args.prompt)  # load the weights into memory before any clock runs
 
     batched_items = responses(args.responses)
     loop_items = responses(args.loop)
     n_b = sum(len(t) for _, t in batched_items)
     n_l = sum(len(t) for _, t in loop_items)
-    s_b, jb = judge(sampler, batched_items, 64)
-    s_l, jl = judge(sampler, loop_items, 1)
+    s_b, jb = judge(sampler, batched_items, 64, args.prompt)
+    s_l, jl = judge(sampler, loop_items, 1, args.prompt)
     sampler.close()
     plain = get_sampler("llamacpp", args.judge_model, n_threads=args.threads, prefix_cache=False)
-    judge(plain, warm, 1)
-    s_p, jp = judge(plain, loop_items, 1)
+    judge(plain, warm, 1, args.prompt)
+    s_p, jp = judge(plain, loop_items, 1, args.prompt)
     plain.close()
     same_plain = sum(jl._memory.get(k) == v for k, v in jp._memory.items())
     same = sum(jb._memory[k] == v for k, v in jl._memory.items() if k in jb._memory)
+    print(f"prompt {args.prompt}")
     print("| judge | way | responses | seconds | responses/s |")
     print("|---|---|---:|---:|---:|")
     print(f"| {args.judge_model} | batched (prepare, 64 prompts a call) | {n_b} | {s_b:.1f} | "

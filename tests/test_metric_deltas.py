@@ -149,17 +149,23 @@ def test_the_benchmark_script_prints_the_metric_table() -> None:
                         "--metrics", "--markdown", "--sets", "holdout-concise"],
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
-    lines = p.stdout.strip().splitlines()
+    lines = [x for x in p.stdout.strip().splitlines() if x.startswith("|")]
 
     def cells(line: str) -> list[str]:  # a "|" inside a cell is written "\\|"
         return [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip("|"))]
 
     head = cells(lines[0])
     assert head[:4] == ["B", "model", "set", "n"]
+    assert head[4].startswith("F1 [95% CI] (target ≥ 0.95 direct")
+    assert head[5] == "grade err [95% CI] (target ≤ 0.02)"
     for short in ("acc", "conf", "smECE"):
         assert f"{short} B" in head and f"{short} hand" in head
         assert f"Δ{short} [95% CI] (target |Δ| ≤ 0.03)" in head
-    assert head[-2:] == ["misses |Δ| ≤ 0.03", "CI excl. 0"]
+    assert head[-2:] == ["misses a target", "Δ CI excl. 0"]
     rows = [cells(r) for r in lines[2:]]
     assert [(r[0], r[2], r[3]) for r in rows] == [("exact", "holdout-concise", "40")] * 2
     assert all(len(r) == len(head) for r in rows)
+    # exact splits smollm2's concise answers (F1 far below 0.95): that row names the miss
+    smollm2 = next(r for r in rows if r[1] == "smollm2-135m-instruct")
+    assert float(smollm2[4].split()[0]) < 0.95 and "F1" in smollm2[-2]
+    assert re.search(r"^exact: \d of 2 rows meet every target$", p.stdout, re.M)
