@@ -156,6 +156,89 @@ def run_naive(path: str, texts: Sequence[str], n: int, params: SamplingParams, t
     return {"seconds": dt, "samples": samples, "tokens": tokens}
 
 
+def find_server(given: str | None) -> str | None:
+    """The llama-server binary: ``--server``, else ``$LLAMA_SERVER``, else the one that
+    ``bench/build_llama_server.sh`` builds (``bench/.llama-server/llama-server``), else none."""
+    import os
+    from pathlib import Path
+
+    for cand in (given, os.environ.get("LLAMA_SERVER"),
+                 str(Path(__file__).resolve().parent / ".llama-server" / "llama-server")):
+        if cand and Path(cand).is_file() and os.access(cand, os.X_OK):
+            return cand
+    if given:
+        raise SystemExit(f"--server {given}: not an executable file")
+    return None
+
+
+def run_server(binary: str, path: str, texts: Sequence[str], n: int, params: SamplingParams,
+               threads: int, n_ctx: int, one_request: bool) -> dict[str, float]:
+    """llama.cpp's own server on the same model, prompts and sampling settings, started here
+    with ``n`` slots (``--no-repack``: the extra CPU buffer types are off, as in semcal's
+    backend). ``one_request``: one ``n``-completion request per prompt, one after another (the
+    server evaluates the prompt once and copies it to ``n`` slots, as semcal does); else every
+    prompt's ``n`` samples as separate one-completion requests, ``n`` in flight at a time on
+    ``n`` slots (continuous batching across prompts, as a client that knows no ``n`` would)."""
+    import json
+    import socket
+    import subprocess
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [binary, "-m", path, "--host", "127.0.0.1", "--port", str(port), "-t", str(threads),
+         "-tb", str(threads), "-np", str(n), "-c", str(n_ctx * n), "--no-repack", "--no-webui",
+         "--threads-http", str(min(n, 32))],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+
+    def post(body: dict[str, Any]) -> dict[str, Any]:
+        req = urllib.request.Request(url + "/v1/completions", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=600) as r:
+            return json.loads(r.read())
+
+    def body(text: str, k: int, seed: int) -> dict[str, Any]:
+        return {"prompt": text, "max_tokens": params.max_tokens, "temperature": params.temperature,
+                "top_p": params.top_p, "top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0,
+                "stop": list(params.stop), "n": k, "seed": seed, "cache_prompt": True}
+
+    try:
+        deadline = time.time() + 120
+        while True:  # wait until the model is loaded
+            try:
+                with urllib.request.urlopen(url + "/health", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"llama-server did not start (exit {proc.poll()})")
+            time.sleep(0.5)
+        post(body(texts[0], 1, 0) | {"max_tokens": 4})  # warm-up
+        t0 = time.perf_counter()
+        if one_request:
+            answers = [post(body(t, n, params.seed)) for t in texts]
+        else:
+            with ThreadPoolExecutor(n) as pool:
+                answers = list(pool.map(
+                    lambda job: post(body(job[0], 1, sample_seed(params.seed, job[1]))),
+                    [(t, i) for t in texts for i in range(n)]))
+        dt = time.perf_counter() - t0
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    samples = sum(len(a["choices"]) for a in answers)
+    tokens = sum(int(a["usage"]["completion_tokens"]) for a in answers)
+    return {"seconds": dt, "samples": samples, "tokens": tokens}
+
+
 def run_contended(model: str, args: argparse.Namespace) -> None:
     """Idle vs beside two busy processes (started here), default threads vs every core."""
     import os
@@ -231,6 +314,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--naive-questions", type=int, default=None, help="questions for the naive loop (default: all)")
     ap.add_argument("--no-naive", action="store_true")
     ap.add_argument("--no-prefix-cache", action="store_true", help="skip the prefix-cache-off row")
+    ap.add_argument("--server", default=None,
+                    help="llama-server binary for the server rows (default: $LLAMA_SERVER, else "
+                         "bench/.llama-server/llama-server from bench/build_llama_server.sh; "
+                         "without one the server rows are skipped)")
     ap.add_argument("--repeats", type=int, default=2, help="logprobs on/off pairs (the best of each is shown)")
     ap.add_argument("--contended", action="store_true",
                     help="only the contention table: idle vs beside two busy processes")
@@ -303,6 +390,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"  ({backend}: failed on {model}: {str(exc).splitlines()[0][:120]})")
             finally:
                 s.close()
+        server = find_server(args.server)
+        if server is None:
+            print("  (llama-server: none found, its rows are skipped; bench/build_llama_server.sh "
+                  "builds one)")
+        else:
+            ctx = longest + args.max_tokens + 64
+            for one, name in ((False, f"llama-server, n=1 x {args.samples} requests"),
+                              (True, f"llama-server, one n={args.samples} request")):
+                try:
+                    rows.append((name, run_server(server, path, texts, args.samples, params,
+                                                  args.threads, ctx, one)))
+                except Exception as exc:  # noqa: BLE001 - report and go on
+                    print(f"  ({name}: failed: {str(exc).splitlines()[0][:160]})")
         base = None
         if not args.no_naive:
             nq = args.naive_questions or len(texts)
@@ -319,6 +419,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ceil = dict(rows)["ceiling: decode only, logits every row"]
         share = (on["tokens"] / on["seconds"]) / (ceil["tokens"] / ceil["seconds"])
         print(f"  semcal (default) reaches {100 * share:.0f}% of the ceiling with logits every row")
+        for name, r in rows:
+            if name.startswith("llama-server"):
+                print(f"  semcal (default) vs {name}: "
+                      f"{(on['tokens'] / on['seconds']) / (r['tokens'] / r['seconds']):.2f}x tok/s")
     return 0
 
 

@@ -329,3 +329,29 @@ def test_component_options_from_the_command_line(tmp_path: Path) -> None:
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "tolerances must be >= 0" in r.stderr
     r = cli("analyze", str(tmp_path / "o"), "--collapse-opt", "no-equals-sign")
     assert r.returncode == 2 and "wants KEY=VALUE" in r.stderr
+
+
+def test_analyze_says_when_a_sentence_run_has_no_b_check(tmp_path: Path) -> None:
+    """A sentence or chain-of-thought run without hand labels gets one line saying its B is
+    unchecked and the command that checks it; a concise run does not."""
+    data = tmp_path / "q.jsonl"
+    data.write_text("".join(json.dumps({"id": f"q{i}", "question": f"Which city {i}?",
+                                        "answers": ["Paris"]}) + "\n" for i in range(3)))
+
+    def cli(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "semcal.cli", *argv], capture_output=True,
+                              text=True, timeout=120)
+
+    for style in ("concise", "sentence"):
+        out = tmp_path / style
+        r = cli("run", "--model", "mock", "--backend", "mock", "--dataset", str(data), "--out",
+                str(out), "--samples", "4", "--style", style, "-q")
+        assert r.returncode == 0, r.stderr
+        r = cli("analyze", str(out), "--n-boot", "0")
+        assert r.returncode == 0, r.stderr
+        lines = [x for x in r.stdout.splitlines() if "none (no hand labels)" in x]
+        if style == "concise":
+            assert lines == []
+        else:
+            assert len(lines) == 1 and f"semcal label {out} --run " in lines[0]
+            assert "On sentence answers B's error" in lines[0]

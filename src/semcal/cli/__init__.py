@@ -35,6 +35,7 @@ from semcal.cli.format import (  # noqa: F401 - re-exported
     format_audit,
     format_b_check,
     format_b_sensitivity,
+    format_b_unchecked,
     format_estimator_table,
     format_summary_table,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "demo_b_note",
     "format_audit",
     "format_b_check",
+    "format_b_unchecked",
     "format_b_sensitivity",
     "format_estimator_table",
     "format_summary_table",

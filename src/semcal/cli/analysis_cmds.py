@@ -16,6 +16,7 @@ from semcal.cli.format import (
     format_audit,
     format_b_check,
     format_b_sensitivity,
+    format_b_unchecked,
     format_estimator_table,
     format_summary_table,
 )
@@ -90,6 +91,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             print(format_audit(a))
             if a.b_check:
                 print(format_b_check(a))
+            elif not args.quiet and (line := format_b_unchecked(a, str(args.dir))):
+                print(line)
         for a in analyses:
             t = format_estimator_table(a)
             if t and not args.quiet:

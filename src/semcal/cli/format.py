@@ -114,6 +114,19 @@ def format_b_check(a: Any) -> str:
     return "\n".join(out)
 
 
+def format_b_unchecked(a: Any, directory: str) -> str:
+    """For a run in a style where B's error is known to matter (sentences, chains of thought)
+    and that has no hand labels: one line saying that its B is unchecked and how to check it;
+    "" otherwise."""
+    style = getattr(a.run, "style", "")
+    if getattr(a, "b_check", None) or style not in ("sentence", "cot"):
+        return ""
+    kind = "chain-of-thought" if style == "cot" else "sentence"
+    return (f"B check, run {a.run.name}: none (no hand labels). On {kind} answers B's error has "
+            "moved smECE by as much as the effects compared (docs/collapse.md); label a sample "
+            f"to measure it here: semcal label {directory} --run {a.run.name}")
+
+
 def format_estimator_table(a: Any) -> str:
     header = ["estimator", "kind", "n", "smECE", "ECE", "Brier", "AUROC"]
     rows = [[e["estimator"], e["kind"], str(e["n"]), _f(e.get("smece")), _f(e.get("ece")),
