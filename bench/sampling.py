@@ -1,4 +1,4 @@
-"""Sampling throughput benchmark: semcal backends vs the naive llama-cpp-python loop.
+"""Sampling throughput benchmark: semcal backends vs the naive llama-cpp-python loop and llama-server.
 
 Workload (defaults): 20 questions x 20 samples, "sentence" style, temperature 1, max_tokens 32,
 on both embedded models. For every model it prints, side by side from the same run:
@@ -8,6 +8,10 @@ on both embedded models. For every model it prints, side by side from the same r
   loop's llama-cpp-python prompt cache does), with per-token log-probabilities on and off,
   and with the prefix cache off (``prefix_cache=False``: every prompt evaluated in full);
 * any other requested backend that can open the model (``--backends llamacpp,hf``);
+* llama.cpp's own server (``llama-server``, built by ``bench/build_llama_server.sh`` from the
+  llama.cpp that llama-cpp-python vendors; ``--server``), in two modes: every sample its own
+  one-completion request, ``n`` in flight on ``n`` slots, and one ``n``-completion request per
+  prompt; skipped when no server binary is found;
 * the naive loop: one ``Llama.create_completion`` per sample on the same rendered prompts;
 
 as samples/s, generated tokens/s and the ratio to the naive loop.
@@ -195,14 +199,16 @@ def run_server(binary: str, path: str, texts: Sequence[str], n: int, params: Sam
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
 
-    def post(body: dict[str, Any]) -> dict[str, Any]:
-        req = urllib.request.Request(url + "/v1/completions", data=json.dumps(body).encode(),
+    def post(body: dict[str, Any]) -> list[dict[str, Any]]:
+        req = urllib.request.Request(url + "/completion", data=json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=600) as r:
-            return json.loads(r.read())
+            got = json.loads(r.read())
+        return got if isinstance(got, list) else [got]  # one result per completion
 
     def body(text: str, k: int, seed: int) -> dict[str, Any]:
-        return {"prompt": text, "max_tokens": params.max_tokens, "temperature": params.temperature,
+        # the server's own endpoint: its OpenAI one counts only the first of n completions
+        return {"prompt": text, "n_predict": params.max_tokens, "temperature": params.temperature,
                 "top_p": params.top_p, "top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0,
                 "stop": list(params.stop), "n": k, "seed": seed, "cache_prompt": True}
 
@@ -218,7 +224,7 @@ def run_server(binary: str, path: str, texts: Sequence[str], n: int, params: Sam
             if proc.poll() is not None or time.time() > deadline:
                 raise RuntimeError(f"llama-server did not start (exit {proc.poll()})")
             time.sleep(0.5)
-        post(body(texts[0], 1, 0) | {"max_tokens": 4})  # warm-up
+        post(body(texts[0], 1, 0) | {"n_predict": 4})  # warm-up
         t0 = time.perf_counter()
         if one_request:
             answers = [post(body(t, n, params.seed)) for t in texts]
@@ -234,8 +240,8 @@ def run_server(binary: str, path: str, texts: Sequence[str], n: int, params: Sam
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
-    samples = sum(len(a["choices"]) for a in answers)
-    tokens = sum(int(a["usage"]["completion_tokens"]) for a in answers)
+    samples = sum(len(a) for a in answers)
+    tokens = sum(int(c["tokens_predicted"]) for a in answers for c in a)
     return {"seconds": dt, "samples": samples, "tokens": tokens}
 
 
