@@ -350,8 +350,12 @@ def test_analyze_says_when_a_sentence_run_has_no_b_check(tmp_path: Path) -> None
         r = cli("analyze", str(out), "--n-boot", "0")
         assert r.returncode == 0, r.stderr
         lines = [x for x in r.stdout.splitlines() if "none (no hand labels)" in x]
+        r = cli("report", str(out), "--n-boot", "0", "-q")
+        assert r.returncode == 0, r.stderr
+        page = (out / "report.html").read_text()
         if style == "concise":
-            assert lines == []
+            assert lines == [] and "b-unchecked" not in page
         else:
             assert len(lines) == 1 and f"semcal label {out} --run " in lines[0]
             assert "On sentence answers B's error" in lines[0]
+            assert 'class="muted b-unchecked"' in page and f"semcal label {out} --run" in page

@@ -117,14 +117,13 @@ def format_b_check(a: Any) -> str:
 def format_b_unchecked(a: Any, directory: str) -> str:
     """For a run in a style where B's error is known to matter (sentences, chains of thought)
     and that has no hand labels: one line saying that its B is unchecked and how to check it;
-    "" otherwise."""
-    style = getattr(a.run, "style", "")
-    if getattr(a, "b_check", None) or style not in ("sentence", "cot"):
+    "" otherwise (:func:`semcal.label.check.unchecked_note`)."""
+    from semcal.label.check import unchecked_note
+
+    if getattr(a, "b_check", None):
         return ""
-    kind = "chain-of-thought" if style == "cot" else "sentence"
-    return (f"B check, run {a.run.name}: none (no hand labels). On {kind} answers B's error has "
-            "moved smECE by as much as the effects compared (docs/collapse.md); label a sample "
-            f"to measure it here: semcal label {directory} --run {a.run.name}")
+    note = unchecked_note(getattr(a.run, "style", ""), a.run.name, directory)
+    return f"B check, run {a.run.name}: {note}" if note else ""
 
 
 def format_estimator_table(a: Any) -> str:

@@ -138,3 +138,15 @@ def _half_width(summary: Mapping[str, Any], m: str) -> float:
 
 
 __all__ = ["b_check", "verdict"]
+
+
+def unchecked_note(style: str, run: str, directory: str) -> str:
+    """What to say of a run without hand labels in a style where B's error is known to matter
+    (sentences, chains of thought; docs/collapse.md): that its B is unchecked and the command
+    that checks it. "" for the other styles."""
+    if style not in ("sentence", "cot"):
+        return ""
+    kind = "chain-of-thought" if style == "cot" else "sentence"
+    return (f"none (no hand labels). On {kind} answers B's error has moved smECE by as much as "
+            "the effects compared (docs/collapse.md); label a sample to measure it here: "
+            f"semcal label {directory} --run {run}")

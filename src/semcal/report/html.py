@@ -24,6 +24,7 @@ from semcal import __version__
 from semcal.analysis import write_table
 from semcal.errors import InputError, SemcalError
 from semcal.files import write_text
+from semcal.label.check import unchecked_note
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +268,8 @@ def _run_context(a: Any, idx: int) -> dict[str, Any]:
         "estimators": a.estimators,
         "audit": a.audit,
         "b_check": getattr(a, "b_check", None),
+        "b_unchecked": ("" if getattr(a, "b_check", None) else
+                        unchecked_note(a.run.style, a.run.name, str(a.directory))),
         "collapse": a.collapse_label,
         "examples": _examples(a),
         "n_shown": min(len(a.questions), MAX_EXAMPLES),
