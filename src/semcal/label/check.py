@@ -14,6 +14,7 @@ could change the conclusion.
 from __future__ import annotations
 
 import math
+import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -137,9 +138,6 @@ def _half_width(summary: Mapping[str, Any], m: str) -> float:
     return (hi - lo) / 2
 
 
-__all__ = ["b_check", "verdict"]
-
-
 def unchecked_note(style: str, run: str, directory: str) -> str:
     """What to say of a run without hand labels in a style where B's error is known to matter
     (sentences, chains of thought; docs/collapse.md): that its B is unchecked and the command
@@ -149,4 +147,7 @@ def unchecked_note(style: str, run: str, directory: str) -> str:
     kind = "chain-of-thought" if style == "cot" else "sentence"
     return (f"none (no hand labels). On {kind} answers B's error has moved smECE by as much as "
             "the effects compared (docs/collapse.md); label a sample to measure it here: "
-            f"semcal label {directory} --run {run}")
+            f"semcal label {shlex.quote(directory)} --run {shlex.quote(run)}")
+
+
+__all__ = ["b_check", "unchecked_note", "verdict"]
