@@ -15,7 +15,7 @@ out="$here/.llama-server"
 version="$(python -c 'import importlib.metadata as m; print(m.version("llama_cpp_python"))')"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-pip download --quiet --no-deps --no-binary :all: "llama-cpp-python==$version" -d "$work"
+python -m pip download --quiet --no-deps --no-binary llama-cpp-python "llama-cpp-python==$version" -d "$work"
 tar xzf "$work"/llama_cpp_python-"$version".tar.gz -C "$work"
 src="$work/llama_cpp_python-$version/vendor/llama.cpp"
 cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF \

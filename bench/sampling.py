@@ -166,12 +166,17 @@ def find_server(given: str | None) -> str | None:
     import os
     from pathlib import Path
 
-    for cand in (given, os.environ.get("LLAMA_SERVER"),
+    def runnable(cand: str) -> bool:
+        return Path(cand).is_file() and os.access(cand, os.X_OK)
+
+    if given:  # asked for by name: that one or an error, never another
+        if not runnable(given):
+            raise SystemExit(f"--server {given}: not an executable file")
+        return given
+    for cand in (os.environ.get("LLAMA_SERVER"),
                  str(Path(__file__).resolve().parent / ".llama-server" / "llama-server")):
-        if cand and Path(cand).is_file() and os.access(cand, os.X_OK):
+        if cand and runnable(cand):
             return cand
-    if given:
-        raise SystemExit(f"--server {given}: not an executable file")
     return None
 
 
@@ -240,6 +245,7 @@ def run_server(binary: str, path: str, texts: Sequence[str], n: int, params: Sam
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
     samples = sum(len(a) for a in answers)
     tokens = sum(int(c["tokens_predicted"]) for a in answers for c in a)
     return {"seconds": dt, "samples": samples, "tokens": tokens}
@@ -342,6 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"load average at start: {os.getloadavg()[0]:.2f} (2 cores shared: figures are noisy when > ~1)")
     except OSError:
         pass
+    server = find_server(args.server)  # a bad --server is an error before any model runs
     header = f"  {'backend':<40} {'samp':>6} {'tokens':>7} {'sec':>8} {'samp/s':>9} {'tok/s':>9}  vs naive"
     for model in [m.strip() for m in args.models.split(",") if m.strip()]:
         from semcal.backends.llamacpp import LlamaCppSampler
@@ -396,7 +403,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"  ({backend}: failed on {model}: {str(exc).splitlines()[0][:120]})")
             finally:
                 s.close()
-        server = find_server(args.server)
         if server is None:
             print("  (llama-server: none found, its rows are skipped; bench/build_llama_server.sh "
                   "builds one)")
@@ -408,7 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     rows.append((name, run_server(server, path, texts, args.samples, params,
                                                   args.threads, ctx, one)))
                 except Exception as exc:  # noqa: BLE001 - report and go on
-                    print(f"  ({name}: failed: {str(exc).splitlines()[0][:160]})")
+                    print(f"  ({name}: failed: {(str(exc) or repr(exc)).splitlines()[0][:160]})")
         base = None
         if not args.no_naive:
             nq = args.naive_questions or len(texts)
