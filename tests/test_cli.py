@@ -289,6 +289,12 @@ def test_a_backend_error_names_the_resume_command_only_when_something_is_stored(
         cli._run_or_hint(Failing, None, out, True, f"semcal resume {out}")
 
 
+def semcal_cli(*argv: str) -> subprocess.CompletedProcess:
+    """``semcal ARGV`` in a fresh interpreter, its output captured."""
+    return subprocess.run([sys.executable, "-m", "semcal.cli", *argv], capture_output=True,
+                          text=True, timeout=120)
+
+
 def test_component_options_from_the_command_line(tmp_path: Path) -> None:
     """--backend-opt, --collapse-opt and --grader-opt reach the component (values read as
     TOML scalars); a bad one is one line and exit 2."""
@@ -296,22 +302,18 @@ def test_component_options_from_the_command_line(tmp_path: Path) -> None:
     data.write_text("".join(json.dumps({"id": f"q{i}", "question": f"Which city {i}?",
                                         "answers": ["Paris"]}) + "\n" for i in range(4)))
 
-    def cli(*argv: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "semcal.cli", *argv], capture_output=True,
-                              text=True, timeout=120)
-
-    r = cli("run", "--model", "mock", "--backend", "mock", "--dataset", str(data), "--out",
+    r = semcal_cli("run", "--model", "mock", "--backend", "mock", "--dataset", str(data), "--out",
             str(tmp_path / "o"), "--samples", "6", "--style", "concise", "-q",
             "--backend-opt", "template={answer}", "--backend-opt", "concentration=1",
             "--backend-opt", 'answers=["New York City", "Paris"]')
     assert r.returncode == 2 and "give a number, true/false or a string" in r.stderr  # a list
-    r = cli("run", "--model", "mock", "--backend", "mock", "--dataset", str(data), "--out",
+    r = semcal_cli("run", "--model", "mock", "--backend", "mock", "--dataset", str(data), "--out",
             str(tmp_path / "o"), "--samples", "6", "--style", "concise", "-q",
             "--backend-opt", "template=New York City or {answer}", "--backend-opt", "chat=false")
     assert r.returncode == 0, r.stderr
 
     def no_answer(*extra: str) -> float:
-        r = cli("analyze", str(tmp_path / "o"), "--collapse", "auto", "--json", "--n-boot", "0",
+        r = semcal_cli("analyze", str(tmp_path / "o"), "--collapse", "auto", "--json", "--n-boot", "0",
                 *extra)
         assert r.returncode == 0, r.stderr
         return json.loads(r.stdout)[0]["no_answer_rate"]
@@ -319,15 +321,15 @@ def test_component_options_from_the_command_line(tmp_path: Path) -> None:
     assert no_answer() == 0.0
     assert no_answer("--collapse-opt", "max_words=2") == 1.0  # every answer is 5+ words
     # the numbers name the B and grader that made them, options included
-    r = cli("analyze", str(tmp_path / "o"), "--collapse-opt", "max_words=2", "--grader",
+    r = semcal_cli("analyze", str(tmp_path / "o"), "--collapse-opt", "max_words=2", "--grader",
             "numeric", "--grader-opt", "rel_tol=0.01", "--n-boot", "0", "-q")
     assert r.returncode == 0, r.stderr
     row = r.stdout.splitlines()[2].split()
     assert "auto(max_words=2)" in row and "numeric(rel_tol=0.01)" in row
     assert "B audit, run" in r.stdout and "(B auto(max_words=2), grader numeric(rel_tol=0.01))" in r.stdout
-    r = cli("analyze", str(tmp_path / "o"), "--grader", "numeric", "--grader-opt", "rel_tol=-1")
+    r = semcal_cli("analyze", str(tmp_path / "o"), "--grader", "numeric", "--grader-opt", "rel_tol=-1")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "tolerances must be >= 0" in r.stderr
-    r = cli("analyze", str(tmp_path / "o"), "--collapse-opt", "no-equals-sign")
+    r = semcal_cli("analyze", str(tmp_path / "o"), "--collapse-opt", "no-equals-sign")
     assert r.returncode == 2 and "wants KEY=VALUE" in r.stderr
 
 
@@ -338,19 +340,15 @@ def test_analyze_says_when_a_sentence_run_has_no_b_check(tmp_path: Path) -> None
     data.write_text("".join(json.dumps({"id": f"q{i}", "question": f"Which city {i}?",
                                         "answers": ["Paris"]}) + "\n" for i in range(3)))
 
-    def cli(*argv: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "semcal.cli", *argv], capture_output=True,
-                              text=True, timeout=120)
-
     for style in ("concise", "sentence"):
         out = tmp_path / style
-        r = cli("run", "--model", "mock", "--backend", "mock", "--dataset", str(data), "--out",
+        r = semcal_cli("run", "--model", "mock", "--backend", "mock", "--dataset", str(data), "--out",
                 str(out), "--samples", "4", "--style", style, "-q")
         assert r.returncode == 0, r.stderr
-        r = cli("analyze", str(out), "--n-boot", "0")
+        r = semcal_cli("analyze", str(out), "--n-boot", "0")
         assert r.returncode == 0, r.stderr
         lines = [x for x in r.stdout.splitlines() if "none (no hand labels)" in x]
-        r = cli("report", str(out), "--n-boot", "0", "-q")
+        r = semcal_cli("report", str(out), "--n-boot", "0", "-q")
         assert r.returncode == 0, r.stderr
         page = (out / "report.html").read_text()
         if style == "concise":
