@@ -89,6 +89,26 @@ def test_cot_table_chooses_the_styles_and_roles_of_the_cot_comparison() -> None:
         experiment_from_dict({"cot": {"style": ["cot", "concise"]}})  # unknown key
 
 
+def test_style_roles_choose_the_models_of_the_styles_comparison() -> None:
+    """style_roles: the instruct model's concise and sentence answers are set side by side
+    too (experiments/world-1.5b.toml); by default the styles comparison is base models only."""
+    models = [{"model": "gemma-3-270m", "role": "base"},
+              {"model": "smollm2-135m-instruct", "role": "instruct"}]
+    exp = experiment_from_dict({"datasets": ["world"], "comparisons": ["styles"],
+                                "models": models, "style_roles": ["instruct"]})
+    runs = plan(exp)
+    assert {(r.model.model, r.style) for r in runs} == {
+        ("smollm2-135m-instruct", "concise"), ("smollm2-135m-instruct", "sentence")}
+    assert all(r.comparisons == ("styles",) for r in runs)
+    default = experiment_from_dict({"datasets": ["world"], "comparisons": ["styles"],
+                                    "models": models})
+    assert default.style_roles == ("base",)
+    assert {r.model.model for r in plan(default)} == {"gemma-3-270m"}
+    assert experiment_from_dict({"style_roles": "sft"}).style_roles == ("sft",)
+    with pytest.raises(InputError, match="style_roles: unknown role 'teacher'"):
+        experiment_from_dict({"style_roles": ["teacher"]})
+
+
 def test_spec_validation_errors_name_the_place(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="unknown comparison"):
         ExperimentSpec(comparisons=("styles", "nope"))

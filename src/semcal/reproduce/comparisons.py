@@ -44,7 +44,7 @@ class Comparison:
 
 
 def _styles(spec: Any, m: Any, ds: str, add: Add) -> None:
-    if m.role == "base":  # the base model's answer styles side by side
+    if m.role in spec.style_roles:  # a model's answer styles side by side (default: base)
         for st in spec.styles:
             add(m, ds, st, 1.0)
 

@@ -130,6 +130,9 @@ class ExperimentSpec:
     datasets: tuple[str, ...] = ("world", "arithmetic")
     comparisons: tuple[str, ...] = COMPARISONS
     styles: tuple[str, ...] = ("concise", "sentence")  # styles of the styles/tuning comparisons
+    #: the model roles the ``styles`` comparison runs (the paper's finding 1 is about base
+    #: models; an instruct model's styles can be set side by side the same way)
+    style_roles: tuple[str, ...] = ("base",)
     questions: int | None = 40  # per dataset (None: all)
     samples: int = 10  # M
     seed: int = 0
@@ -243,9 +246,10 @@ def _validate(s: ExperimentSpec) -> None:
         check_int("max_tokens", a, low=0, label="trajectories.absolute")
     if len(set(s.cot.styles)) < 2 or len(s.cot.styles) > MAX_LIST_ITEMS:
         raise InputError(f"cot.styles must name 2 or more different styles, got {list(s.cot.styles)}")
-    for r in s.cot.roles:
-        if r not in ROLES:
-            raise InputError(f"cot.roles: unknown role {r!r} (known: {', '.join(ROLES)})")
+    for label, roles in (("cot.roles", s.cot.roles), ("style_roles", s.style_roles)):
+        for r in roles:
+            if r not in ROLES:
+                raise InputError(f"{label}: unknown role {r!r} (known: {', '.join(ROLES)})")
     if "tuning" in s.comparisons and not any(m.role != "base" for m in s.models):
         raise InputError("the 'tuning' comparison needs at least one instruct/sft model")
 
@@ -319,7 +323,7 @@ def experiment_from_dict(data: Mapping[str, Any], where: str = "experiment") -> 
                     else:
                         raise InputError(f"models[{i}] must be a table or a string")
                 kw["models"] = tuple(models)
-            elif k in ("datasets", "comparisons", "styles"):
+            elif k in ("datasets", "comparisons", "styles", "style_roles"):
                 kw[k] = tuple(str(x) for x in _tuple(v, k, where))
             elif k == "collapse" and isinstance(v, list):
                 kw[k] = tuple(v)  # checked with the spec (names, length, no repeats)

@@ -203,7 +203,8 @@ def _header_lines(result: ReproduceResult) -> list[str]:
         + f"; datasets: {', '.join(f'`{d}`' for d in exp.datasets)}; "
         f"up to {exp.questions} questions per dataset, M = {exp.samples} samples per question, "
         f"collapse {_bs_text(exp.collapses)}, seed {exp.seed}, {exp.n_boot} bootstrap resamples. "
-        f"Wall time {result.seconds:.0f} s.",
+        f"Wall time of this invocation {result.seconds:.0f} s (a resumed reproduction counts "
+        "only what it did this time).",
         "",
     ]
 
