@@ -117,6 +117,19 @@ def test_sigkill_mid_run_then_resume(tmp_path: Path) -> None:
     ma, mb = _analyze(ref), _analyze(cut)
     keys = ("n", "accuracy", "mean_confidence", "smece", "smece_lo", "smece_hi", "ece", "brier")
     assert [{k: m[k] for k in keys} for m in ma] == [{k: m[k] for k in keys} for m in mb]
+    # the sampling time: the killed session counts exactly the batches it stored (counts and
+    # samples commit together), the resumed one the rest; nothing lost or counted twice
+    with Store(cut, readonly=True) as st:
+        (r,) = st.runs()
+        s1, s2 = st.sessions(r.id)
+        tokens = st.conn.execute("SELECT coalesce(sum(n_tokens), 0) FROM samples").fetchone()[0]
+        tokens += st.conn.execute("SELECT coalesce(sum(n_tokens), 0) FROM greedy").fetchone()[0]
+    assert (s1["questions"], s1["samples"]) == (killed_at, killed_at * M)
+    assert (s1["questions"] + s2["questions"], s1["samples"] + s2["samples"]) == (N_Q, N_Q * M)
+    assert s1["tokens"] + s2["tokens"] == tokens > 0
+    t = mb[0]["audit"]["sampling"]
+    assert (t["sessions"], t["timed"], t["tokens"], t["questions"]) == (2, 2, tokens, N_Q)
+    assert t["tokens_per_s"] is None or t["tokens_per_s"] > 0  # None: both spans under a second
     print(f"uninterrupted run {t_ref:.1f}s; killed after {killed_at}/{N_Q} questions")
 
 

@@ -307,7 +307,7 @@ def test_schema_v1_store_is_migrated(qfile: Path, tmp_path: Path) -> None:
         assert len(st.done_ids(info.id)) == 6 and info.samples == 6
     with Store(out) as st:
         v = st.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
-        assert int(v) == SCHEMA_VERSION == 4
+        assert int(v) == SCHEMA_VERSION == 5
         assert st.sessions(info.id) == []
         assert st.get_run(info.id).samples == 6
         assert st.model_estimates(info.id, collapse_key("auto")) == {}
@@ -425,6 +425,9 @@ def test_every_sampling_session_records_its_engine(qfile: Path, tmp_path: Path) 
                         "-q"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "sampled by more than one engine build (mock; llama-cpp-python 0.0.1)" in r.stdout
+    # the first session stored every question; the second (added by hand) stored nothing
+    assert (a.audit["sampling"]["timed"], a.audit["sampling"]["questions"]) == (1, 6)
+    assert ", 6 questions finished; 1 session not timed (" in r.stdout
     # a sampler passed in by the caller is named by its class
     out2 = tmp_path / "passed"
     run(_spec(qfile), out2, sampler=FakeSampler(), quiet=True)

@@ -278,3 +278,93 @@ def test_a_schema_2_store_is_migrated_and_keeps_its_runs(tmp_path: Path) -> None
         assert st.sessions(run.id) == []
         st.add_session(run.id, "llama-cpp-python 0.3.36")
         assert [x["engine"] for x in st.sessions(run.id)] == ["llama-cpp-python 0.3.36"]
+
+
+# ---------------------------------------------------------------- sampling sessions, timed
+
+
+def test_a_session_counts_what_its_store_object_commits(tmp_path: Path) -> None:
+    """Each committed batch adds its samples, tokens (greedy included) and finished question
+    to the session this store object opened, in the batch's own transaction; a batch whose
+    transaction fails adds nothing; another store object (no session of its own) adds nothing."""
+    d = tmp_path / "exp"
+    with Store(d) as st:
+        run = _run(st)
+        st.add_questions(run.id, _qs(4))
+        st.add_session(run.id, "engine A")
+        (s,) = st.sessions(run.id)
+        assert s["updated"] is None and s["samples"] is None  # nothing stored yet
+        st.add_batch(run.id, "q0", 0, 0, _comps(3), [1, 2, 3], greedy=_comps(1, "g")[0])
+        st.add_batch(run.id, "q1", 0, 0, _comps(2), [4, 5], done=False)  # first round only
+        with pytest.raises(StoreError):  # q0 again: the batch is refused whole
+            st.add_batch(run.id, "q0", 0, 0, _comps(3), [1, 2, 3])
+        st.mark_done(run.id, "q1")
+        (s,) = st.sessions(run.id)
+        assert (s["samples"], s["tokens"], s["questions"]) == (5, 3 * 2 + 2 + 2 * 2, 2)
+        assert s["updated"] >= s["started"]
+        with Store(d) as other:  # a second writer without a session of its own
+            other.add_batch(run.id, "q2", 0, 0, _comps(3), [6, 7, 8])
+        st.add_session(run.id, "engine B")  # resumed: a new row counts from here
+        st.add_batch(run.id, "q3", 0, 0, _comps(3), [9, 10, 11])
+        s1, s2 = st.sessions(run.id)
+    assert (s1["samples"], s1["questions"]) == (5, 2)
+    assert (s2["samples"], s2["tokens"], s2["questions"], s2["engine"]) == (3, 6, 1, "engine B")
+
+
+def _as_schema_4(directory: Path) -> None:
+    """Turn a current store into one written by schema version 4 (sessions without timing)."""
+    conn = sqlite3.connect(directory / STORE_NAME)
+    for col in ("updated", "samples", "tokens", "questions"):
+        conn.execute(f"ALTER TABLE run_sessions DROP COLUMN {col}")
+    conn.execute("UPDATE meta SET value='4' WHERE key='schema_version'")
+    conn.commit()
+    conn.close()
+
+
+def test_a_schema_4_store_gains_session_timing_and_keeps_its_sessions(tmp_path: Path) -> None:
+    from semcal.analysis import sampling_note, sampling_time
+
+    d = tmp_path / "exp"
+    with Store(d) as st:
+        run = _run(st)
+        st.add_questions(run.id, _qs(2))
+        st.add_session(run.id, "old build")
+        st.add_batch(run.id, "q0", 0, 0, _comps(3), [1, 2, 3])
+    _as_schema_4(d)
+    with Store(d, readonly=True) as st:  # read as it is: the session, no timing
+        (s,) = st.sessions(run.id)
+        assert s["engine"] == "old build" and s["updated"] is None and s["tokens"] is None
+    with Store(d) as st:  # migrated: the old row untimed, a new session timed
+        st.add_session(run.id, "new build")
+        st.add_batch(run.id, "q1", 0, 0, _comps(3), [4, 5, 6])
+        old, new = st.sessions(run.id)
+    assert old["updated"] is None and (new["samples"], new["tokens"], new["questions"]) == (3, 6, 1)
+    t = sampling_time([old, new])
+    assert (t["sessions"], t["timed"], t["tokens"], t["questions"]) == (2, 1, 6, 1)
+    assert "; 1 session not timed (recorded before semcal timed sampling" in sampling_note(t)
+    conn = sqlite3.connect(d / STORE_NAME)
+    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+    conn.close()
+
+
+@pytest.mark.parametrize("column, value, why", [
+    ("updated", "'yesterday'", "not an ISO 8601 time"),
+    ("tokens", "-5", "expected a count"),
+    ("samples", "'many'", "expected an integer"),
+])
+def test_a_damaged_session_row_is_a_store_error_naming_its_column(
+        tmp_path: Path, column: str, value: str, why: str) -> None:
+    d = tmp_path / "exp"
+    with Store(d) as st:
+        run = _run(st)
+        st.add_questions(run.id, _qs(1))
+        st.add_session(run.id, "e")
+        st.add_batch(run.id, "q0", 0, 0, _comps(3), [1, 2, 3])
+    conn = sqlite3.connect(d / STORE_NAME)
+    conn.execute(f"UPDATE run_sessions SET {column}={value}")
+    conn.commit()
+    conn.close()
+    with Store(d, readonly=True) as st, pytest.raises(StoreError) as e:
+        st.sessions(run.id)
+    assert "table run_sessions" in str(e.value) and f"column {column}" in str(e.value)
+    assert why in str(e.value)

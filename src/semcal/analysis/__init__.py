@@ -16,8 +16,10 @@ The analysis of a stored run goes label -> grade -> estimate -> summarise, one r
   :class:`QuestionResult`.
 - Around them: :mod:`~semcal.analysis.export` (:func:`write_table`),
   :mod:`~semcal.analysis.compare` (:func:`describe`, :func:`collapse_audit`,
-  :func:`compare_collapses`), :mod:`~semcal.analysis.replay` (:func:`adaptive_replay`) and
-  :mod:`~semcal.analysis.workers` (the worker processes and when to use them).
+  :func:`compare_collapses`), :mod:`~semcal.analysis.replay` (:func:`adaptive_replay`),
+  :mod:`~semcal.analysis.timing` (:func:`sampling_time`: how long a run's sampling took
+  across its sessions) and :mod:`~semcal.analysis.workers` (the worker processes and when to
+  use them).
 
 The thresholds of the worker processes (``PARALLEL_MIN_TEXTS``, ``PARALLEL_MIN_BOOT_WORK``,
 ``SPLIT_MIN_BOOT_WORK``), ``_fork_pool``, ``_collapse_fn``, ``open_judge`` and ``_JUDGES``
@@ -56,6 +58,7 @@ from semcal.analysis.summary import _summaries_in_parallel as _summaries_in_para
 from semcal.analysis.summary import _summary_job as _summary_job
 from semcal.analysis.summary import _summary_tasks as _summary_tasks
 from semcal.analysis.summary import calibration_summary
+from semcal.analysis.timing import sampling_note, sampling_time
 from semcal.analysis.workers import PARALLEL_MIN_BOOT_WORK as PARALLEL_MIN_BOOT_WORK
 from semcal.analysis.workers import PARALLEL_MIN_TEXTS as PARALLEL_MIN_TEXTS
 from semcal.analysis.workers import SPLIT_MIN_BOOT_WORK as SPLIT_MIN_BOOT_WORK
@@ -76,5 +79,7 @@ __all__ = [
     "compare_collapses",
     "describe",
     "estimator_table",
+    "sampling_note",
+    "sampling_time",
     "write_table",
 ]

@@ -28,6 +28,7 @@ from semcal.analysis.grading import grade_question, grader_key, make_grader, sav
 from semcal.analysis.label import Labelled, Labeller, read_run, save_classes
 from semcal.analysis.results import QuestionResult, RunAnalysis
 from semcal.analysis.summary import _summaries_in_parallel, calibration_summary
+from semcal.analysis.timing import sampling_time
 from semcal.analysis.workers import package_value
 from semcal.collapse import COLLAPSES, collapse_key, uses_judge
 from semcal.collapse.judge import JudgeCollapse, default_judge_spec
@@ -198,7 +199,10 @@ def _audit(store: Store, info: RunInfo, results: list[QuestionResult], fn: Any) 
     """The B audit, with the engine builds that drew the samples and the judge B's calls."""
     audit = collapse_audit([r.labels for r in results])
     # the engine builds that drew the samples (one per sampling session; empty before schema 4)
-    audit["engines"] = list(dict.fromkeys(x["engine"] for x in store.sessions(info.id)))
+    # and how long the sampling took across its sessions (timed from schema 5 on)
+    sessions = store.sessions(info.id)
+    audit["engines"] = list(dict.fromkeys(x["engine"] for x in sessions))
+    audit["sampling"] = sampling_time(sessions)
     if isinstance(fn, JudgeCollapse):  # how often the judge was overruled
         audit.update(judge_calls=fn.calls, judged=fn.judged, judge_fallbacks=fn.fallbacks,
                      judge_agrees_with_rules=fn.agree / fn.judged if fn.judged else float("nan"))

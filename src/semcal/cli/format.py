@@ -8,6 +8,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from semcal.analysis.timing import sampling_note
+
 
 def _f(v: Any, nd: int = 3) -> str:
     if v is None:
@@ -65,6 +67,9 @@ def format_audit(a: Any, listed: int = 10) -> str:
            f"{_pct(au.get('singleton_share'))} of answer classes are singletons, "
            f"no answer {_pct(au.get('no_answer_rate'))}, refusals {_pct(au.get('refusal_rate'))} "
            f"of samples, ties {_pct(au.get('tie_rate'))} of questions"]
+    timing = sampling_note(au.get("sampling") or {})
+    if timing:
+        out.append(f"  sampling time: {timing}")
     if len(au.get("engines") or ()) > 1:
         out.append(f"  sampled by more than one engine build ({'; '.join(au['engines'])}): "
                    "samples of different builds need not be comparable")

@@ -22,6 +22,7 @@ import numpy as np
 
 from semcal import __version__
 from semcal.analysis import write_table
+from semcal.analysis.timing import sampling_note
 from semcal.errors import InputError, SemcalError
 from semcal.files import write_text
 from semcal.label.check import unchecked_note
@@ -220,6 +221,7 @@ def _settings(a: Any) -> list[tuple[str, str]]:
         ("seed", str(r.seed)),
         ("few-shot examples", str(spec.get("k_shot", "-")) if not r.is_chat else "- (chat)"),
         ("engine", "; ".join(a.audit.get("engines") or ()) or "-"),
+        ("sampling time", sampling_note(a.audit.get("sampling") or {}) or "-"),
         ("collapsing function B", a.collapse_label),
         ("grader", a.grader_label),
         ("created", r.created),

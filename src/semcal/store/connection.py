@@ -62,6 +62,8 @@ class StoreConnection:
         self.readonly = readonly
         self.create = create and not readonly
         self._conn: sqlite3.Connection | None = None
+        #: run id -> rowid of the sampling session this object opened (``add_session``)
+        self._session_rows: dict[int, int] = {}
         self._open()
 
     # -- opening / closing
@@ -175,9 +177,9 @@ class StoreConnection:
     def _migrate(self, version: int) -> None:
         """Bring a store of an older schema ``version`` up to :data:`SCHEMA_VERSION`.
 
-        Migrations add tables and rename columns; a read-only store of an older version is
-        read as it is (missing tables read as empty, a renamed column under its old name) and
-        is never written to.
+        Migrations add tables, add columns and rename columns; a read-only store of an older
+        version is read as it is (missing tables read as empty, missing columns as absent, a
+        renamed column under its old name) and is never written to.
         """
         if version < 1:
             raise StoreError(f"{self.path}: cannot migrate store schema version {version}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import sqlite3
 from collections.abc import Mapping
@@ -10,7 +11,7 @@ from typing import Any
 from semcal import __version__
 from semcal.errors import StoreError
 from semcal.files import LOCK_DIR
-from semcal.store.cells import _now, _text
+from semcal.store.cells import _BadCell, _int, _now, _text
 from semcal.store.connection import StoreConnection
 from semcal.store.lock import RunLock
 from semcal.store.records import RunInfo
@@ -135,20 +136,55 @@ class RunsMixin(StoreConnection):
     def add_session(self, run_id: int, engine: str) -> None:
         """Record that sampling of a run started or resumed now, with this semcal and this
         engine ("llama-cpp-python 0.3.36"): samples of one run drawn by different engine
-        builds need not be comparable, and :meth:`sessions` lets analysis say so."""
+        builds need not be comparable, and :meth:`sessions` lets analysis say so. The batches
+        this store object commits for the run from now on are counted in the session's row
+        (``SamplesMixin._count_in_session``), which times the run across sessions."""
         with self.transaction() as c:
-            c.execute("INSERT INTO run_sessions VALUES (?, ?, ?, ?)",
-                      (int(run_id), _now(), __version__, str(engine)))
+            cur = c.execute("INSERT INTO run_sessions(run_id, started, semcal_version, engine)"
+                            " VALUES (?, ?, ?, ?)", (int(run_id), _now(), __version__, str(engine)))
+            self._session_rows[int(run_id)] = int(cur.lastrowid or 0)
 
-    def sessions(self, run_id: int) -> list[dict[str, str]]:
+    def sessions(self, run_id: int) -> list[dict[str, Any]]:
         """The sampling sessions of a run, oldest first: ``started``, ``semcal_version``,
-        ``engine``. Empty for runs sampled before semcal recorded them (schema < 4)."""
+        ``engine``, and from schema 5 on ``updated`` (when it last stored a batch; None before
+        its first), ``samples``, ``tokens`` and ``questions`` (what it stored). Sessions
+        recorded before schema 5 have ``updated`` None and no counts; a run sampled before
+        semcal recorded sessions (schema < 4) has none."""
         if not self._has_table("run_sessions"):
             return []
         rows = self._read("SELECT * FROM run_sessions WHERE run_id=? ORDER BY rowid", (int(run_id),))
-        return self._decoded("run_sessions", rows, lambda r: {
-            k: _text(r[k], k) for k in ("started", "semcal_version", "engine")})
+        return self._decoded("run_sessions", rows, _session_from_row)
 
     def mark_run_finished(self, run_id: int) -> None:
         with self.transaction() as c:
             c.execute("UPDATE runs SET finished=? WHERE id=?", (_now(), int(run_id)))
+
+
+def _session_from_row(r: sqlite3.Row) -> dict[str, Any]:
+    """One ``run_sessions`` row as a dict; the timing columns (schema 5) may be absent from a
+    read-only older store, and ``updated`` is None until the session stored a batch."""
+    out: dict[str, Any] = {k: _text(r[k], k) for k in ("started", "semcal_version", "engine")}
+    timed = "updated" in r.keys() and r["updated"] is not None
+    out["updated"] = _time(r["updated"], "updated") if timed else None
+    if timed:
+        _time(out["started"], "started")
+    for k in ("samples", "tokens", "questions"):
+        out[k] = _count(r[k], k) if timed else None
+    return out
+
+
+def _time(v: Any, column: str) -> str:
+    """A timestamp cell: ISO 8601 text (what ``_now`` writes)."""
+    text = _text(v, column)
+    try:
+        _dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise _BadCell(column, f"text {text[:40]!r} that is not an ISO 8601 time") from None
+    return text
+
+
+def _count(v: Any, column: str) -> int:
+    n = _int(v, column)
+    if n < 0:
+        raise _BadCell(column, f"{n} (expected a count, 0 or more)")
+    return n

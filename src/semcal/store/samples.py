@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from semcal.errors import StoreError
-from semcal.store.cells import _BadCell, _encode_logprobs, _text
+from semcal.store.cells import _BadCell, _encode_logprobs, _now, _text
 from semcal.store.connection import StoreConnection, _store_message
 from semcal.store.records import StoredSample
 from semcal.store.rows import _qid, _question_from_row, _sample, _stored_completion
@@ -141,10 +141,28 @@ class SamplesMixin(StoreConnection):
                 )
             if done:
                 c.execute("UPDATE questions SET done=1 WHERE run_id=? AND qid=?", (run_id, qid))
+            made = [*completions, *([greedy] if greedy is not None else [])]
+            self._count_in_session(c, run_id, len(completions),
+                                   sum(int(x.n_tokens) for x in made), int(done))
 
     def mark_done(self, run_id: int, qid: str) -> None:
         with self.transaction() as c:
             c.execute("UPDATE questions SET done=1 WHERE run_id=? AND qid=?", (run_id, qid))
+            self._count_in_session(c, run_id, 0, 0, 1)
+
+    def _count_in_session(self, c: sqlite3.Connection, run_id: int, samples: int, tokens: int,
+                          questions: int) -> None:
+        """Add one committed batch to this process's session of the run (inside the batch's
+        transaction, so the counts and the samples are stored together or not at all):
+        its samples, the tokens of its samples and greedy completion, and the question if it
+        is now done. A run sampled without :meth:`add_session` (a store written directly) has
+        no session. The row is found by its rowid, which only a VACUUM could renumber (semcal
+        never runs one)."""
+        row = self._session_rows.get(int(run_id))
+        if row is not None:
+            c.execute("UPDATE run_sessions SET updated=?, samples=samples+?, tokens=tokens+?,"
+                      " questions=questions+? WHERE rowid=?",
+                      (_now(), int(samples), int(tokens), int(questions), row))
 
     def samples(self, run_id: int, qid: str) -> list[StoredSample]:
         """One question's samples in index order."""

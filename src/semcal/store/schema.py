@@ -11,7 +11,7 @@ import sqlite3
 from semcal import __version__
 
 #: bump when the schema changes; older stores are migrated in :func:`migrate_tables`
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -112,16 +112,30 @@ CREATE TABLE IF NOT EXISTS run_sessions (
     run_id INTEGER NOT NULL,
     started TEXT NOT NULL,
     semcal_version TEXT NOT NULL,
-    engine TEXT NOT NULL
+    engine TEXT NOT NULL,
+    updated TEXT,
+    samples INTEGER NOT NULL DEFAULT 0,
+    tokens INTEGER NOT NULL DEFAULT 0,
+    questions INTEGER NOT NULL DEFAULT 0
 );
 """
 
 #: tables added by each schema version (created by :func:`migrate_tables`)
 _MIGRATIONS: dict[int, tuple[str, ...]] = {2: ("model_estimates",), 4: ("run_sessions",)}
-#: columns renamed by each schema version (the statements). Version 3 names a
+#: columns renamed or added by each schema version: (table, statement). Version 3 names a
 #: run's M ``samples``, as the CLI (``--samples``) and the spec do; ``n_samples`` in the cache
 #: tables is the number of samples a question has (< M when an adaptive run stopped early).
-_RENAMES: dict[int, tuple[str, ...]] = {3: ("ALTER TABLE runs RENAME COLUMN n_samples TO samples",)}
+#: Version 5 times each sampling session: when it last stored a batch, and the samples,
+#: tokens and finished questions it stored (a run's wall time and tokens/s across sessions).
+#: A table a migration creates is created whole, so its later alterations are skipped.
+_ALTERS: dict[int, tuple[tuple[str, str], ...]] = {
+    3: (("runs", "ALTER TABLE runs RENAME COLUMN n_samples TO samples"),),
+    5: (("run_sessions", "ALTER TABLE run_sessions ADD COLUMN updated TEXT"),
+        ("run_sessions", "ALTER TABLE run_sessions ADD COLUMN samples INTEGER NOT NULL DEFAULT 0"),
+        ("run_sessions", "ALTER TABLE run_sessions ADD COLUMN tokens INTEGER NOT NULL DEFAULT 0"),
+        ("run_sessions",
+         "ALTER TABLE run_sessions ADD COLUMN questions INTEGER NOT NULL DEFAULT 0")),
+}
 
 
 def create_tables(c: sqlite3.Connection) -> None:
@@ -140,8 +154,8 @@ def create_tables(c: sqlite3.Connection) -> None:
 
 
 def migrate_tables(c: sqlite3.Connection, version: int) -> None:
-    """Add the tables and rename the columns that came after schema ``version``, and record
-    the new version (inside the caller's transaction)."""
+    """Add the tables and the columns, and rename the columns, that came after schema
+    ``version``, and record the new version (inside the caller's transaction)."""
     wanted = {t for v, ts in _MIGRATIONS.items() if v > version for t in ts}
     stmts = [
         st for st in _SCHEMA.split(";")
@@ -149,10 +163,11 @@ def migrate_tables(c: sqlite3.Connection, version: int) -> None:
     ]
     for st in stmts:
         c.execute(st)
-    for v, renames in sorted(_RENAMES.items()):
+    for v, alters in sorted(_ALTERS.items()):
         if v > version:
-            for rename in renames:
-                c.execute(rename)
+            for table, alter in alters:
+                if table not in wanted:
+                    c.execute(alter)
     c.execute(
         "UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),)
     )
