@@ -345,6 +345,11 @@ def test_a_schema_4_store_gains_session_timing_and_keeps_its_sessions(tmp_path: 
     conn = sqlite3.connect(d / STORE_NAME)
     assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
     conn.close()
+    # two processes that both read version 4 before either migrated: the second finds the
+    # columns already added (it reads the version again under the write lock) and adds nothing
+    with Store(d) as st:
+        st._migrate(4)
+        assert len(st.sessions(run.id)) == 2
 
 
 @pytest.mark.parametrize("column, value, why", [

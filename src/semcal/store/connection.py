@@ -186,6 +186,13 @@ class StoreConnection:
         if self.readonly:
             return
         with self.transaction() as c:
+            # another process may have migrated the store since ``version`` was read: the
+            # IMMEDIATE transaction serialises migrators, so read the version again inside it
+            # (adding a column twice is an error, unlike creating a table that exists)
+            row = c.execute("SELECT key, value FROM meta WHERE key=?", ("schema_version",)).fetchone()
+            version = self._decoded("meta", [row], _schema_version)[0] if row else version
+            if version >= SCHEMA_VERSION:
+                return
             migrate_tables(c, version)
         log.info("migrated %s from schema version %d to %d", self.path, version, SCHEMA_VERSION)
 
