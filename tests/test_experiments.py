@@ -218,7 +218,11 @@ def test_reproduce_smoke_end_to_end(tmp_path: Path) -> None:
     assert len(data["runs"]) == 3
     assert (out / "figures" / "smece_vs_accuracy.png").exists()
     assert (out / "figures" / "temperature.png").exists()
-    assert "Calibration per run" in (out / "summary.md").read_text()
+    md = (out / "summary.md").read_text()
+    assert "Calibration per run" in md
+    # each run's sampling time (its real model's one session): 2 questions x 2 samples stored
+    timed = [ln for ln in md.splitlines() if "over 1 session, 4 samples, " in ln]
+    assert len(timed) == 3 and all("tokens/s" in ln or " 0 s " in ln for ln in timed)
     # resume: a second call samples nothing new (no model is opened) and gives the same numbers
     again = reproduce(exp, out, quiet=True)
     assert not (out / "theory").exists()

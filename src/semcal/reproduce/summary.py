@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from types import SimpleNamespace
 from typing import Any
 
+from semcal.analysis import sampling_note
 from semcal.cli import format_b_check
 from semcal.reproduce.comparisons import AXES, COMPARISON_REGISTRY
 from semcal.reproduce.plan import ReproduceResult, RunOutcome, _dataset_name
@@ -204,7 +205,8 @@ def _header_lines(result: ReproduceResult) -> list[str]:
         f"up to {exp.questions} questions per dataset, M = {exp.samples} samples per question, "
         f"collapse {_bs_text(exp.collapses)}, seed {exp.seed}, {exp.n_boot} bootstrap resamples. "
         f"Wall time of this invocation {result.seconds:.0f} s (a resumed reproduction counts "
-        "only what it did this time).",
+        "only what it did this time; each run's sampling time over all its sessions is in the "
+        "table of how B grouped the samples).",
         "",
     ]
 
@@ -260,13 +262,14 @@ def _verdict_lines(result: ReproduceResult) -> list[str]:
 
 
 def _audit_lines(result: ReproduceResult) -> list[str]:
-    """How the primary B grouped each run's samples (runs without an audit are left out)."""
+    """How the primary B grouped each run's samples (runs without an audit are left out), and
+    how long the run's sampling took over all its sessions (not only this invocation's)."""
     lines = [
         f"## How B (`{result.spec.primary_collapse}`) grouped the samples",
         "",
         "| model | dataset | style | T | classes per question | singleton answer classes "
-        "| no answer | refusals | ties |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| no answer | refusals | ties | sampling time (every session of the run) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for o in result.runs:
         au = o.metrics.get("audit") or {}
@@ -276,7 +279,8 @@ def _audit_lines(result: ReproduceResult) -> list[str]:
             f"| {o.run.model.name} | {_dataset_name(o.run.dataset)} | {o.run.style} | "
             f"{o.run.temperature:g} | {au['classes_per_question']:.2f} | "
             f"{_pct(au['singleton_share'])} | {_pct(au['no_answer_rate'])} | "
-            f"{_pct(au['refusal_rate'])} | {_pct(au['tie_rate'])} |"
+            f"{_pct(au['refusal_rate'])} | {_pct(au['tie_rate'])} | "
+            f"{sampling_note(au.get('sampling') or {}) or '-'} |"
         )
     lines.append("")
     return lines
