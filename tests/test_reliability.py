@@ -219,3 +219,25 @@ def test_bad_arguments(tmp_path: Path, call, message) -> None:
     with pytest.raises(InputError, match=message):
         call(tmp_path)
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_a_long_run_name_below_the_axes_is_wrapped_and_leaves_the_axes_their_size() -> None:
+    """The report's diagram names each curve after its run (60 characters and more in a
+    reproduction); a legend that wide once shrank the axes to nothing."""
+    import io
+
+    from semcal.report.reliability import LEGEND_WIDTH, plot_reliability
+
+    rng = np.random.default_rng(0)
+    conf = rng.uniform(0.1, 1.0, 150)
+    correct = rng.uniform(size=150) < conf
+    name = "gsm8k-1.5b-qwen2.5-coder-1.5b-instruct-test-concise-T1-9a4231"
+    fig = plot_reliability({name: (conf, correct), name.replace("concise", "cot"): (conf, correct)},
+                           density="both", figsize=(4.8, 4.8), dpi=100, legend="below", n_boot=20)
+    fig.savefig(io.BytesIO(), format="png", bbox_inches="tight")  # runs the layout
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert all(max(map(len, lab.split("\n"))) <= LEGEND_WIDTH for lab in labels)
+    assert "".join(labels[0].split("\n")).replace(" ", "").startswith(name.replace(" ", ""))
+    box = ax.get_position()
+    assert box.width > 0.5 and box.height > 0.4  # the axes keep most of the figure

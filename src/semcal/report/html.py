@@ -115,7 +115,7 @@ def reliability_figure(runs: Sequence[tuple[str, Any]]) -> str:
 
     _plt()
     fig = plot_reliability(figure_curves(runs), title="Smoothed reliability diagram",
-                           density="both", figsize=(4.8, 4.8), dpi=100)
+                           density="both", figsize=(4.8, 4.8), dpi=100, legend="below")
     return _png(fig)
 
 

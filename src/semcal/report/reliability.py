@@ -20,6 +20,7 @@ interval in the legend.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -340,8 +341,20 @@ def smooth_legend(cv: ReliabilityCurve) -> str:
     return f"{name}smECE {text}\n(n={cv.n}{at_one})"
 
 
+#: characters a line of a legend below the axes may hold: a longer name (semcal's run names
+#: run to 60 and more) is wrapped, since a legend wider than the axes shrinks them to nothing
+LEGEND_WIDTH = 48
+
+
+def _wrapped(label: str) -> str:
+    return "\n".join(textwrap.fill(line, LEGEND_WIDTH, break_on_hyphens=True)
+                     for line in label.split("\n"))
+
+
 def _place_legend(ax: Any, handles: list[Line2D], legend: str, where: str) -> None:
     if legend == "below":  # outside the axes: it never covers a curve
+        for h in handles:
+            h.set_label(_wrapped(str(h.get_label())))
         ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.13),
                   fontsize="x-small", frameon=False, ncols=1)
     elif legend == "inside":
@@ -386,6 +399,7 @@ def plot_reliability(
     method: str = "percentile",
     figsize: tuple[float, float] = (5.5, 5.5),
     dpi: int = 150,
+    legend: str = "inside",
 ) -> Figure:
     """Draw one or several smoothed reliability curves on one axes; optionally save them.
 
@@ -398,7 +412,9 @@ def plot_reliability(
     ``1 - alpha`` bootstrap band (``n_boot`` resamples, seeded). Legend entries give smECE with
     its bootstrap interval (``method``: ``"percentile"`` or ``"basic"``, see
     :func:`semcal.metrics.bootstrap_ci`); a hollow circle at confidence 1.0 marks the share of
-    confidences of exactly 1.0 (its area) and their accuracy (its height). Returns the figure.
+    confidences of exactly 1.0 (its area) and their accuracy (its height). ``legend``:
+    ``"inside"`` (the best corner) or ``"below"`` (under the axes, long names wrapped).
+    Returns the figure.
     """
     where = "plot_reliability"
     if path is not None:
@@ -406,7 +422,8 @@ def plot_reliability(
     fig = Figure(figsize=figsize, dpi=dpi, layout="constrained") if ax is None else ax.figure
     ax = fig.add_subplot() if ax is None else ax
     _draw_reliability(ax, curves, title=title, density=density, band=band, n_boot=n_boot,
-                      alpha=alpha, seed=seed, colors=colors, where=where, method=method)
+                      alpha=alpha, seed=seed, colors=colors, where=where, method=method,
+                      legend=legend)
     if path is not None:
         save_figure(fig, path)
     return fig
