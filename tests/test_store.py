@@ -239,14 +239,21 @@ def test_sigkill_never_leaves_a_partial_batch(tmp_path: Path) -> None:
             assert sum(d for _q, d, _n in counts) > 0
 
 
-def _as_schema_2(directory: Path) -> None:
-    """Turn a current store into one written by schema version 2 (M was ``n_samples``)."""
+def _downgrade(directory: Path, version: int, *statements: str) -> None:
+    """Make a current store look written by an older schema ``version``: run ``statements``
+    (undoing what came after it) and record the version."""
     conn = sqlite3.connect(directory / STORE_NAME)
-    conn.execute("ALTER TABLE runs RENAME COLUMN samples TO n_samples")
-    conn.execute("DROP TABLE run_sessions")
-    conn.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
+    for st in statements:
+        conn.execute(st)
+    conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(version),))
     conn.commit()
     conn.close()
+
+
+def _as_schema_2(directory: Path) -> None:
+    """Turn a current store into one written by schema version 2 (M was ``n_samples``)."""
+    _downgrade(directory, 2, "ALTER TABLE runs RENAME COLUMN samples TO n_samples",
+               "DROP TABLE run_sessions")
 
 
 def test_a_schema_2_store_is_migrated_and_keeps_its_runs(tmp_path: Path) -> None:
@@ -313,12 +320,8 @@ def test_a_session_counts_what_its_store_object_commits(tmp_path: Path) -> None:
 
 def _as_schema_4(directory: Path) -> None:
     """Turn a current store into one written by schema version 4 (sessions without timing)."""
-    conn = sqlite3.connect(directory / STORE_NAME)
-    for col in ("updated", "samples", "tokens", "questions"):
-        conn.execute(f"ALTER TABLE run_sessions DROP COLUMN {col}")
-    conn.execute("UPDATE meta SET value='4' WHERE key='schema_version'")
-    conn.commit()
-    conn.close()
+    _downgrade(directory, 4, *(f"ALTER TABLE run_sessions DROP COLUMN {col}"
+                               for col in ("updated", "samples", "tokens", "questions")))
 
 
 def test_a_schema_4_store_gains_session_timing_and_keeps_its_sessions(tmp_path: Path) -> None:
