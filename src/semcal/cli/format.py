@@ -8,8 +8,6 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from semcal.analysis.timing import sampling_note
-
 
 def _f(v: Any, nd: int = 3) -> str:
     if v is None:
@@ -67,6 +65,8 @@ def format_audit(a: Any, listed: int = 10) -> str:
            f"{_pct(au.get('singleton_share'))} of answer classes are singletons, "
            f"no answer {_pct(au.get('no_answer_rate'))}, refusals {_pct(au.get('refusal_rate'))} "
            f"of samples, ties {_pct(au.get('tie_rate'))} of questions"]
+    from semcal.analysis.timing import sampling_note  # the analysis package: only when shown
+
     timing = sampling_note(au.get("sampling") or {})
     if timing:
         out.append(f"  sampling time: {timing}")
