@@ -318,6 +318,17 @@ def test_a_session_counts_what_its_store_object_commits(tmp_path: Path) -> None:
     assert (s2["samples"], s2["tokens"], s2["questions"], s2["engine"]) == (3, 6, 1, "engine B")
 
 
+def _one_timed_session(directory: Path, engine: str, questions: int):
+    """A store with one run of ``questions`` questions, one sampling session of ``engine`` and
+    one batch of 3 samples (question q0) counted in it; returns the run."""
+    with Store(directory) as st:
+        run = _run(st)
+        st.add_questions(run.id, _qs(questions))
+        st.add_session(run.id, engine)
+        st.add_batch(run.id, "q0", 0, 0, _comps(3), [1, 2, 3])
+    return run
+
+
 def _as_schema_4(directory: Path) -> None:
     """Turn a current store into one written by schema version 4 (sessions without timing)."""
     _downgrade(directory, 4, *(f"ALTER TABLE run_sessions DROP COLUMN {col}"
@@ -328,11 +339,7 @@ def test_a_schema_4_store_gains_session_timing_and_keeps_its_sessions(tmp_path: 
     from semcal.analysis import sampling_note, sampling_time
 
     d = tmp_path / "exp"
-    with Store(d) as st:
-        run = _run(st)
-        st.add_questions(run.id, _qs(2))
-        st.add_session(run.id, "old build")
-        st.add_batch(run.id, "q0", 0, 0, _comps(3), [1, 2, 3])
+    run = _one_timed_session(d, "old build", questions=2)
     _as_schema_4(d)
     with Store(d, readonly=True) as st:  # read as it is: the session, no timing
         (s,) = st.sessions(run.id)
@@ -363,11 +370,7 @@ def test_a_schema_4_store_gains_session_timing_and_keeps_its_sessions(tmp_path: 
 def test_a_damaged_session_row_is_a_store_error_naming_its_column(
         tmp_path: Path, column: str, value: str, why: str) -> None:
     d = tmp_path / "exp"
-    with Store(d) as st:
-        run = _run(st)
-        st.add_questions(run.id, _qs(1))
-        st.add_session(run.id, "e")
-        st.add_batch(run.id, "q0", 0, 0, _comps(3), [1, 2, 3])
+    run = _one_timed_session(d, "e", questions=1)
     conn = sqlite3.connect(d / STORE_NAME)
     conn.execute(f"UPDATE run_sessions SET {column}={value}")
     conn.commit()
