@@ -33,7 +33,7 @@ def test_sums_the_timed_sessions_and_counts_the_others_apart() -> None:
 def test_a_clock_set_back_counts_zero_and_no_time_gives_no_rate() -> None:
     t = sampling_time([_s("2026-12-06T20:00:05+00:00", "2026-12-06T20:00:00+00:00", 8, 100, 1)])
     assert t["seconds"] == 0 and math.isnan(t["tokens_per_s"])
-    assert sampling_note(t) == "0 s over 1 session, 8 samples, 100 tokens, 1 questions finished"
+    assert sampling_note(t) == "0 s over 1 session, 8 samples, 100 tokens, 1 question finished"
 
 
 def test_no_sessions_or_none_timed() -> None:

@@ -50,9 +50,9 @@ def sampling_note(t: Mapping[str, Any]) -> str:
         return f"not timed ({_plural(untimed, 'session')}: {why})"
     rate = t["tokens_per_s"]
     out = (f"{_duration(t['seconds'])} over {_plural(t['timed'], 'session')}, "
-           f"{t['samples']:,} samples, {t['tokens']:,} tokens"
+           f"{_plural(t['samples'], 'sample')}, {_plural(t['tokens'], 'token')}"
            + ("" if math.isnan(rate) else f" ({rate:.1f} tokens/s)")
-           + f", {t['questions']:,} questions finished")
+           + f", {_plural(t['questions'], 'question')} finished")
     if untimed:
         out += f"; {_plural(untimed, 'session')} not timed ({why})"
     return out
@@ -73,4 +73,4 @@ def _duration(seconds: float) -> str:
 
 
 def _plural(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
