@@ -27,6 +27,7 @@ from semcal.reproduce import (
     reproduce,
     summary_markdown,
 )
+from semcal.reproduce.summary import comparison_verdicts
 from semcal.spec import RunSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -288,6 +289,33 @@ def test_summary_says_when_a_comparison_cannot_tell_its_conditions_apart(tmp_pat
     row = next(line for line in md.splitlines()
                if line.startswith("| tuning | world |") and "sentence" in line)
     assert row.endswith("| 400 | intervals apart |")
+
+
+def test_a_silent_condition_gives_no_conclusion_even_with_intervals_apart(tmp_path: Path) -> None:
+    """A condition whose prediction is no answer on most questions has confidence 0 and is wrong
+    there, so its smECE is near 0 whatever the model knows: seen on gemma-3-270m's chains of
+    thought on GSM8K (no answer predicted on every question, smECE 0.000 [0.000, 0.000]), which
+    the summary had called 'intervals apart' from its concise answers."""
+    rng = np.random.default_rng(5)
+    model = ModelEntry("g", "base")
+    exp = ExperimentSpec(models=(model,), comparisons=("cot",))
+    res = ReproduceResult(out_dir=tmp_path, spec=exp)
+    spec = RunSpec(model="g", dataset="gsm8k", style="concise", greedy=False)
+    for style, conf, corr, silent in (
+            ("concise", rng.uniform(0.3, 1, 200), np.zeros(200, bool), 0.0),  # overconfident
+            ("cot", np.zeros(200), np.zeros(200, bool), 0.9)):              # mostly no answer
+        oc = RunOutcome(PlannedRun(spec, model, "gsm8k", style, 1.0, ("cot",)),
+                        [str(i) for i in range(200)], conf, corr)
+        oc.metrics = {**calibration_summary(conf, corr, n_boot=100), "no_prediction_rate": silent}
+        res.runs.append(oc)
+    (v,) = comparison_verdicts(res)
+    assert v["silent"] == [("g cot", 0.9)] and not v["apart"] and v["known"]
+    row = next(line for line in summary_markdown(res).splitlines() if line.startswith("| cot |"))
+    assert row.endswith("| **no conclusion**: g cot predicts no answer on 90% of its questions |")
+    # the same pair with the second condition answering: its intervals apart are a conclusion
+    res.runs[1].metrics["no_prediction_rate"] = 0.5  # at the limit: not silent
+    (v,) = comparison_verdicts(res)
+    assert v["apart"] and v["silent"] == []
 
 
 def test_gpu_specs_use_the_real_benchmarks_the_judge_and_one_engine_per_process() -> None:

@@ -139,6 +139,28 @@ def test_analysis_after_run(qfile: Path, tmp_path: Path) -> None:
     assert [q.labels for q in b.questions] == [q.labels for q in a.questions]
 
 
+def test_a_run_that_mostly_answers_nothing_is_called_silent(qfile: Path, tmp_path: Path) -> None:
+    """Four of six questions answered with nothing on every sample: their prediction is no
+    answer, so the run is silent (no_prediction_rate 4/6 > 1/2) and the audit says its smECE
+    means nothing; with one such question the run is not silent and the audit says nothing."""
+    from semcal.analysis import analyze_dir
+    from semcal.cli.format import format_audit
+
+    def quiet_on(tags: set[str]):
+        def respond(p, i, params):
+            return "" if s.tag_of(p) in tags else None
+        return respond
+
+    for name, tags, rate in (("four", {"ZQA", "ZQB", "ZQC", "ZQD"}, 4 / 6), ("one", {"ZQA"}, 1 / 6)):
+        s = FakeSampler(respond=quiet_on(tags))
+        run(_spec(qfile), tmp_path / name, sampler=s, quiet=True)
+        (a,) = analyze_dir(tmp_path / name, n_boot=0)
+        assert a.summary["no_prediction_rate"] == pytest.approx(rate)
+        assert sum(q.prediction == NO_ANSWER for q in a.questions) == len(tags)
+        line = "  silent: the prediction is no answer on 66.7% of questions (more than 50%)"
+        assert (line in format_audit(a)) == (name == "four")
+
+
 def test_b_audit_and_agreement_with_a_second_b(qfile: Path, tmp_path: Path) -> None:
     """The B audit counts classes, singletons, no-answers, refusals and ties; --audit-against
     lists the samples two Bs group differently; the export carries each sample and label."""

@@ -1,11 +1,13 @@
 """How a B names and partitions a run: :func:`describe` (the name under which a B or a grader
 made its numbers), :func:`collapse_audit` (the figures to read before trusting a B) and
-:func:`compare_collapses` (two Bs on the same run, sample by sample)."""
+:func:`compare_collapses` (two Bs on the same run, sample by sample); :func:`is_silent` (a run
+whose prediction is mostly no answer, whose smECE says nothing)."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from semcal.analysis.results import RunAnalysis
@@ -24,6 +26,18 @@ def describe(name: str, opts: dict[str, Any] | None = None) -> str:
     if opts:
         label += "(" + ", ".join(f"{k}={opts[k]}" for k in sorted(opts)) + ")"
     return label
+
+
+#: a run whose prediction is no answer (or a refusal) on more than this share of its questions
+#: is *silent*: those questions have confidence 0 and are wrong, so its smECE is near 0 however
+#: little the model knows; a comparison with it draws no conclusion
+MAX_SILENT = 0.5
+
+
+def is_silent(summary: Mapping[str, Any]) -> bool:
+    """Whether a run's summary (its ``no_prediction_rate``) makes it silent (:data:`MAX_SILENT`)."""
+    rate = summary.get("no_prediction_rate")
+    return rate is not None and math.isfinite(rate) and rate > MAX_SILENT
 
 
 def collapse_audit(labels: Sequence[Sequence[str]]) -> dict[str, Any]:

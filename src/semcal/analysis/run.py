@@ -38,7 +38,7 @@ from semcal.grade import GRADER_REGISTRY
 from semcal.metrics._validate import check_n_boot
 from semcal.spec import JudgeSpec
 from semcal.store import STORE_NAME, RunInfo, Store, has_store
-from semcal.types import NO_ANSWER, Question
+from semcal.types import NO_ANSWER, NON_ANSWERS, Question
 
 # ----------------------------------------------------------------------------- setting up
 
@@ -183,8 +183,10 @@ def _summarise(results: list[QuestionResult], names: list[str], n_boot: int,
 
 
 def _add_totals(summary: dict[str, Any], results: list[QuestionResult], n_questions: int) -> None:
-    """The run's counts: questions in the run, samples analysed, mean samples a question, and
-    the share of samples that are no answer."""
+    """The run's counts: questions in the run, samples analysed, mean samples a question, the
+    share of samples that are no answer, and the share of questions whose prediction is no
+    answer or a refusal (``no_prediction_rate``: such a question has confidence 0 and is
+    wrong, so a run made mostly of them looks calibrated whatever the model knows)."""
     summary["n_questions_total"] = n_questions
     summary["n_samples_total"] = int(sum(r.n_samples for r in results))
     summary["mean_samples"] = summary["n_samples_total"] / len(results) if results else float("nan")
@@ -193,6 +195,9 @@ def _add_totals(summary: dict[str, Any], results: list[QuestionResult], n_questi
         if results and summary["n_samples_total"]
         else float("nan")
     )
+    summary["no_prediction_rate"] = (
+        sum(r.prediction in NON_ANSWERS for r in results) / len(results) if results
+        else float("nan"))
 
 
 def _audit(store: Store, info: RunInfo, results: list[QuestionResult], fn: Any) -> dict[str, Any]:

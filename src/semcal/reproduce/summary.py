@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from semcal.analysis import sampling_note
+from semcal.analysis.compare import MAX_SILENT, is_silent
 from semcal.cli import format_b_check
 from semcal.reproduce.comparisons import AXES, COMPARISON_REGISTRY
 from semcal.reproduce.plan import ReproduceResult, RunOutcome, _dataset_name
@@ -80,7 +81,9 @@ def comparison_verdicts(result: ReproduceResult, collapse: str | None = None
     """Each pair of runs a comparison sets side by side (same dataset, differing only in what
     the comparison varies: the model for ``tuning``, the style for ``styles`` and ``cot``, the
     temperature for ``temperature``) with their smECE intervals and whether the intervals
-    are apart. Overlapping intervals: the data do not tell the two conditions apart.
+    are apart. Overlapping intervals: the data do not tell the two conditions apart; nor do
+    they when a condition is silent (``silent``: the conditions whose prediction is no answer
+    on more than :data:`MAX_SILENT` of their questions; such a pair is never ``apart``).
     ``collapse`` names one of the experiment's further Bs (default: the primary B)."""
     out = []
     runs = [o for o in result.runs if _under(o, collapse).get("n")]
@@ -101,13 +104,16 @@ def comparison_verdicts(result: ReproduceResult, collapse: str | None = None
                 ma, mb = _under(a, collapse), _under(b, collapse)
                 ca, cb = _ci(ma, "smece"), _ci(mb, "smece")
                 known = bool(ca and cb and all(math.isfinite(x) for x in (*ca, *cb)))
-                apart = known and (ca[1] < cb[0] or cb[1] < ca[0])  # type: ignore[index]
+                silent = [(_condition(o), m["no_prediction_rate"])
+                          for o, m in ((a, ma), (b, mb)) if is_silent(m)]
+                apart = (known and not silent
+                         and (ca[1] < cb[0] or cb[1] < ca[0]))  # type: ignore[index]
                 out.append({"comparison": comp, "dataset": _dataset_name(a.run.dataset),
                             "a": _condition(a), "b": _condition(b),
                             "a_smece": _fmt_ci(ma, "smece"),
                             "b_smece": _fmt_ci(mb, "smece"),
                             "n": min(ma["n"], mb["n"]),
-                            "apart": apart, "known": known,
+                            "apart": apart, "known": known, "silent": silent,
                             # the condition with the lower smECE, when the intervals are apart
                             "lower": (None if not apart else "a" if ma["smece"] < mb["smece"]
                                       else "b")})
@@ -244,13 +250,19 @@ def _verdict_lines(result: ReproduceResult) -> list[str]:
         "## Can the comparisons tell their conditions apart?",
         "",
         "Two conditions are told apart only when their smECE intervals do not overlap; "
-        "otherwise no conclusion is drawn from this run, whatever the point estimates say.",
+        "otherwise no conclusion is drawn from this run, whatever the point estimates say. "
+        f"Nor is one drawn when a condition predicts no answer on more than {MAX_SILENT:.0%} "
+        "of its questions: such a question has confidence 0 and is wrong, so the smECE of a "
+        "mostly silent condition is near 0 whatever the model knows.",
         "",
         "| comparison | dataset | condition A | smECE A | condition B | smECE B | n | verdict |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for v in verdicts:
         verdict = ("intervals apart" if v["apart"] else
+                   "**no conclusion**: " + "; ".join(
+                       f"{c} predicts no answer on {_pct(r)} of its questions"
+                       for c, r in v["silent"]) if v["silent"] else
                    "**no conclusion**: intervals overlap" if v["known"] else
                    "**no conclusion**: no interval")
         if v["n"] < MIN_QUESTIONS:
