@@ -144,6 +144,7 @@ def test_a_run_that_mostly_answers_nothing_is_called_silent(qfile: Path, tmp_pat
     answer, so the run is silent (no_prediction_rate 4/6 > 1/2) and the audit says its smECE
     means nothing; with one such question the run is not silent and the audit says nothing."""
     from semcal.analysis import analyze_dir
+    from semcal.cli import main as cli_main
     from semcal.cli.format import format_audit
 
     def quiet_on(tags: set[str]):
@@ -159,6 +160,10 @@ def test_a_run_that_mostly_answers_nothing_is_called_silent(qfile: Path, tmp_pat
         assert sum(q.prediction == NO_ANSWER for q in a.questions) == len(tags)
         line = "  silent: the prediction is no answer on 66.7% of questions (more than 50%)"
         assert (line in format_audit(a)) == (name == "four")
+        assert cli_main(["report", str(tmp_path / name), "-q"]) == 0
+        html = (tmp_path / name / "report.html").read_text()
+        assert ("Silent run: The prediction is no answer on 67% of this run" in html) == (name == "four")
+        assert f"<td>questions whose prediction is no answer</td><td>{round(100 * rate)}%</td>" in html
 
 
 def test_b_audit_and_agreement_with_a_second_b(qfile: Path, tmp_path: Path) -> None:
