@@ -338,3 +338,18 @@ def test_gpu_specs_use_the_real_benchmarks_the_judge_and_one_engine_per_process(
     assert entry.is_chat is False and ModelEntry("x", "base", chat=True).is_chat is True
     with pytest.raises(InputError, match="chat must be true or false"):
         ModelEntry("x", "base", chat="yes")
+
+
+def test_the_styles_figure_names_whose_styles_it_shows() -> None:
+    """world-1.5b.toml compares an instruct model's styles: its figure was titled "Base
+    models" whatever the roles."""
+    from types import SimpleNamespace
+
+    from semcal.reproduce.figures import _roles_title
+
+    def o(role: str) -> SimpleNamespace:
+        return SimpleNamespace(run=SimpleNamespace(model=ModelEntry("m", role)))
+
+    assert _roles_title([o("base"), o("base")]) == "Base models"
+    assert _roles_title([o("instruct"), o("sft")]) == "Instruct models"
+    assert _roles_title([o("base"), o("instruct")]) == "Base and instruct models"

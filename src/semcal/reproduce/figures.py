@@ -25,12 +25,14 @@ def make_figures(result: ReproduceResult, fig_dir: Path) -> dict[str, Path]:
     fig_dir.mkdir(parents=True, exist_ok=True)
     runs = result.runs
     for comp, title in (
-        ("styles", "Base models: concise vs sentence"),
+        ("styles", "concise vs sentence"),
         ("tuning", "Base vs instruct-tuned"),
         ("cot", "Direct vs chain-of-thought"),
         ("temperature", "Sampling temperature (base model)"),
     ):
         sel = [o for o in runs if comp in o.run.comparisons]
+        if comp == "styles":  # the spec's style_roles say whose styles: name them
+            title = f"{_roles_title(sel)}: {title}"
         if sel:
             drawn = reliability_figure(sel, fig_dir / f"reliability_{comp}.png", title=title,
                                        n_boot=min(result.spec.n_boot, 200), seed=result.spec.seed)
@@ -51,6 +53,14 @@ def make_figures(result: ReproduceResult, fig_dir: Path) -> dict[str, Path]:
             {k: v["rows"] for k, v in result.selfpredict.items()}, fig_dir / "selfpredict.png"
         )
     return figs
+
+
+def _roles_title(outcomes: Sequence[RunOutcome]) -> str:
+    """"Base models", "Instruct models" (chat-tuned: instruct or sft) or "Base and instruct
+    models", after the roles of the runs a figure shows."""
+    tuned = {o.run.model.role != "base" for o in outcomes}
+    return ("Base and instruct models" if len(tuned) > 1 else
+            "Instruct models" if tuned == {True} else "Base models")
 
 
 def _plt():
