@@ -241,3 +241,25 @@ def test_a_long_run_name_below_the_axes_is_wrapped_and_leaves_the_axes_their_siz
     assert "".join(labels[0].split("\n")).replace(" ", "").startswith(name.replace(" ", ""))
     box = ax.get_position()
     assert box.width > 0.5 and box.height > 0.4  # the axes keep most of the figure
+
+
+def test_a_grid_with_many_curves_below_grows_so_the_axes_keep_their_height() -> None:
+    """Six conditions of one comparison (world-1.5b.toml: three models × two styles) put 18
+    lines of legend under one panel: the figure grows with the curves, the axes do not shrink."""
+    import io
+
+    from semcal.report.reliability import plot_reliability_grid
+
+    rng = np.random.default_rng(1)
+    conf = rng.uniform(0.1, 1.0, 120)
+    correct = rng.uniform(size=120) < conf
+    name = "world-1.5b-qwen2.5-coder-1.5b-instruct-world-sentence-T1-73a226 #{}"
+    heights = {}
+    for k in (2, 6):
+        fig = plot_reliability_grid({"world": {name.format(i): (conf, correct) for i in range(k)}},
+                                    panel_size=4.6, dpi=60, legend="below", n_boot=10)
+        fig.savefig(io.BytesIO(), format="png")  # runs the constrained layout
+        box = fig.axes[0].get_position()
+        heights[k] = box.height * fig.get_figheight()  # inches
+    assert fig.get_figheight() > 4.6 + 2
+    assert heights[6] > 0.8 * heights[2]

@@ -515,6 +515,11 @@ def plot_reliability_binned(
 # ----------------------------------------------------------------------------- grid
 
 
+#: inches of figure height a legend entry below the axes takes (three wrapped lines); a panel
+#: with more than two curves grows by this much for each further curve
+LEGEND_ENTRY_HEIGHT = 0.55
+
+
 def plot_reliability_grid(
     panels: Mapping[str, Any],
     path: str | Path | None = None,
@@ -553,7 +558,11 @@ def plot_reliability_grid(
         _check_path(path, where)
     ncol = min(ncols, len(panels))
     nrow = -(-len(panels) // ncol)
-    fig = Figure(figsize=(panel_size * ncol, panel_size * nrow), dpi=dpi, layout="constrained")
+    height = panel_size * nrow
+    if options.get("legend") == "below":  # each entry takes about three wrapped lines under
+        most = max((len(c) for c in panels.values() if isinstance(c, Mapping)), default=0)
+        height += LEGEND_ENTRY_HEIGHT * max(0, most - 2) * nrow  # the axes: keep them square
+    fig = Figure(figsize=(panel_size * ncol, height), dpi=dpi, layout="constrained")
     axes = np.atleast_1d(fig.subplots(nrow, ncol, squeeze=False)).ravel()
     # consistent colours: the same label gets the same colour in every panel
     labels: list[str] = []
