@@ -158,11 +158,11 @@ def test_a_run_that_mostly_answers_nothing_is_called_silent(qfile: Path, tmp_pat
         (a,) = analyze_dir(tmp_path / name, n_boot=0)
         assert a.summary["no_prediction_rate"] == pytest.approx(rate)
         assert sum(q.prediction == NO_ANSWER for q in a.questions) == len(tags)
-        line = "  silent: the prediction is no answer on 66.7% of questions (more than 50%)"
+        line = "  silent: the prediction is no answer on 66.7% of the questions (more than 50%)"
         assert (line in format_audit(a)) == (name == "four")
         assert cli_main(["report", str(tmp_path / name), "-q"]) == 0
         html = (tmp_path / name / "report.html").read_text()
-        assert ("Silent run: The prediction is no answer on 67% of this run" in html) == (name == "four")
+        assert ("Silent run: the prediction is no answer on 66.7% of the" in html) == (name == "four")
         assert f"<td>questions whose prediction is no answer</td><td>{round(100 * rate)}%</td>" in html
 
 

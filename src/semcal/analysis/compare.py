@@ -1,7 +1,7 @@
 """How a B names and partitions a run: :func:`describe` (the name under which a B or a grader
 made its numbers), :func:`collapse_audit` (the figures to read before trusting a B) and
-:func:`compare_collapses` (two Bs on the same run, sample by sample); :func:`is_silent` (a run
-whose prediction is mostly no answer, whose smECE says nothing)."""
+:func:`compare_collapses` (two Bs on the same run, sample by sample); :func:`is_silent` and
+:func:`silent_note` (a run whose prediction is mostly no answer, whose smECE says nothing)."""
 
 from __future__ import annotations
 
@@ -38,6 +38,15 @@ def is_silent(summary: Mapping[str, Any]) -> bool:
     """Whether a run's summary (its ``no_prediction_rate``) makes it silent (:data:`MAX_SILENT`)."""
     rate = summary.get("no_prediction_rate")
     return rate is not None and math.isfinite(rate) and rate > MAX_SILENT
+
+
+def silent_note(summary: Mapping[str, Any]) -> str:
+    """What the audit and the report say of a silent run (``""`` for one that is not)."""
+    if not is_silent(summary):
+        return ""
+    return (f"the prediction is no answer on {100 * summary['no_prediction_rate']:.1f}% of the "
+            f"questions (more than {MAX_SILENT:.0%}): those have confidence 0 and are graded "
+            "wrong, so its smECE is near 0 whatever the model knows; compare it with nothing")
 
 
 def collapse_audit(labels: Sequence[Sequence[str]]) -> dict[str, Any]:

@@ -65,14 +65,12 @@ def format_audit(a: Any, listed: int = 10) -> str:
            f"{_pct(au.get('singleton_share'))} of answer classes are singletons, "
            f"no answer {_pct(au.get('no_answer_rate'))}, refusals {_pct(au.get('refusal_rate'))} "
            f"of samples, ties {_pct(au.get('tie_rate'))} of questions"]
-    from semcal.analysis.compare import MAX_SILENT, is_silent  # the analysis package: only
-    from semcal.analysis.timing import sampling_note  # when an audit is shown
+    from semcal.analysis.compare import silent_note  # the analysis package: only when an
+    from semcal.analysis.timing import sampling_note  # audit is shown
 
-    if is_silent(a.summary):
-        out.append(f"  silent: the prediction is no answer on "
-                   f"{_pct(a.summary['no_prediction_rate'])} of questions (more than "
-                   f"{MAX_SILENT:.0%}): those have confidence 0 and are wrong, so this run's "
-                   "smECE is near 0 whatever the model knows; compare it with nothing")
+    silent = silent_note(a.summary)
+    if silent:
+        out.append(f"  silent: {silent}")
     timing = sampling_note(au.get("sampling") or {})
     if timing:
         out.append(f"  sampling time: {timing}")

@@ -22,7 +22,7 @@ import numpy as np
 
 from semcal import __version__
 from semcal.analysis import write_table
-from semcal.analysis.compare import MAX_SILENT, is_silent
+from semcal.analysis.compare import silent_note
 from semcal.analysis.timing import sampling_note
 from semcal.errors import InputError, SemcalError
 from semcal.files import write_text
@@ -266,10 +266,7 @@ def _run_context(a: Any, idx: int) -> dict[str, Any]:
         "anchor": f"run-{idx}",
         "name": a.run.name,
         "unfinished": unfinished_note(a),
-        "silent": (f"The prediction is no answer on {100 * a.summary['no_prediction_rate']:.0f}% "
-                   f"of this run's questions (more than {MAX_SILENT:.0%}): those have "
-                   "confidence 0 and are graded wrong, so its smECE is near 0 whatever the "
-                   "model knows. Compare it with nothing." if is_silent(a.summary) else ""),
+        "silent": silent_note(a.summary),
         "settings": _settings(a),
         "summary": a.summary,
         "estimators": a.estimators,
